@@ -1,0 +1,202 @@
+"""The embedded default's vector index: a LanceDB table on disk that persists between runs.
+
+Metadata is kept twice: as one JSON column (exact, for export) and as typed columns `meta_<field>` so that
+queries can filter on it. A change of embedding dimension or metadata fields rebuilds the table; the caller
+then re-sends every product (through the embedding cache).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from catalog_sync.models.changes import Change
+from catalog_sync.models.config import CatalogConfig, FieldType
+from catalog_sync.models.index import IndexEntry
+from catalog_sync.ports import Vectors
+
+TABLE = "products"
+_DELETE_CHUNK = 1_000
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class LocalIndexError(RuntimeError):
+    """The local index cannot do what was asked."""
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return _sql_string(str(value))
+
+
+class LanceVectorIndex:
+    def __init__(self, path: Path, config: CatalogConfig, dimension: int) -> None:
+        import lancedb
+        import pyarrow as pa
+
+        self._pa = pa
+        self.path = path
+        self.dimension = dimension
+        self._metadata_types = dict(config.metadata)
+        self._schema = self._build_schema(dimension)
+        self._db = lancedb.connect(str(path))
+        self.rebuilt = False
+        try:
+            self._table = self._db.open_table(TABLE)
+        except (ValueError, FileNotFoundError):
+            self._table = self._db.create_table(TABLE, schema=self._schema)
+        else:
+            if not self._table.schema.equals(self._schema):
+                # Dimension or metadata fields changed: the old rows cannot be kept.
+                self._db.drop_table(TABLE)
+                self._table = self._db.create_table(TABLE, schema=self._schema)
+                self.rebuilt = True
+
+    def _arrow_type(self, field_type: FieldType) -> Any:
+        pa = self._pa
+        return {
+            FieldType.STRING: pa.string(),
+            FieldType.NUMBER: pa.float64(),
+            FieldType.INTEGER: pa.int64(),
+            FieldType.BOOLEAN: pa.bool_(),
+            FieldType.STRING_LIST: pa.list_(pa.string()),
+        }[field_type]
+
+    def _build_schema(self, dimension: int) -> Any:
+        pa = self._pa
+        fields = [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+            pa.field("text", pa.string()),
+            pa.field("text_hash", pa.string()),
+            pa.field("metadata_json", pa.string()),
+        ]
+        fields += [pa.field(f"meta_{name}", self._arrow_type(kind)) for name, kind in self._metadata_types.items()]
+        return pa.schema(fields)
+
+    def _metadata_columns(self, changes: Sequence[Change]) -> dict[str, Any]:
+        columns: dict[str, Any] = {"metadata_json": [orjson.dumps(c.metadata or {}).decode() for c in changes]}
+        for name, kind in self._metadata_types.items():
+            columns[f"meta_{name}"] = self._pa.array(
+                [(c.metadata or {}).get(name) for c in changes], type=self._arrow_type(kind)
+            )
+        return columns
+
+    def upsert(self, ids: Sequence[str], vectors: Vectors, changes: Sequence[Change]) -> None:
+        if not ids:
+            return
+        pa = self._pa
+        flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)
+        columns: dict[str, Any] = {
+            "id": pa.array(list(ids), type=pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), self.dimension),
+            "text": [c.text for c in changes],
+            "text_hash": [c.text_hash for c in changes],
+        }
+        columns.update(self._metadata_columns(changes))
+        table = pa.table(columns, schema=self._schema)
+        self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
+
+    def update_metadata(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        pa = self._pa
+        columns: dict[str, Any] = {"id": pa.array([c.product_id for c in changes], type=pa.string())}
+        columns.update(self._metadata_columns(changes))
+        schema = pa.schema([self._schema.field(name) for name in columns])
+        # Only the metadata columns are written: the vector stays as it is (no embedding).
+        self._table.merge_insert("id").when_matched_update_all().execute(pa.table(columns, schema=schema))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            self._table.delete(f"id IN ({','.join(_sql_string(i) for i in chunk)})")
+
+    def _scan(self, columns: list[str]) -> Iterator[Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield from self._table.search().select(columns).limit(None).to_batches(10_000)
+
+    def ids(self) -> set[str]:
+        found: set[str] = set()
+        for batch in self._scan(["id"]):
+            found.update(batch.column("id").to_pylist())
+        return found
+
+    def count(self) -> int:
+        return int(self._table.count_rows())
+
+    def where_clause(self, filters: Mapping[str, Any]) -> str:
+        clauses = []
+        for name, value in filters.items():
+            if name == "id":
+                clauses.append(f"id = {_sql_string(str(value))}")
+                continue
+            kind = self._metadata_types.get(name)
+            if kind is None or not _IDENTIFIER.match(name):
+                raise LocalIndexError(f"cannot filter on {name!r}: not a metadata field of this catalog")
+            if kind is FieldType.STRING_LIST:
+                clauses.append(f"array_has(meta_{name}, {_sql_string(str(value))})")
+            else:
+                clauses.append(f"meta_{name} = {_sql_literal(value)}")
+        return " AND ".join(clauses)
+
+    def query(self, vector: Vectors, k: int, filters: Mapping[str, Any] | None = None) -> list[IndexEntry]:
+        search = self._table.search(np.asarray(vector, dtype=np.float32)).metric("cosine")
+        if filters:
+            search = search.where(self.where_clause(filters), prefilter=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = search.select(["id", "text", "text_hash", "metadata_json", "_distance"]).limit(k).to_list()
+        return [
+            IndexEntry(
+                id=row["id"],
+                text=row["text"],
+                text_hash=row["text_hash"],
+                metadata=orjson.loads(row["metadata_json"]),
+                score=1.0 - float(row["_distance"]),
+            )
+            for row in rows
+        ]
+
+    def export(self) -> Iterator[IndexEntry]:
+        for batch in self._scan(["id", "text", "text_hash", "metadata_json"]):
+            for row in batch.to_pylist():
+                yield IndexEntry(
+                    id=row["id"],
+                    text=row["text"],
+                    text_hash=row["text_hash"],
+                    metadata=orjson.loads(row["metadata_json"]),
+                )
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        """Stored vectors of some products (for checks and tests)."""
+        found: dict[str, Vectors] = {}
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            where = f"id IN ({','.join(_sql_string(i) for i in chunk)})"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for batch in self._table.search().where(where).select(["id", "vector"]).limit(None).to_batches():
+                    for row in batch.to_pylist():
+                        found[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
+        return found
+
+    def optimize(self) -> None:
+        """Compact the table's versions (each write makes one)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._table.optimize()

@@ -1,0 +1,333 @@
+"""State store and embedding cache of the embedded default, on SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from catalog_sync.logic.diff import NO_FINGERPRINT, StoredProduct
+from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
+from catalog_sync.ports import Vectors
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    id TEXT PRIMARY KEY,
+    desired_version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    fingerprint INTEGER,
+    text_hash TEXT,
+    metadata_hash TEXT,
+    field_hashes BLOB,
+    committed_version INTEGER,
+    committed_text_hash TEXT,
+    committed_metadata_hash TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT UNIQUE NOT NULL,
+    catalog TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    counts BLOB,
+    timings BLOB,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# Orphans found in the index have no known version: they count as present.
+UNKNOWN_COMMITTED_VERSION = 0
+_CHUNK = 500
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class SqliteSnapshot:
+    fingerprints: dict[str, int]
+    pending_deletes: set[str]
+    indexed_count: int
+    embedding_model: str | None
+    text_template: str | None
+    _connection: sqlite3.Connection = field(repr=False)
+
+    def get(self, product_id: str) -> StoredProduct | None:
+        row = self._connection.execute(
+            "SELECT id, desired_version, deleted, fingerprint, text_hash, metadata_hash, field_hashes, "
+            "committed_version, committed_text_hash, committed_metadata_hash FROM products WHERE id = ?",
+            (product_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredProduct(
+            product_id=row[0],
+            desired_version=row[1],
+            deleted=bool(row[2]),
+            fingerprint=row[3],
+            text_hash=row[4],
+            metadata_hash=row[5],
+            field_hashes=orjson.loads(row[6]) if row[6] else {},
+            committed_version=row[7],
+            committed_text_hash=row[8],
+            committed_metadata_hash=row[9],
+        )
+
+
+class SqliteStateStore:
+    """One catalog's state in one SQLite file."""
+
+    def __init__(self, path: Path, catalog: str) -> None:
+        self.path = path
+        self.catalog = catalog
+        self._connection = _connect(path)
+        self._connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._connection
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def snapshot(self) -> SqliteSnapshot:
+        fingerprints = dict(
+            self._connection.execute(
+                "SELECT id, CASE WHEN committed_version IS desired_version AND fingerprint IS NOT NULL "
+                f"THEN fingerprint ELSE {NO_FINGERPRINT} END FROM products WHERE deleted = 0"
+            )
+        )
+        pending_deletes = {row[0] for row in self._connection.execute("SELECT id FROM products WHERE deleted = 1")}
+        return SqliteSnapshot(
+            fingerprints=fingerprints,
+            pending_deletes=pending_deletes,
+            indexed_count=self.indexed_count(),
+            embedding_model=self._meta("embedding_model"),
+            text_template=self._meta("text_template"),
+            _connection=self._connection,
+        )
+
+    def begin_run(self, *, mode: str, source: str) -> RunRecord:
+        started = datetime.now(UTC)
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO runs (run_id, catalog, mode, source, status, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (f"pending-{started.timestamp()}", self.catalog, mode, source, RunStatus.RUNNING, started.isoformat()),
+            )
+            seq = int(cursor.lastrowid or 0)
+            run_id = f"{started:%Y%m%dT%H%M%SZ}-{seq:05d}"
+            connection.execute("UPDATE runs SET run_id = ? WHERE seq = ?", (run_id, seq))
+        return RunRecord(
+            run_id=run_id,
+            seq=seq,
+            catalog=self.catalog,
+            mode=mode,
+            source=source,
+            status=RunStatus.RUNNING,
+            started_at=started,
+        )
+
+    def finish_run(self, run: RunRecord) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, counts = ?, timings = ?, message = ? WHERE seq = ?",
+                (
+                    run.status,
+                    (run.finished_at or datetime.now(UTC)).isoformat(),
+                    orjson.dumps(run.counts),
+                    orjson.dumps(run.timings),
+                    run.message,
+                    run.seq,
+                ),
+            )
+
+    def runs(self, limit: int = 30) -> list[RunRecord]:
+        rows = self._connection.execute(
+            "SELECT run_id, seq, catalog, mode, source, status, started_at, finished_at, counts, timings, message "
+            "FROM runs ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            RunRecord(
+                run_id=row[0],
+                seq=row[1],
+                catalog=row[2],
+                mode=row[3],
+                source=row[4],
+                status=RunStatus(row[5]),
+                started_at=datetime.fromisoformat(row[6]),
+                finished_at=datetime.fromisoformat(row[7]) if row[7] else None,
+                counts=orjson.loads(row[8]) if row[8] else {},
+                timings=orjson.loads(row[9]) if row[9] else {},
+                message=row[10],
+            )
+            for row in rows
+        ]
+
+    def record_desired(
+        self,
+        changes: Sequence[Change],
+        fingerprint_updates: Sequence[tuple[str, int]],
+        *,
+        embedding_model: str,
+        text_template: str,
+    ) -> None:
+        """Write the desired state of every change, in one transaction."""
+        present = [
+            (
+                change.product_id,
+                change.version,
+                change.fingerprint,
+                change.text_hash,
+                change.metadata_hash,
+                orjson.dumps(change.field_hashes or {}),
+            )
+            for change in changes
+            if change.action is not IndexAction.DELETE
+        ]
+        deletes = [(change.version, change.product_id) for change in changes if change.action is IndexAction.DELETE]
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO products (id, desired_version, deleted, fingerprint, text_hash, metadata_hash, "
+                "field_hashes) VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "desired_version = excluded.desired_version, deleted = 0, fingerprint = excluded.fingerprint, "
+                "text_hash = excluded.text_hash, metadata_hash = excluded.metadata_hash, "
+                "field_hashes = excluded.field_hashes",
+                present,
+            )
+            # A delete of an id the state never knew (an orphan in the index) needs a row to be tracked.
+            connection.executemany(
+                f"INSERT INTO products (id, desired_version, deleted, committed_version) VALUES (?, ?, 1, "
+                f"{UNKNOWN_COMMITTED_VERSION}) ON CONFLICT(id) DO UPDATE SET desired_version = "
+                "excluded.desired_version, deleted = 1",
+                [(product_id, version) for version, product_id in deletes],
+            )
+            connection.executemany(
+                "UPDATE products SET fingerprint = ? WHERE id = ?",
+                [(fingerprint, product_id) for product_id, fingerprint in fingerprint_updates],
+            )
+            connection.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [("embedding_model", embedding_model), ("text_template", text_template)],
+            )
+
+    def desired_versions(self, ids: Sequence[str]) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            versions.update(
+                self._connection.execute(f"SELECT id, desired_version FROM products WHERE id IN ({marks})", chunk)
+            )
+        return versions
+
+    def commit(self, changes: Sequence[Change]) -> int:
+        """Mark changes as applied to the index, but only those that are still the desired version."""
+        written = [
+            (change.version, change.text_hash, change.metadata_hash, change.product_id, change.version)
+            for change in changes
+            if change.action is not IndexAction.DELETE
+        ]
+        deleted = [(change.product_id, change.version) for change in changes if change.action is IndexAction.DELETE]
+        with self._transaction() as connection:
+            before = connection.total_changes
+            connection.executemany(
+                "UPDATE products SET committed_version = ?, committed_text_hash = ?, committed_metadata_hash = ? "
+                "WHERE id = ? AND desired_version = ? AND deleted = 0",
+                written,
+            )
+            connection.executemany(
+                "DELETE FROM products WHERE id = ? AND desired_version = ? AND deleted = 1", deleted
+            )
+            return connection.total_changes - before
+
+    def uncommit_all(self) -> int:
+        """Forget what the index holds (it was rebuilt): every product is re-sent on the next pass."""
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM products WHERE deleted = 1")
+            cursor = connection.execute(
+                "UPDATE products SET committed_version = NULL, committed_text_hash = NULL, "
+                "committed_metadata_hash = NULL"
+            )
+            return cursor.rowcount
+
+    def pending_count(self) -> int:
+        row = self._connection.execute(
+            "SELECT count(*) FROM products WHERE committed_version IS NOT desired_version"
+        ).fetchone()
+        return int(row[0])
+
+    def product_count(self) -> int:
+        return int(self._connection.execute("SELECT count(*) FROM products WHERE deleted = 0").fetchone()[0])
+
+    def indexed_count(self) -> int:
+        row = self._connection.execute("SELECT count(*) FROM products WHERE committed_version IS NOT NULL").fetchone()
+        return int(row[0])
+
+
+class SqliteEmbeddingCache:
+    """Embeddings keyed by model and text hash; shared by every catalog under one state root."""
+
+    def __init__(self, path: Path) -> None:
+        self._connection = _connect(path)
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+            "vector BLOB NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID"
+        )
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Vectors]:
+        found: dict[str, Vectors] = {}
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self._connection.execute(
+                f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk
+            ):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, items: Mapping[str, Vectors], *, model_id: str) -> None:
+        now = int(datetime.now(UTC).timestamp())
+        rows = [(key, model_id, np.asarray(vector, dtype=np.float32).tobytes(), now) for key, vector in items.items()]
+        self._connection.execute("BEGIN")
+        try:
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO embeddings (key, model, vector, created_at) VALUES (?, ?, ?, ?)", rows
+            )
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    def count(self) -> int:
+        return int(self._connection.execute("SELECT count(*) FROM embeddings").fetchone()[0])

@@ -1,0 +1,92 @@
+"""Canonical form and hashes.
+
+Two records that mean the same thing hash the same: keys are sorted, strings are NFC, and a number has
+one spelling (1.0 and 1 are the same number). The text hash (embedding input) is kept apart from the
+metadata hash so that a price change never re-embeds.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import xxhash
+
+_SEP = b"\x1f"
+_MAX_EXACT_FLOAT_INT = 2**53
+
+
+def canonical(value: Any) -> Any:
+    """Return the canonical form of a JSON-like value."""
+    if isinstance(value, str):
+        return value if value.isascii() else unicodedata.normalize("NFC", value)
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < _MAX_EXACT_FLOAT_INT:
+            return int(value)
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError("NaN and Infinity have no canonical JSON form")
+        return int(value) if value == value.to_integral_value() else canonical(float(value))
+    if isinstance(value, dict):
+        return {canonical(str(key)): canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    raise TypeError(f"value of type {type(value).__name__} has no canonical JSON form")
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Canonical JSON bytes of a value (sorted keys, NFC, one spelling per number)."""
+    return orjson.dumps(canonical(value), option=orjson.OPT_SORT_KEYS)
+
+
+def field_hash(value: Any) -> str:
+    """Short hash of one field's canonical value; used to name the fields that changed."""
+    return xxhash.xxh3_64_hexdigest(canonical_bytes(value))
+
+
+def metadata_hash(metadata: dict[str, Any]) -> str:
+    return xxhash.xxh3_128_hexdigest(canonical_bytes(metadata))
+
+
+def normalize_text(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+def text_hash(text: str, *, model_id: str, template_id: str) -> str:
+    """Hash of the embedding input; it covers the model and the template so changing either re-embeds."""
+    hasher = xxhash.xxh3_128()
+    hasher.update(model_id.encode())
+    hasher.update(_SEP)
+    hasher.update(template_id.encode())
+    hasher.update(_SEP)
+    hasher.update(normalize_text(text).encode())
+    return hasher.hexdigest()
+
+
+def embedding_key(text: str, *, model_id: str) -> str:
+    """Embedding-cache key: the same text under the same model is embedded once, whatever the template."""
+    return xxhash.xxh3_128_hexdigest(model_id.encode() + _SEP + normalize_text(text).encode())
+
+
+def config_seed(*parts: str) -> int:
+    """A 64-bit seed derived from the configuration, so that record fingerprints change with it."""
+    return xxhash.xxh3_64_intdigest(_SEP.join(part.encode() for part in parts))
+
+
+def record_fingerprint(record: dict[str, Any], seed: int) -> int | None:
+    """Cheap fingerprint of a raw record as read (not canonical).
+
+    Equal fingerprints mean a byte-identical record under the same configuration, so the record was
+    validated and hashed before and can be skipped. A different fingerprint only sends the record down the
+    canonical path, which decides whether anything really changed. Fits a signed 64-bit column.
+    """
+    try:
+        raw = orjson.dumps(record)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return xxhash.xxh3_64_intdigest(raw, seed=seed) >> 1

@@ -1,0 +1,268 @@
+"""Streaming catalog readers: JSON array, JSON Lines and CSV, each optionally gzip-compressed.
+
+Memory does not grow with the catalog: records are yielded one at a time. Malformed input raises
+CatalogFormatError naming the file and the line or byte offset; nothing partial is ever applied because
+the caller only acts once the whole file has been read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import IO, Any
+
+import ijson
+import orjson
+
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = codecs.BOM_UTF8
+# A decompressed catalog larger than this is refused (protects against gzip bombs).
+DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024**3
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+# A record the reader could parse but not fully trust carries its problem under this key.
+READER_ERROR_KEY = "__reader_error__"
+
+
+class CatalogFormat(StrEnum):
+    JSON = "json"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+_EXTENSIONS = {
+    ".json": CatalogFormat.JSON,
+    ".jsonl": CatalogFormat.JSONL,
+    ".ndjson": CatalogFormat.JSONL,
+    ".csv": CatalogFormat.CSV,
+}
+
+
+class CatalogFormatError(ValueError):
+    """The catalog file cannot be read; the message names the file and where it went wrong."""
+
+    def __init__(self, source: str, where: str | None, problem: str) -> None:
+        self.source = source
+        self.where = where
+        self.problem = problem
+        location = f"{source}, {where}" if where else source
+        super().__init__(f"{location}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogKind:
+    format: CatalogFormat
+    gzipped: bool
+
+
+def kind_from_name(name: str) -> CatalogKind:
+    """Format from the file name's extension (.json, .jsonl/.ndjson, .csv, each optionally .gz)."""
+    lowered = name.lower()
+    gzipped = lowered.endswith(".gz")
+    if gzipped:
+        lowered = lowered[: -len(".gz")]
+    for extension, fmt in _EXTENSIONS.items():
+        if lowered.endswith(extension):
+            return CatalogKind(fmt, gzipped)
+    raise CatalogFormatError(
+        name, None, "unknown catalog format: the name must end in .json, .jsonl, .ndjson or .csv (optionally .gz)"
+    )
+
+
+class _LimitedReader(io.RawIOBase):
+    """Counts bytes read through it and refuses to go past a limit (decompression bombs)."""
+
+    def __init__(self, inner: IO[bytes], limit: int, source: str) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._source = source
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._inner.read(len(buffer))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CatalogFormatError(
+                self._source, f"byte {self.position:,} of the decompressed data", f"corrupt gzip data: {exc}"
+            ) from exc
+        count = len(data)
+        self.position += count
+        if self.position > self._limit:
+            raise CatalogFormatError(
+                self._source,
+                None,
+                f"decompresses to more than {self._limit:,} bytes; refusing it (raise the limit if it is genuine)",
+            )
+        buffer[:count] = data
+        return count
+
+
+def open_catalog_stream(
+    raw: IO[bytes], name: str, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+) -> tuple[IO[bytes], CatalogKind]:
+    """Wrap a binary stream: decompress if the name says .gz (checking the magic bytes)."""
+    kind = kind_from_name(name)
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    head = buffered.peek(2)[:2]
+    if kind.gzipped:
+        if head != GZIP_MAGIC:
+            raise CatalogFormatError(name, "byte 0", "named .gz but is not gzip data")
+        inner: IO[bytes] = gzip.GzipFile(fileobj=buffered, mode="rb")
+        limited = _LimitedReader(inner, max_decompressed_bytes, name)
+        return io.BufferedReader(limited, buffer_size=1024 * 1024), kind
+    if head == GZIP_MAGIC:
+        raise CatalogFormatError(name, "byte 0", "is gzip data but is not named .gz")
+    return buffered, kind
+
+
+def _first_significant_byte(stream: IO[bytes]) -> bytes:
+    peek = getattr(stream, "peek", None)
+    head = peek(4096) if peek else b""
+    if head.startswith(UTF8_BOM):
+        head = head[len(UTF8_BOM) :]
+    stripped = head.lstrip()
+    return stripped[:1]
+
+
+def _confirm_content(stream: IO[bytes], kind: CatalogKind, name: str) -> None:
+    first = _first_significant_byte(stream)
+    if not first:
+        raise CatalogFormatError(name, None, "the file is empty")
+    if kind.format is CatalogFormat.JSON and first and first != b"[":
+        hint = " (it looks like JSON Lines: name it .jsonl)" if first == b"{" else ""
+        raise CatalogFormatError(name, "byte 0", f"a .json catalog must be a JSON array of objects{hint}")
+    if kind.format is CatalogFormat.JSONL and first and first != b"{":
+        hint = " (it looks like a JSON array: name it .json)" if first == b"[" else ""
+        raise CatalogFormatError(name, "line 1", f"a JSON Lines catalog must hold one object per line{hint}")
+    if kind.format is CatalogFormat.CSV and first in (b"[", b"{"):
+        raise CatalogFormatError(name, "byte 0", "named .csv but holds JSON")
+
+
+def _skip_bom(stream: IO[bytes]) -> None:
+    peek = getattr(stream, "peek", None)
+    if peek and peek(3)[:3] == UTF8_BOM:
+        stream.read(3)
+
+
+# Each record comes with its position: line (JSON Lines), record index (JSON array) or row (CSV).
+Record = tuple[int, dict[str, Any]]
+
+
+def iter_jsonl(stream: IO[bytes], name: str) -> Iterator[Record]:
+    _skip_bom(stream)
+    loads = orjson.loads
+    for line_number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise CatalogFormatError(name, f"line {line_number:,}", f"invalid JSON: {exc}") from None
+        if type(record) is not dict:
+            raise CatalogFormatError(
+                name, f"line {line_number:,}", f"expected a JSON object, got {type(record).__name__}"
+            )
+        yield line_number, record
+
+
+class _PositionTracker(io.RawIOBase):
+    """Tracks how many bytes the JSON parser has consumed, to point at the place of an error."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+
+def iter_json_array(stream: IO[bytes], name: str) -> Iterator[Record]:
+    _skip_bom(stream)
+    tracker = _PositionTracker(stream)
+    reader = io.BufferedReader(tracker, buffer_size=64 * 1024)
+    index = 0
+    try:
+        for index, item in enumerate(ijson.items(reader, "item", use_float=True), start=1):  # noqa: B007
+            if type(item) is not dict:
+                raise CatalogFormatError(name, f"record {index:,}", f"expected a JSON object, got {type(item).__name__}")
+            yield index, item
+    except ijson.JSONError as exc:
+        raise CatalogFormatError(
+            name, f"near byte {tracker.position:,} (after record {index:,})", f"invalid JSON: {exc}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogFormatError(name, f"near byte {tracker.position:,}", f"invalid UTF-8: {exc.reason}") from None
+
+
+def iter_csv(stream: IO[bytes], name: str, *, delimiter: str = ",", required_column: str | None = None) -> Iterator[Record]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [column.strip() for column in header]
+        if required_column is not None and required_column not in header:
+            hint = ""
+            for other in (";", "\t", "|", ","):
+                if other != delimiter and len(header) == 1 and other in header[0]:
+                    hint = f"; the header looks {other!r}-delimited: set csv.delimiter"
+            raise CatalogFormatError(
+                name, "line 1", f"the CSV header has no {required_column!r} column (columns: {header[:20]}){hint}"
+            )
+        if len(set(header)) != len(header):
+            raise CatalogFormatError(name, "line 1", "the CSV header repeats a column name")
+        width = len(header)
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            record: dict[str, Any] = dict(zip(header, row, strict=False))
+            if len(row) != width:
+                # Kept as a record so that validation quarantines it with its id.
+                record[READER_ERROR_KEY] = f"row has {len(row)} fields, the header has {width}"
+            yield reader.line_num, record
+    except csv.Error as exc:
+        raise CatalogFormatError(name, f"line {reader.line_num:,}", f"malformed CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogFormatError(name, f"after line {reader.line_num:,}", f"invalid UTF-8: {exc.reason}") from None
+    finally:
+        text.detach()
+
+
+def location_label(kind: CatalogKind, position: int) -> str:
+    if kind.format is CatalogFormat.JSON:
+        return f"record {position}"
+    return f"line {position}"
+
+
+def iter_records(
+    raw: IO[bytes],
+    name: str,
+    *,
+    csv_delimiter: str = ",",
+    id_field: str | None = None,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> tuple[CatalogKind, Iterator[Record]]:
+    """Open a catalog stream and return its kind and an iterator of (position, record)."""
+    stream, kind = open_catalog_stream(raw, name, max_decompressed_bytes=max_decompressed_bytes)
+    _confirm_content(stream, kind, name)
+    if kind.format is CatalogFormat.JSONL:
+        return kind, iter_jsonl(stream, name)
+    if kind.format is CatalogFormat.JSON:
+        return kind, iter_json_array(stream, name)
+    return kind, iter_csv(stream, name, delimiter=csv_delimiter, required_column=id_field)

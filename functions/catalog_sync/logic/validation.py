@@ -1,0 +1,173 @@
+"""Validation of catalog records against a catalog's configuration (pydantic), and text rendering."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+
+from catalog_sync.logic import canonical as hashing
+from catalog_sync.models.config import CatalogConfig, FieldType
+
+MAX_ID_BYTES = 512  # Pinecone's limit for a vector id
+
+
+class InvalidRecord(ValueError):
+    """A record that must be quarantined; the message is the reason shown to the user."""
+
+
+def normalize_id(raw: Any) -> str:
+    """A product id as stored: a string without surrounding whitespace, NFC; integers are accepted.
+
+    Case is kept: 'A1' and 'a1' are different products.
+    """
+    if isinstance(raw, str):
+        product_id = raw.strip()
+        if not product_id.isascii():
+            product_id = unicodedata.normalize("NFC", product_id)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        product_id = str(raw)
+    elif raw is None:
+        raise InvalidRecord("missing id")
+    else:
+        raise InvalidRecord(f"id must be a string or an integer, got {type(raw).__name__}")
+    if not product_id:
+        raise InvalidRecord("empty id")
+    if len(product_id.encode()) > MAX_ID_BYTES:
+        raise InvalidRecord(f"id is longer than {MAX_ID_BYTES} bytes")
+    if any(unicodedata.category(ch) == "Cc" for ch in product_id):
+        raise InvalidRecord("id contains control characters")
+    return product_id
+
+
+def _blank_to_none(value: Any) -> Any:
+    # CSV has no null: an empty cell means the field is absent.
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _render_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("NaN and Infinity are not allowed")
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise ValueError(f"a {type(value).__name__} cannot be part of the embedding text")
+
+
+def render_text_value(value: Any) -> str:
+    """Text of one field as it goes into the embedding input."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_render_scalar(item) for item in value if item is not None)
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {render_text_value(item)}" for key, item in value.items())
+    return _render_scalar(value)
+
+
+def _text_value(value: Any) -> str:
+    return render_text_value(value).strip()
+
+
+def _split_list(separator: str) -> Any:
+    def split(value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(separator) if part.strip()]
+        return value
+
+    return split
+
+
+def _metadata_annotation(field_type: FieldType, list_separator: str) -> Any:
+    finite_number = Annotated[float, Field(allow_inf_nan=False)]
+    base: dict[FieldType, Any] = {
+        FieldType.STRING: Annotated[str, Field(max_length=1_000_000)],
+        FieldType.NUMBER: finite_number,
+        FieldType.INTEGER: Annotated[int, Field(strict=False)],
+        FieldType.BOOLEAN: bool,
+        FieldType.STRING_LIST: Annotated[list[str], BeforeValidator(_split_list(list_separator))],
+    }
+    return Annotated[base[field_type] | None, BeforeValidator(_blank_to_none)]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidProduct:
+    product_id: str
+    text: str
+    metadata: dict[str, Any]
+    # Validated value per tracked field (text fields rendered, metadata fields typed).
+    values: dict[str, Any]
+
+
+def _format_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"]) or "record"
+        got = err.get("input")
+        shown = repr(got) if not isinstance(got, str) or len(got) < 60 else repr(got[:57] + "...")
+        parts.append(f"{field}: {err['msg']} (got {shown})")
+    return "; ".join(parts)
+
+
+class RecordValidator:
+    """Validates raw records and turns them into products, per one catalog configuration."""
+
+    def __init__(self, config: CatalogConfig) -> None:
+        self.config = config
+        self._text_fields = list(config.text.fields)
+        self._metadata_fields = dict(config.metadata)
+        fields: dict[str, Any] = {}
+        for name in config.tracked_fields:
+            if name in self._metadata_fields:
+                annotation = _metadata_annotation(self._metadata_fields[name], config.csv.list_separator)
+            else:
+                annotation = Annotated[str, BeforeValidator(_text_value)]
+            fields[name] = (annotation, "" if name not in self._metadata_fields else None)
+        self.model: type[BaseModel] = create_model(
+            f"{config.name.replace('-', '_').replace('.', '_')}_Record",
+            __config__=ConfigDict(extra="ignore", str_strip_whitespace=False),
+            **fields,
+        )
+        self._template = config.text.template
+        self._separator = config.text.separator
+        self._max_chars = config.text.max_chars
+        self._max_metadata_bytes = config.max_metadata_bytes
+        self._required = list(config.required_fields)
+
+    def validate(self, product_id: str, record: dict[str, Any]) -> ValidProduct:
+        """Validate one record whose id was already normalized; raises InvalidRecord with the reason."""
+        for name in self._required:
+            if _blank_to_none(record.get(name)) is None:
+                raise InvalidRecord(f"required field {name!r} is missing or empty")
+        try:
+            parsed = self.model.model_validate(record)
+        except ValidationError as exc:
+            raise InvalidRecord(_format_error(exc)) from None
+        values = parsed.model_dump()
+        text = self.render_text(values)
+        if not text.strip():
+            raise InvalidRecord(f"empty embedding text (fields {', '.join(self._text_fields)} are all empty)")
+        if len(text) > self._max_chars:
+            raise InvalidRecord(f"embedding text is {len(text):,} characters, over the limit of {self._max_chars:,}")
+        metadata = {name: values[name] for name in self._metadata_fields if values[name] is not None}
+        size = len(orjson.dumps(metadata))
+        if size > self._max_metadata_bytes:
+            raise InvalidRecord(f"metadata is {size:,} bytes, over the limit of {self._max_metadata_bytes:,}")
+        return ValidProduct(product_id=product_id, text=hashing.normalize_text(text), metadata=metadata, values=values)
+
+    def render_text(self, values: dict[str, Any]) -> str:
+        rendered = {name: render_text_value(values.get(name)).strip() for name in self._text_fields}
+        if self._template is not None:
+            return self._template.format_map(rendered).strip()
+        return self._separator.join(value for value in rendered.values() if value)

@@ -1,0 +1,1 @@
+"""Pydantic models: catalog configuration, products, changes and runs."""

@@ -1,0 +1,98 @@
+"""What the diff produces: changes, quarantined records, counts, and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChangeKind(StrEnum):
+    """What happened to a product since the last sync (relative to the desired state)."""
+
+    ADDED = "added"
+    TEXT_CHANGED = "text_changed"
+    METADATA_ONLY = "metadata_only"
+    DELETED = "deleted"
+    # Only emitted by a full re-sync, which rewrites every product through the embedding cache.
+    UNCHANGED = "unchanged"
+
+
+class IndexAction(StrEnum):
+    """What the consumer must do to the index (relative to the committed state)."""
+
+    UPSERT = "upsert"  # embed (cache first) and write vector + metadata
+    UPDATE_METADATA = "update_metadata"  # metadata in place, no embedding
+    DELETE = "delete"
+
+
+class Change(BaseModel):
+    """One product's change, self-contained so that a consumer can apply it without the catalog."""
+
+    model_config = ConfigDict(frozen=True)
+
+    product_id: str
+    kind: ChangeKind
+    action: IndexAction
+    priority: bool = False
+    fields_changed: tuple[str, ...] = ()
+    reason: str | None = None
+    # Version the state store gives the change; a consumer applies it only if it is still the desired one.
+    version: int = 0
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    text_hash: str | None = None
+    metadata_hash: str | None = None
+    field_hashes: dict[str, str] | None = None
+    fingerprint: int | None = None
+
+
+class QuarantinedRecord(BaseModel):
+    """A record that failed validation: it never reaches the index."""
+
+    reason: str
+    location: str
+    product_id: str | None = None
+    record: Any = None
+
+
+class DiffCounts(BaseModel):
+    records: int = 0
+    valid: int = 0
+    invalid: int = 0
+    added: int = 0
+    text_changed: int = 0
+    metadata_only: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    priority: int = 0
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.text_changed + self.metadata_only + self.deleted
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    HELD = "held"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+class RunRecord(BaseModel):
+    """A row of run history."""
+
+    run_id: str
+    seq: int
+    catalog: str
+    mode: str
+    source: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    message: str | None = None

@@ -1,0 +1,202 @@
+"""Catalog configuration: one model per catalog, loaded from TOML or YAML with environment overrides."""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CATALOG_SYNC_"
+DEFAULT_PRIORITY_FIELDS = ("price", "availability", "stock")
+# Pinecone's documented limit for the metadata of one vector.
+PINECONE_METADATA_LIMIT_BYTES = 40 * 1024
+
+
+class ConfigError(ValueError):
+    """The catalog configuration cannot be loaded or is inconsistent."""
+
+
+class FieldType(StrEnum):
+    """Types a metadata field may have; they are the value types Pinecone metadata accepts."""
+
+    STRING = "string"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    STRING_LIST = "string_list"
+
+
+class EmbedderKind(StrEnum):
+    MINILM = "minilm"
+    HASHING = "hashing"
+    OPENAI = "openai"
+
+
+class TextSpec(BaseModel):
+    """How the embedding text of a product is built."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[str] = Field(min_length=1)
+    # A str.format template with one {placeholder} per field, e.g. "{title}\n{description}".
+    # Without one, the non-empty field values are joined with `separator`.
+    template: str | None = None
+    separator: str = "\n"
+    max_chars: int = Field(default=24_000, gt=0)
+
+    @model_validator(mode="after")
+    def _template_uses_known_fields(self) -> TextSpec:
+        if self.template is None:
+            return self
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"text.template is not a valid template: {exc}") from exc
+        for name in names:
+            if not name.isidentifier():
+                raise ValueError(f"text.template placeholder {{{name}}} must be a plain field name")
+        unknown = names - set(self.fields)
+        if unknown:
+            raise ValueError(f"text.template uses fields not listed in text.fields: {sorted(unknown)}")
+        return self
+
+    def fingerprint(self) -> str:
+        """Identifies how text is built, so that changing it re-embeds everything."""
+        if self.template is not None:
+            return f"template:{self.template}"
+        return f"join:{self.separator!r}:{','.join(self.fields)}"
+
+
+class EmbedderSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EmbedderKind = EmbedderKind.MINILM
+    # OpenAI model and dimensions; ignored by the local embedders, which have fixed models.
+    openai_model: str = "text-embedding-3-small"
+    openai_dimensions: int | None = Field(default=None, gt=0)
+    openai_base_url: str | None = None
+    hashing_dimensions: int = Field(default=384, gt=0)
+    batch_size: int = Field(default=128, gt=0)
+
+
+class GuardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # A run that would delete more than this share of the indexed products is held back.
+    max_delete_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    # An empty catalog is held back unless this is set (or the run is forced).
+    allow_empty_catalog: bool = False
+
+
+class CsvSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    # string_list fields arrive in CSV as one cell; this splits it.
+    list_separator: str = Field(default="|", min_length=1)
+
+
+class CatalogConfig(BaseSettings):
+    """Everything catalog-sync needs to know about one catalog."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    id_field: str = "id"
+    text: TextSpec
+    metadata: dict[str, FieldType] = Field(default_factory=dict)
+    required_fields: list[str] = Field(default_factory=list)
+    priority_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_PRIORITY_FIELDS))
+    namespace: str | None = None
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    csv: CsvSettings = Field(default_factory=CsvSettings)
+    max_metadata_bytes: int = Field(default=PINECONE_METADATA_LIMIT_BYTES, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_names(cls, value: dict[str, FieldType]) -> dict[str, FieldType]:
+        for name in value:
+            if not name or name.startswith("_"):
+                raise ValueError(f"metadata field name {name!r} is empty or starts with '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogConfig:
+        if self.id_field in self.metadata:
+            raise ValueError(f"id_field {self.id_field!r} must not also be a metadata field")
+        return self
+
+    @property
+    def index_namespace(self) -> str:
+        return self.namespace or self.name
+
+    @property
+    def tracked_fields(self) -> list[str]:
+        """Fields whose change matters: the text fields, then the metadata fields."""
+        seen = dict.fromkeys(self.text.fields)
+        seen.update(dict.fromkeys(self.metadata))
+        return list(seen)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(raw.decode("utf-8"))
+        elif suffix in {".yaml", ".yml"}:
+            data = yaml.safe_load(raw) or {}
+        else:
+            raise ConfigError(f"config {path} must be .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path} is not valid {suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a table/mapping at the top level")
+    # Allow the settings either at the top level or under a [catalog] table.
+    catalog = data.get("catalog")
+    if isinstance(catalog, dict) and set(data) == {"catalog"}:
+        data = catalog
+    return data
+
+
+def load_config(path: Path, **overrides: Any) -> CatalogConfig:
+    """Load a catalog config file; CATALOG_SYNC_* environment variables override its values."""
+    data = _read_config_file(path)
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return CatalogConfig(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"config {path} is invalid: {problems}") from exc
+
+
+ConfigFormat = Literal["toml", "yaml"]

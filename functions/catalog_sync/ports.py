@@ -1,0 +1,106 @@
+"""Ports: what the services need from the outside world. Adapters implement them (local, AWS, SaaS)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from catalog_sync.logic.diff import StateSnapshot
+from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord
+from catalog_sync.models.index import IndexEntry
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors. `model_id` names the model so that hashes and the cache can key on it."""
+
+    model_id: str
+    dimension: int
+    label: str
+
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+
+class EmbeddingCache(Protocol):
+    def get_many(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
+
+    def put_many(self, items: Mapping[str, Vectors], *, model_id: str) -> None: ...
+
+
+class VectorIndex(Protocol):
+    def upsert(self, ids: Sequence[str], vectors: Vectors, changes: Sequence[Change]) -> None: ...
+
+    def update_metadata(self, changes: Sequence[Change]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def ids(self) -> set[str]: ...
+
+    def count(self) -> int: ...
+
+    def query(self, vector: Vectors, k: int, filters: Mapping[str, Any] | None = None) -> list[IndexEntry]: ...
+
+    def export(self) -> Iterator[IndexEntry]: ...
+
+
+class ChangeQueue(Protocol):
+    """Carries batches of changes from the diff to the consumers; priority batches go first."""
+
+    def send(self, batches: Iterable[Sequence[Change]], *, priority: bool) -> int: ...
+
+    def receive(self) -> Sequence[Change] | None: ...
+
+    def __len__(self) -> int: ...
+
+
+class StateStore(Protocol):
+    """Per-product desired and committed state, runs and metadata of one catalog."""
+
+    def snapshot(self) -> StateSnapshot: ...
+
+    def begin_run(self, *, mode: str, source: str) -> RunRecord: ...
+
+    def finish_run(self, run: RunRecord) -> None: ...
+
+    def record_desired(
+        self,
+        changes: Sequence[Change],
+        fingerprint_updates: Sequence[tuple[str, int]],
+        *,
+        embedding_model: str,
+        text_template: str,
+    ) -> None: ...
+
+    def desired_versions(self, ids: Sequence[str]) -> dict[str, int]: ...
+
+    def commit(self, changes: Sequence[Change]) -> int: ...
+
+    def uncommit_all(self) -> int: ...
+
+    def pending_count(self) -> int: ...
+
+    def product_count(self) -> int: ...
+
+    def indexed_count(self) -> int: ...
+
+    def runs(self, limit: int = 30) -> list[RunRecord]: ...
+
+
+class CatalogSource(Protocol):
+    """Where a catalog is read from: a local file, an S3 object (at a version), ..."""
+
+    name: str
+
+    def open(self) -> IO[bytes]: ...
+
+
+class RunArtifacts(Protocol):
+    """Where a run leaves what people read later: quarantined records and the change log."""
+
+    def write_quarantine(self, run_id: str, records: Sequence[QuarantinedRecord]) -> str: ...
+
+    def append_change_log(self, run_id: str, changes: Sequence[Change]) -> None: ...

@@ -1,0 +1,238 @@
+"""The sync service: diff a catalog, hold back what the guard rejects, dispatch and apply the changes.
+
+It knows nothing of where the state, queue, index or embedder live; the same code runs on the embedded
+default and (through other adapters) on AWS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from catalog_sync.logic.diff import CatalogDiff, DiffResult
+from catalog_sync.logic.guard import GuardDecision, check_deletions
+from catalog_sync.logic.packing import batches, split_by_priority
+from catalog_sync.logic.readers import CatalogFormatError, iter_records, location_label
+from catalog_sync.models.changes import RunRecord, RunStatus
+from catalog_sync.models.config import CatalogConfig
+from catalog_sync.ports import (
+    CatalogSource,
+    ChangeQueue,
+    Embedder,
+    EmbeddingCache,
+    RunArtifacts,
+    StateStore,
+    VectorIndex,
+)
+from catalog_sync.services.apply import ApplyStats, ChangeApplier
+
+ProgressCallback = Callable[[str, int, int | None], None]
+
+
+class BadCatalog(ValueError):
+    """The catalog could not be read at all; nothing was changed."""
+
+
+@dataclass
+class SyncReport:
+    catalog: str
+    source: str
+    diff: DiffResult
+    guard: GuardDecision
+    run: RunRecord | None = None
+    applied: ApplyStats = field(default_factory=ApplyStats)
+    quarantine_location: str | None = None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    pending_after: int = 0
+    error: str | None = None
+    dry_run: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.guard.held and not self.dry_run
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class SyncService:
+    def __init__(
+        self,
+        *,
+        config: CatalogConfig,
+        state: StateStore,
+        index: VectorIndex,
+        embedder: Embedder,
+        queue: ChangeQueue,
+        artifacts: RunArtifacts,
+        cache: EmbeddingCache,
+        batch_size: int = 500,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.index = index
+        self.embedder = embedder
+        self.queue = queue
+        self.artifacts = artifacts
+        self.batch_size = batch_size
+        self.notes = list(notes or [])
+        self.differ = CatalogDiff(config, model_id=embedder.model_id)
+        self.applier = ChangeApplier(state=state, index=index, embedder=embedder, cache=cache)
+
+    def _diff(
+        self,
+        source: CatalogSource,
+        *,
+        full: bool,
+        only_ids: Collection[str] | None,
+        version: int,
+        progress: ProgressCallback | None,
+    ) -> DiffResult:
+        snapshot = self.state.snapshot()
+        index_ids = self.index.ids() if full else None
+        try:
+            with source.open() as raw:
+                kind, records = iter_records(
+                    raw, source.name, csv_delimiter=self.config.csv.delimiter, id_field=self.config.id_field
+                )
+                return self.differ.run(
+                    records,
+                    snapshot,
+                    location=lambda position: location_label(kind, position),
+                    full=full,
+                    only_ids=only_ids,
+                    index_ids=index_ids,
+                    version=version,
+                    on_record=(lambda n: progress("diff", n, None)) if progress else None,
+                )
+        except CatalogFormatError as exc:
+            raise BadCatalog(str(exc)) from exc
+        except OSError as exc:
+            raise BadCatalog(f"{source.name}: cannot read: {exc.strerror or exc}") from exc
+
+    def plan(
+        self,
+        source: CatalogSource,
+        *,
+        full: bool = False,
+        only_ids: Collection[str] | None = None,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Dry run: what a sync would change, and whether the guard would hold it. Changes nothing."""
+        started = time.perf_counter()
+        result = self._diff(source, full=full, only_ids=only_ids, version=0, progress=progress)
+        report = SyncReport(
+            catalog=self.config.name,
+            source=source.name,
+            diff=result,
+            guard=self._guard(result, force),
+            notes=[*self.notes, *result.reasons],
+            dry_run=True,
+        )
+        report.timings["diff_s"] = time.perf_counter() - started
+        return report
+
+    def _guard(self, result: DiffResult, force: bool) -> GuardDecision:
+        return check_deletions(
+            deletions=result.counts.deleted,
+            indexed=max(self.state.indexed_count(), self.index.count()),
+            records=result.counts.records,
+            settings=self.config.guard,
+            force=force,
+        )
+
+    def sync(
+        self,
+        source: CatalogSource,
+        *,
+        full: bool = False,
+        force: bool = False,
+        only_ids: Collection[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        mode = "full" if full else ("ids" if only_ids is not None else "incremental")
+        run = self.state.begin_run(mode=mode, source=source.name)
+        clock = time.perf_counter()
+        try:
+            result = self._diff(source, full=full, only_ids=only_ids, version=run.seq, progress=progress)
+        except BadCatalog as exc:
+            run.status, run.message = RunStatus.FAILED, str(exc)
+            self._finish(run, {}, {"diff_s": time.perf_counter() - clock})
+            raise
+        timings = {"diff_s": time.perf_counter() - clock}
+        report = SyncReport(
+            catalog=self.config.name,
+            source=source.name,
+            diff=result,
+            guard=self._guard(result, force),
+            run=run,
+            notes=[*self.notes, *result.reasons],
+            timings=timings,
+        )
+        if result.quarantined:
+            report.quarantine_location = self.artifacts.write_quarantine(run.run_id, result.quarantined)
+        counts = result.counts.model_dump()
+        if report.guard.held:
+            run.status, run.message = RunStatus.HELD, report.guard.reason
+            self._finish(run, counts, timings)
+            return report
+
+        clock = time.perf_counter()
+        self.state.record_desired(
+            result.changes,
+            result.fingerprint_updates,
+            embedding_model=self.embedder.model_id,
+            text_template=self.config.text.fingerprint(),
+        )
+        self.artifacts.append_change_log(run.run_id, result.changes)
+        priority, normal = split_by_priority(result.changes)
+        self.queue.send(batches(priority, self.batch_size), priority=True)
+        self.queue.send(batches(normal, self.batch_size), priority=False)
+        timings["dispatch_s"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        errors = self.drain(report.applied, total=len(result.changes), progress=progress)
+        timings["apply_s"] = time.perf_counter() - clock
+        report.pending_after = self.state.pending_count()
+        if errors:
+            report.error = (
+                f"{report.applied.failed:,} changes could not be applied ({errors[0]}); they stay pending and the "
+                "next sync re-sends them"
+            )
+            run.status, run.message = RunStatus.FAILED, report.error
+        else:
+            run.status = RunStatus.SUCCEEDED
+        counts.update({f"applied_{name}": value for name, value in report.applied.as_dict().items()})
+        counts["pending_after"] = report.pending_after
+        self._finish(run, counts, timings)
+        return report
+
+    def drain(self, stats: ApplyStats, *, total: int, progress: ProgressCallback | None = None) -> list[str]:
+        """Consume the queue until it is empty; a batch that fails is retried once, then left pending."""
+        errors: list[str] = []
+        done = 0
+        while (batch := self.queue.receive()) is not None:
+            for attempt in (1, 2):
+                try:
+                    stats.add(self.applier.apply(batch))
+                    break
+                except Exception as exc:  # a failed batch must not stop the others
+                    if attempt == 2:
+                        stats.failed += len(batch)
+                        errors.append(f"{type(exc).__name__}: {exc}")
+            done += len(batch)
+            if progress:
+                progress("apply", done, total)
+        return errors
+
+    def _finish(self, run: RunRecord, counts: dict[str, int], timings: dict[str, float]) -> None:
+        run.finished_at = datetime.now(UTC)
+        run.counts = counts
+        run.timings = {name: round(value, 4) for name, value in timings.items()}
+        self.state.finish_run(run)
