@@ -1,0 +1,59 @@
+# Two commands on a fresh machine:
+#   make demo   installs the project with the local extras and syncs the sample catalog v1, then v2
+#   make test   installs everything (dev extras), lints, type-checks and runs the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_STATE ?= .catalog-sync-demo
+DEMO := $(BIN)/catalog-sync --config examples/catalog.toml --state-dir $(DEMO_STATE)
+BENCH_N ?= 100000
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint typecheck unit bench bench-1m clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[local]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.local-installed
+
+demo: $(VENV)/.local-installed
+	rm -rf $(DEMO_STATE)/demo
+	@echo "== sync v1 (300 products, embedded with all-MiniLM-L6-v2 on the CPU)"
+	$(BIN)/catalog-sync sync examples/catalog-v1.jsonl --config examples/catalog.toml --state-dir $(DEMO_STATE) --limit 5
+	@echo "== monitor v2 (dry run: what would change)"
+	$(BIN)/catalog-sync monitor examples/catalog-v2.jsonl --config examples/catalog.toml --state-dir $(DEMO_STATE)
+	@echo "== sync v2 (applies exactly those changes)"
+	$(BIN)/catalog-sync sync examples/catalog-v2.jsonl --config examples/catalog.toml --state-dir $(DEMO_STATE)
+	@echo "== semantic search"
+	$(BIN)/catalog-sync query "quiet headphones for a long flight" --config examples/catalog.toml --state-dir $(DEMO_STATE) -k 5 --filter availability=in_stock
+	$(BIN)/catalog-sync status --config examples/catalog.toml --state-dir $(DEMO_STATE)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check functions tests bench
+	$(BIN)/ruff format --check functions tests bench
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/diff_bench.py --n $(BENCH_N)
+	$(BIN)/python bench/sync_bench.py --n $(BENCH_N)
+
+bench-1m: $(VENV)/.dev-installed
+	$(BIN)/python bench/diff_bench.py --n 1000000
+
+clean:
+	rm -rf $(VENV) $(DEMO_STATE) .pytest_cache .ruff_cache .mypy_cache bench/.data

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from catalog_sync.models.config import ConfigError, load_config
+
+TOML = """
+name = "shop"
+id_field = "sku"
+[text]
+fields = ["title", "description"]
+template = "{title}: {description}"
+[metadata]
+price = "number"
+[guard]
+max_delete_share = 0.3
+"""
+
+
+def test_toml_and_yaml_load_the_same(tmp_path: Path):
+    toml_path = tmp_path / "c.toml"
+    toml_path.write_text(TOML)
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text(
+        "name: shop\nid_field: sku\ntext:\n  fields: [title, description]\n  template: '{title}: {description}'\n"
+        "metadata:\n  price: number\nguard:\n  max_delete_share: 0.3\n"
+    )
+    assert load_config(toml_path) == load_config(yaml_path)
+    config = load_config(toml_path)
+    assert config.priority_fields == ["price", "availability", "stock"]
+    assert config.index_namespace == "shop"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML)
+    monkeypatch.setenv("CATALOG_SYNC_NAMESPACE", "prod-shop")
+    monkeypatch.setenv("CATALOG_SYNC_GUARD__MAX_DELETE_SHARE", "0.05")
+    config = load_config(path)
+    assert config.index_namespace == "prod-shop"
+    assert config.guard.max_delete_share == 0.05
+
+
+def test_template_with_unknown_field_is_rejected(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML.replace("{title}: {description}", "{title} {colour}"))
+    with pytest.raises(ConfigError, match="colour"):
+        load_config(path)
+
+
+def test_bad_type_and_syntax_name_the_problem(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML.replace('price = "number"', 'price = "money"'))
+    with pytest.raises(ConfigError, match=r"metadata\.price"):
+        load_config(path)
+    path.write_text("name = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)

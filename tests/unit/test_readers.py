@@ -1,0 +1,147 @@
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogFormatError, iter_records
+from tests.conftest import product, write_json, write_jsonl
+
+RECORDS = [product("A"), product("B", price=12.5), product("C", title="Caf\u00e9")]
+
+
+def read(path: Path, **kwargs):
+    with path.open("rb") as raw:
+        _, records = iter_records(raw, path.name, **kwargs)
+        return [record for _, record in records]
+
+
+@pytest.mark.parametrize("name", ["c.jsonl", "c.ndjson", "c.jsonl.gz"])
+def test_json_lines(tmp_path: Path, name: str):
+    assert read(write_jsonl(tmp_path / name, RECORDS)) == RECORDS
+
+
+@pytest.mark.parametrize("name", ["c.json", "c.json.gz"])
+def test_json_array(tmp_path: Path, name: str):
+    assert read(write_json(tmp_path / name, RECORDS)) == RECORDS
+
+
+@pytest.mark.parametrize("name", ["c.csv", "c.csv.gz"])
+def test_csv_with_embedded_newlines_and_bom(tmp_path: Path, name: str):
+    text = '\ufeffsku,title,price\nA,"two\nlines",1.5\nB,plain,2\n'
+    data = text.encode()
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    rows = read(tmp_path / name, id_field="sku")
+    assert rows == [{"sku": "A", "title": "two\nlines", "price": "1.5"}, {"sku": "B", "title": "plain", "price": "2"}]
+
+
+def test_records_are_streamed_not_loaded(tmp_path: Path):
+    path = write_jsonl(tmp_path / "c.jsonl", (product(str(i)) for i in range(1000)))
+    with path.open("rb") as raw:
+        _, records = iter_records(raw, path.name)
+        first = next(records)
+        assert first[0] == 1
+        # Only the reader's buffer has been consumed, not the whole file.
+        assert raw.tell() < path.stat().st_size
+
+
+def test_truncated_json_array_names_file_and_offset(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_bytes(b'[{"sku": "A"}, {"sku": "B", "ti')
+    with pytest.raises(CatalogFormatError, match=r"c\.json, near byte \d+"):
+        read(path)
+
+
+def test_trailing_garbage_after_array(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_bytes(b'[{"sku": "A"}] garbage')
+    with pytest.raises(CatalogFormatError, match="invalid JSON"):
+        read(path)
+
+
+def test_bad_json_line_names_the_line(tmp_path: Path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"sku": "A"}\n{"sku": "B",\n')
+    with pytest.raises(CatalogFormatError, match=r"c\.jsonl, line 2: invalid JSON"):
+        read(path)
+
+
+def test_invalid_utf8_is_reported(tmp_path: Path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"sku": "A"}\n{"sku": "\xff\xfe"}\n')
+    with pytest.raises(CatalogFormatError, match="line 2"):
+        read(path)
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_bytes(b"sku,title\nA,\xff\n")
+    with pytest.raises(CatalogFormatError, match="invalid UTF-8"):
+        read(csv_path, id_field="sku")
+
+
+def test_non_object_items_are_rejected(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_bytes(b'[{"sku": "A"}, 3]')
+    with pytest.raises(CatalogFormatError, match="record 2: expected a JSON object"):
+        read(path)
+
+
+def test_content_must_match_extension(tmp_path: Path):
+    path = tmp_path / "c.json"
+    path.write_bytes(b'{"sku": "A"}\n')
+    with pytest.raises(CatalogFormatError, match="looks like JSON Lines"):
+        read(path)
+    gz = tmp_path / "c.jsonl.gz"
+    gz.write_bytes(b'{"sku": "A"}\n')
+    with pytest.raises(CatalogFormatError, match="not gzip"):
+        read(gz)
+    plain = tmp_path / "c.jsonl"
+    plain.write_bytes(gzip.compress(b'{"sku": "A"}\n'))
+    with pytest.raises(CatalogFormatError, match="not named .gz"):
+        read(plain)
+
+
+def test_empty_file_and_unknown_extension(tmp_path: Path):
+    empty = tmp_path / "c.jsonl"
+    empty.write_bytes(b"")
+    with pytest.raises(CatalogFormatError, match="empty"):
+        read(empty)
+    other = tmp_path / "c.xml"
+    other.write_bytes(b"<x/>")
+    with pytest.raises(CatalogFormatError, match="unknown catalog format"):
+        read(other)
+
+
+def test_gzip_bomb_is_refused(tmp_path: Path):
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"sku": "A"}\n' + b" " * 5_000_000))
+    with path.open("rb") as raw, pytest.raises(CatalogFormatError, match="decompresses to more than"):
+        _, records = iter_records(raw, path.name, max_decompressed_bytes=1_000_000)
+        list(records)
+
+
+def test_corrupt_gzip(tmp_path: Path):
+    data = gzip.compress(b'{"sku": "A"}\n' * 1000)
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(data[:40] + b"\x00" * 20 + data[60:])
+    with pytest.raises(CatalogFormatError, match="gzip"):
+        read(path)
+
+
+def test_csv_missing_id_column_hints_at_delimiter(tmp_path: Path):
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"sku;title\nA;x\n")
+    with pytest.raises(CatalogFormatError, match="';'-delimited"):
+        read(path, id_field="sku")
+
+
+def test_csv_row_with_wrong_width_is_kept_for_quarantine(tmp_path: Path):
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"sku,title\nA,x,extra\nB\n")
+    rows = read(path, id_field="sku")
+    assert "row has 3 fields" in rows[0][READER_ERROR_KEY]
+    assert "row has 1 fields" in rows[1][READER_ERROR_KEY]
+
+
+def test_reader_accepts_any_binary_stream():
+    raw = io.BytesIO(b'{"sku": "A"}\n')
+    _, records = iter_records(raw, "x.jsonl")
+    assert [r for _, r in records] == [{"sku": "A"}]
