@@ -217,13 +217,14 @@ class CatalogDiff:
                 action = IndexAction.UPSERT
                 reason = reason or "previous change not yet committed"
                 result.resent += 1
+            elif full:
+                # A full re-sync rewrites every product whole; embeddings come from the cache.
+                action = IndexAction.UPSERT
+                reason = reason or ("full re-sync" if kind is ChangeKind.UNCHANGED else None)
             elif kind is ChangeKind.TEXT_CHANGED:
                 action = IndexAction.UPSERT
             elif kind is ChangeKind.METADATA_ONLY:
                 action = IndexAction.UPDATE_METADATA
-            elif full:
-                action = IndexAction.UPSERT
-                reason = "full re-sync"
             else:
                 action = None
 

@@ -1,0 +1,185 @@
+"""The CLI on the embedded default, end to end: sync v1, then v2; the local index must equal v2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from catalog_sync import cli
+from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_generator_helpers import catalog_pair
+from tests.conftest import product, write_jsonl
+
+runner = CliRunner()
+CONFIG = """
+name = "shop"
+id_field = "sku"
+[text]
+fields = ["title", "brand", "category", "description"]
+[metadata]
+title = "string"
+brand = "string"
+price = "number"
+availability = "string"
+stock = "integer"
+tags = "string_list"
+"""
+
+
+@pytest.fixture
+def embedder(monkeypatch: pytest.MonkeyPatch) -> HashingEmbedder:
+    """One hashing embedder shared by every command, so the test can count what was embedded."""
+    shared = HashingEmbedder()
+    monkeypatch.setattr(cli, "build_embedder", lambda settings: shared)
+    return shared
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "shop.toml").write_text(CONFIG)
+    return tmp_path
+
+
+def invoke(workdir: Path, *args: str) -> tuple[int, dict]:
+    state = [] if args[0] == "validate" else ["--state-dir", str(workdir / "state")]
+    result = runner.invoke(cli.app, [*args, "--config", str(workdir / "shop.toml"), *state, "--json"])
+    payload = orjson.loads(result.stdout.splitlines()[-1]) if result.stdout.strip() else {}
+    return result.exit_code, payload
+
+
+def export(workdir: Path) -> dict[str, dict]:
+    result = runner.invoke(
+        cli.app, ["export", "--config", str(workdir / "shop.toml"), "--state-dir", str(workdir / "state")]
+    )
+    assert result.exit_code == 0, result.output
+    return {row["id"]: row for row in map(orjson.loads, result.stdout.splitlines())}
+
+
+def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: HashingEmbedder):
+    v1, v2, expected = catalog_pair(workdir, n=400)
+    code, first = invoke(workdir, "sync", str(v1))
+    assert code == 0, first
+    assert first["counts"]["added"] == 400
+    assert embedder.texts_embedded == 400
+
+    code, plan = invoke(workdir, "monitor", str(v2))
+    assert code == 0
+    kinds = {kind: sorted(c["id"] for c in plan["changes"] if c["kind"] == kind) for kind in
+             ("added", "text_changed", "metadata_only", "deleted")}
+    assert kinds == {kind: sorted(ids) for kind, ids in expected.items()}
+    assert embedder.texts_embedded == 400  # a dry run embeds nothing
+
+    code, second = invoke(workdir, "sync", str(v2))
+    assert code == 0, second
+    assert embedder.texts_embedded - 400 == len(expected["added"]) + len(expected["text_changed"])
+    assert second["applied"]["metadata_updated"] == len(expected["metadata_only"])
+    assert second["applied"]["deleted"] == len(expected["deleted"])
+
+    # The local index equals v2: ids, text and metadata.
+    index = export(workdir)
+    v2_records = {r["sku"]: r for r in map(orjson.loads, v2.read_bytes().splitlines())}
+    assert set(index) == set(v2_records)
+    from catalog_sync.logic.canonical import text_hash
+    from catalog_sync.logic.validation import RecordValidator
+    from catalog_sync.models.config import load_config
+
+    config = load_config(workdir / "shop.toml")
+    validator = RecordValidator(config)
+    for sku, record in v2_records.items():
+        valid = validator.validate(sku, record)
+        assert index[sku]["metadata"] == valid.metadata
+        assert index[sku]["text_hash"] == text_hash(valid.text, model_id=embedder.model_id,
+                                                    template_id=config.text.fingerprint())
+
+    # A second sync of the same catalog embeds nothing and writes nothing.
+    before = embedder.texts_embedded
+    code, third = invoke(workdir, "sync", str(v2))
+    assert code == 0
+    assert embedder.texts_embedded == before
+    assert third["applied"] == {key: 0 for key in third["applied"]}
+
+    # The change log has one line per change of the two syncs.
+    log = (workdir / "state" / "shop" / "changes.jsonl").read_bytes().splitlines()
+    assert len(log) == 400 + sum(len(ids) for ids in expected.values())
+    entry = orjson.loads(log[-1])
+    assert {"time", "run", "kind", "id", "fields_changed"} <= set(entry)
+
+
+def test_guard_holds_back_a_truncated_catalog(workdir: Path, embedder: HashingEmbedder):
+    catalog = write_jsonl(workdir / "c.jsonl", [product(str(i)) for i in range(20)])
+    assert invoke(workdir, "sync", str(catalog))[0] == 0
+    truncated = write_jsonl(workdir / "t.jsonl", [product(str(i)) for i in range(3)])
+    code, report = invoke(workdir, "sync", str(truncated))
+    assert code == 2
+    assert report["held"] and "17 of 20" in report["guard_reason"]
+    assert len(export(workdir)) == 20
+    code, report = invoke(workdir, "sync", str(truncated), "--force")
+    assert code == 0
+    assert len(export(workdir)) == 3
+
+
+def test_broken_catalog_changes_nothing(workdir: Path, embedder: HashingEmbedder):
+    catalog = write_jsonl(workdir / "c.jsonl", [product(str(i)) for i in range(5)])
+    assert invoke(workdir, "sync", str(catalog))[0] == 0
+    broken = workdir / "broken.jsonl"
+    broken.write_bytes(b'{"sku": "1", "title": "x"}\n{"sku": "2", "ti')
+    result = runner.invoke(cli.app, ["sync", str(broken), "--config", str(workdir / "shop.toml"),
+                                     "--state-dir", str(workdir / "state")])
+    assert result.exit_code == 3
+    assert "broken.jsonl, line 2" in result.output
+    assert len(export(workdir)) == 5
+
+
+def test_quarantine_and_validate(workdir: Path, embedder: HashingEmbedder):
+    records = [product("1"), product("2", price="free"), product("1"), {"title": "no id"}]
+    catalog = write_jsonl(workdir / "c.jsonl", records)
+    code, report = invoke(workdir, "sync", str(catalog))
+    assert code == 0
+    assert report["counts"]["invalid"] == 3
+    lines = [orjson.loads(line) for line in Path(report["quarantine"]).read_bytes().splitlines()]
+    assert [(q["location"], q["product_id"]) for q in lines] == [("line 2", "2"), ("line 3", "1"), ("line 4", None)]
+    assert all(q["reason"] and q["record"] for q in lines)
+    assert set(export(workdir)) == {"1"}
+
+    code, checked = invoke(workdir, "validate", str(catalog))
+    assert code == 3
+    assert checked["invalid"] == 3 and checked["valid"] == 1
+
+
+def test_ids_and_full(workdir: Path, embedder: HashingEmbedder):
+    catalog = write_jsonl(workdir / "c.jsonl", [product(str(i)) for i in range(10)])
+    assert invoke(workdir, "sync", str(catalog))[0] == 0
+    changed = write_jsonl(workdir / "d.jsonl", [product(str(i), price=99.0) for i in range(10)])
+    code, report = invoke(workdir, "sync", str(changed), "--ids", "1,2")
+    assert code == 0 and report["counts"]["metadata_only"] == 2
+    assert export(workdir)["3"]["metadata"]["price"] == 10.0
+    embedded = embedder.texts_embedded
+    code, report = invoke(workdir, "sync", str(changed), "--full")
+    assert code == 0
+    assert report["applied"]["upserted"] == 10
+    assert embedder.texts_embedded == embedded  # every text came from the cache
+    assert all(row["metadata"]["price"] == 99.0 for row in export(workdir).values())
+
+
+def test_query_status_and_filters(workdir: Path, embedder: HashingEmbedder):
+    records = [product("1", title="Red running shoe"), product("2", title="Blue coffee mug", availability="sold_out")]
+    catalog = write_jsonl(workdir / "c.jsonl", records)
+    assert invoke(workdir, "sync", str(catalog))[0] == 0
+    code, matches = invoke(workdir, "query", "running shoe", "-k", "1")
+    assert code == 0 and matches[0]["id"] == "1"
+    code, matches = invoke(workdir, "query", "running shoe", "--filter", "availability=sold_out")
+    assert code == 0 and [m["id"] for m in matches] == ["2"]
+    code, status = invoke(workdir, "status")
+    assert code == 0
+    assert status["healthy"] and status["indexed"] == 2 and status["runs"][0]["status"] == "succeeded"
+
+
+def test_missing_config_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CATALOG_SYNC_CONFIG", raising=False)
+    result = runner.invoke(cli.app, ["status"])
+    assert result.exit_code == 3
+    assert "no catalog config" in result.output
