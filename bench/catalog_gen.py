@@ -19,55 +19,133 @@ import orjson
 CATEGORIES: dict[str, dict[str, list[str]]] = {
     "Electronics > Audio > Headphones": {
         "nouns": ["wireless headphones", "noise-cancelling headphones", "earbuds", "sports earphones"],
-        "features": ["active noise cancellation", "30-hour battery life", "Bluetooth 5.3", "sweat resistance",
-                     "a built-in microphone for calls", "fast USB-C charging", "foldable design", "low-latency mode"],
+        "features": [
+            "active noise cancellation",
+            "30-hour battery life",
+            "Bluetooth 5.3",
+            "sweat resistance",
+            "a built-in microphone for calls",
+            "fast USB-C charging",
+            "foldable design",
+            "low-latency mode",
+        ],
         "uses": ["commuting", "running", "long flights", "working from home", "gaming"],
     },
     "Home > Kitchen > Coffee Makers": {
-        "nouns": ["espresso machine", "drip coffee maker", "French press", "pour-over kettle", "coffee grinder"],
-        "features": ["a 15-bar pump", "a programmable timer", "a thermal carafe", "a steam wand for milk",
-                     "conical burrs", "a gooseneck spout", "a keep-warm plate", "a removable water tank"],
+        "nouns": [
+            "espresso machine",
+            "drip coffee maker",
+            "French press",
+            "pour-over kettle",
+            "coffee grinder",
+        ],
+        "features": [
+            "a 15-bar pump",
+            "a programmable timer",
+            "a thermal carafe",
+            "a steam wand for milk",
+            "conical burrs",
+            "a gooseneck spout",
+            "a keep-warm plate",
+            "a removable water tank",
+        ],
         "uses": ["morning espresso", "brewing for a crowd", "slow weekend coffee", "small kitchens"],
     },
     "Sports > Running > Shoes": {
         "nouns": ["running shoes", "trail running shoes", "racing flats", "stability trainers"],
-        "features": ["a breathable mesh upper", "responsive foam cushioning", "a grippy rubber outsole",
-                     "a carbon plate", "reflective details", "a wide toe box", "a waterproof membrane"],
+        "features": [
+            "a breathable mesh upper",
+            "responsive foam cushioning",
+            "a grippy rubber outsole",
+            "a carbon plate",
+            "reflective details",
+            "a wide toe box",
+            "a waterproof membrane",
+        ],
         "uses": ["marathon training", "muddy trails", "daily jogging", "race day", "treadmill sessions"],
     },
     "Home > Furniture > Office Chairs": {
         "nouns": ["ergonomic office chair", "mesh desk chair", "gaming chair", "kneeling chair"],
-        "features": ["adjustable lumbar support", "4D armrests", "a breathable mesh back", "a tilt lock",
-                     "a headrest", "smooth-rolling casters", "a memory foam seat"],
+        "features": [
+            "adjustable lumbar support",
+            "4D armrests",
+            "a breathable mesh back",
+            "a tilt lock",
+            "a headrest",
+            "smooth-rolling casters",
+            "a memory foam seat",
+        ],
         "uses": ["long workdays", "home offices", "gaming marathons", "better posture"],
     },
     "Outdoors > Camping > Tents": {
         "nouns": ["backpacking tent", "family camping tent", "ultralight shelter", "pop-up tent"],
-        "features": ["a waterproof rainfly", "aluminium poles", "two vestibules", "taped seams",
-                     "a footprint included", "quick setup", "mesh panels for airflow"],
+        "features": [
+            "a waterproof rainfly",
+            "aluminium poles",
+            "two vestibules",
+            "taped seams",
+            "a footprint included",
+            "quick setup",
+            "mesh panels for airflow",
+        ],
         "uses": ["summer festivals", "alpine trips", "family weekends", "thru-hiking"],
     },
     "Beauty > Skincare > Moisturizers": {
         "nouns": ["daily moisturizer", "night cream", "hydrating gel", "SPF day cream"],
-        "features": ["hyaluronic acid", "ceramides", "SPF 30 protection", "a fragrance-free formula",
-                     "niacinamide", "a lightweight texture", "vitamin C"],
+        "features": [
+            "hyaluronic acid",
+            "ceramides",
+            "SPF 30 protection",
+            "a fragrance-free formula",
+            "niacinamide",
+            "a lightweight texture",
+            "vitamin C",
+        ],
         "uses": ["dry skin", "sensitive skin", "oily skin", "daily sun protection"],
     },
     "Toys > Building > Construction Sets": {
         "nouns": ["building block set", "magnetic tiles", "robot construction kit", "marble run"],
-        "features": ["over 500 pieces", "step-by-step instructions", "a storage box", "motorised parts",
-                     "compatibility with major brands", "non-toxic plastic"],
+        "features": [
+            "over 500 pieces",
+            "step-by-step instructions",
+            "a storage box",
+            "motorised parts",
+            "compatibility with major brands",
+            "non-toxic plastic",
+        ],
         "uses": ["creative play", "STEM learning", "family afternoons", "gifts for kids"],
     },
     "Home > Appliances > Vacuum Cleaners": {
         "nouns": ["cordless stick vacuum", "robot vacuum", "canister vacuum", "handheld vacuum"],
-        "features": ["HEPA filtration", "60 minutes of runtime", "a self-emptying base", "laser navigation",
-                     "a pet-hair tool", "a washable filter", "strong suction on carpets"],
+        "features": [
+            "HEPA filtration",
+            "60 minutes of runtime",
+            "a self-emptying base",
+            "laser navigation",
+            "a pet-hair tool",
+            "a washable filter",
+            "strong suction on carpets",
+        ],
         "uses": ["homes with pets", "hardwood floors", "quick cleanups", "large apartments"],
     },
 }
-BRANDS = ["Nordlys", "Acorn & Co", "Vantage", "Kestrel", "Lumio", "Brightfield", "Oakridge", "Sora", "Helix",
-          "Pinecrest", "Maris", "Tundra", "Alto", "Cobalt", "Fernway"]
+BRANDS = [
+    "Nordlys",
+    "Acorn & Co",
+    "Vantage",
+    "Kestrel",
+    "Lumio",
+    "Brightfield",
+    "Oakridge",
+    "Sora",
+    "Helix",
+    "Pinecrest",
+    "Maris",
+    "Tundra",
+    "Alto",
+    "Cobalt",
+    "Fernway",
+]
 COLORS = ["black", "white", "graphite", "navy", "sage green", "sand", "red", "silver"]
 MATERIALS = ["recycled plastic", "aluminium", "stainless steel", "organic cotton", "bamboo", "nylon"]
 ADJECTIVES = ["compact", "premium", "durable", "lightweight", "award-winning", "everyday", "professional"]
@@ -134,9 +212,7 @@ def generate(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         yield make_product(rng, number)
 
 
-def mutate(
-    products: list[dict[str, Any]], seed: int = 11
-) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+def mutate(products: list[dict[str, Any]], seed: int = 11) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """v2 from v1, with the change set it applied: 1% metadata-only, 1% text, 0.5% added, 0.5% deleted."""
     rng = random.Random(seed)
     n = len(products)

@@ -22,8 +22,13 @@ def make_config(**overrides: Any) -> CatalogConfig:
         "name": "shop",
         "id_field": "sku",
         "text": {"fields": ["title", "description"]},
-        "metadata": {"title": "string", "price": "number", "availability": "string", "stock": "integer",
-                     "tags": "string_list"},
+        "metadata": {
+            "title": "string",
+            "price": "number",
+            "availability": "string",
+            "stock": "integer",
+            "tags": "string_list",
+        },
     }
     data.update(overrides)
     return CatalogConfig(**data)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +17,14 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from catalog_sync.adapters.embedders.factory import build_embedder
@@ -26,11 +32,12 @@ from catalog_sync.adapters.embedders.minilm import EmbedderUnavailable
 from catalog_sync.adapters.local.files import FileCatalogSource
 from catalog_sync.adapters.local.lance_index import LocalIndexError
 from catalog_sync.adapters.local.workspace import DEFAULT_ROOT, LocalWorkspace
-from catalog_sync.logic.diff import CatalogDiff, DiffResult
-from catalog_sync.logic.readers import CatalogFormatError, iter_records, location_label
+from catalog_sync.logic.diff import CatalogDiff, DiffResult, EmptySnapshot
+from catalog_sync.logic.readers import CatalogFormatError, open_catalog
 from catalog_sync.models.changes import Change, ChangeKind, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, FieldType, load_config
 from catalog_sync.services.sync import BadCatalog, SyncReport
+from catalog_sync.services.watch import CatalogWatcher, WatchPolicy
 
 
 class ExitCode(IntEnum):
@@ -50,19 +57,23 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv.gz")
 DEFAULT_CONFIG_NAMES = ("catalog-sync.toml", "catalog-sync.yaml", "catalog-sync.yml")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Catalog config (TOML or YAML). Default: $CATALOG_SYNC_CONFIG or ./catalog-sync.toml"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Catalog config (TOML or YAML). Default: $CATALOG_SYNC_CONFIG or ./catalog-sync.toml",
+    ),
 ]
 EmbedderOption = Annotated[
     EmbedderKind | None, typer.Option("--embedder", "-e", help="Embedder; default from the config (minilm).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 StateOption = Annotated[
-    Path | None, typer.Option("--state-dir", help="Root of the local state. Default: $CATALOG_SYNC_STATE_DIR or ./.catalog-sync")
+    Path | None,
+    typer.Option("--state-dir", help="Root of the local state. Default: $CATALOG_SYNC_STATE_DIR or ./.catalog-sync"),
 ]
 
 
@@ -254,7 +265,9 @@ def _print_report(report: SyncReport, limit: int) -> None:
     _print_changes(report.diff, limit)
     _print_stats(report)
     if report.quarantine_location:
-        out.print(f"[yellow]{report.diff.counts.invalid:,} invalid records quarantined:[/] {report.quarantine_location}")
+        out.print(
+            f"[yellow]{report.diff.counts.invalid:,} invalid records quarantined:[/] {report.quarantine_location}"
+        )
     elif report.diff.counts.invalid:
         out.print(f"[yellow]{report.diff.counts.invalid:,} invalid records would be quarantined[/] (see `validate`)")
 
@@ -326,7 +339,8 @@ def sync(
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     full: Annotated[
-        bool, typer.Option("--full", help="Re-sync every product (through the embedding cache) and remove orphans.")
+        bool,
+        typer.Option("--full", help="Re-sync every product (through the embedding cache) and remove orphans."),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
     ids: Annotated[str | None, typer.Option("--ids", help="Only sync these products (comma-separated).")] = None,
@@ -339,7 +353,11 @@ def sync(
         _check_catalog(catalog)
         with _workspace(settings, state_dir) as workspace, _progress(not json_output) as progress:
             report = workspace.service().sync(
-                FileCatalogSource(catalog), full=full, force=force, only_ids=_parse_ids(ids), progress=progress
+                FileCatalogSource(catalog),
+                full=full,
+                force=force,
+                only_ids=_parse_ids(ids),
+                progress=progress,
             )
             if report.applied.upserted + report.applied.deleted + report.applied.metadata_updated > 10_000:
                 workspace.index.optimize()
@@ -360,20 +378,6 @@ def sync(
     _run(body)
 
 
-def _newest_catalog(path: Path) -> Path | None:
-    if path.is_file():
-        return path
-    candidates = [p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(CATALOG_SUFFIXES)]
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name)) if candidates else None
-
-
-def _signature(path: Path | None) -> tuple[str, int, int] | None:
-    if path is None:
-        return None
-    stat = path.stat()
-    return (str(path), stat.st_mtime_ns, stat.st_size)
-
-
 @app.command()
 def watch(
     path: Annotated[Path, typer.Argument(help="A catalog file, or a folder whose newest catalog file is used.")],
@@ -385,69 +389,47 @@ def watch(
     poll: Annotated[float, typer.Option(help="Seconds between checks of the file for changes.")] = 5,
     threshold: Annotated[int, typer.Option(help="Sync early once this many changes are pending.")] = 10,
     force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
-    max_syncs: Annotated[int | None, typer.Option(help="Stop after this many syncs (default: run until Ctrl+C).")] = None,
+    max_syncs: Annotated[int | None, typer.Option(help="Stop after this many syncs (default: until Ctrl+C).")] = None,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Poll a file or folder and sync when it changes: early once enough (or priority) changes are pending."""
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: dict[str, Any], message: str) -> None:
         if json_output:
             sys.stdout.write(orjson.dumps(event).decode() + "\n")
             sys.stdout.flush()
         else:
-            when = datetime.now(UTC).strftime("%H:%M:%S")
-            out.print(f"[dim]{when}[/] {event['message']}", highlight=False)
+            out.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/] {message}", highlight=False)
 
     def body() -> ExitCode:
         settings = _load(config, embedder)
         if not path.exists():
             raise CommandError(f"{path} does not exist", ExitCode.BAD_INPUT)
-        started = time.monotonic()
-        last_sync = time.monotonic()
-        seen: tuple[str, int, int] | None = None
-        syncs = 0
         worst = ExitCode.OK
         with _workspace(settings, state_dir) as workspace:
-            service = workspace.service()
-            emit({"event": "start", "message": f"watching {path} (interval {interval:g}s, threshold {threshold})"})
+            watcher = CatalogWatcher(
+                workspace.service(), path, WatchPolicy(interval=interval, threshold=threshold), poll=poll, force=force
+            )
+            emit({"event": "start"}, f"watching {path} (interval {interval:g}s, threshold {threshold})")
             try:
-                while True:
-                    catalog = _newest_catalog(path)
-                    signature = _signature(catalog)
-                    now = time.monotonic()
-                    if catalog is not None and (signature != seen or now - last_sync >= interval):
-                        plan = service.plan(FileCatalogSource(catalog))
-                        pending = plan.diff.counts.changed + plan.diff.resent
-                        priority = plan.diff.counts.priority
-                        due = now - last_sync >= interval
-                        if pending and (priority or pending >= threshold or due):
-                            why = "priority changes" if priority else ("threshold" if pending >= threshold else "interval")
-                            report = service.sync(FileCatalogSource(catalog), force=force)
-                            syncs += 1
-                            last_sync = time.monotonic()
-                            code = _exit_for(report)
-                            worst = max(worst, code)
-                            emit({
-                                "event": "sync",
-                                "why": why,
-                                "report": _report_json(report, include_changes=False),
-                                "message": f"synced {catalog.name} ({why}): {report.diff.counts.changed:,} changes, "
-                                f"{report.applied.embedded:,} embedded"
-                                + (f" [held: {report.guard.reason}]" if report.guard.held else ""),
-                            })
-                        elif pending and signature != seen:
-                            emit({"event": "pending", "pending": pending,
-                                  "message": f"{pending} change(s) pending; syncing at the threshold or interval"})
-                        if due and not pending:
-                            last_sync = now
-                        seen = signature
-                    if max_syncs is not None and syncs >= max_syncs:
-                        break
-                    if max_seconds is not None and time.monotonic() - started >= max_seconds:
-                        break
-                    time.sleep(poll)
+                for event in watcher.events(max_syncs=max_syncs, max_seconds=max_seconds):
+                    if event.report is None:
+                        emit(
+                            {"event": "pending", "catalog": str(event.catalog), "pending": event.pending},
+                            f"{event.pending} change(s) pending in {event.catalog.name}; syncing at the threshold "
+                            "or the interval",
+                        )
+                        continue
+                    report = event.report
+                    worst = max(worst, _exit_for(report))
+                    held = f" [held: {report.guard.reason}]" if report.guard.held else ""
+                    emit(
+                        {"event": "sync", "why": event.why, "report": _report_json(report, include_changes=False)},
+                        f"synced {event.catalog.name} ({event.why}): {report.diff.counts.changed:,} changes, "
+                        f"{report.applied.embedded:,} embedded{held}",
+                    )
             except KeyboardInterrupt:
-                emit({"event": "stop", "message": "stopped"})
+                emit({"event": "stop"}, "stopped")
         return worst
 
     _run(body)
@@ -473,7 +455,11 @@ def status(
             in_index = workspace.index.count()
             cached = workspace.cache.count()
         last_ok = next((r for r in history if r.status is RunStatus.SUCCEEDED), None)
-        age_h = (datetime.now(UTC) - (last_ok.finished_at or last_ok.started_at)).total_seconds() / 3600 if last_ok else None
+        age_h = (
+            (datetime.now(UTC) - (last_ok.finished_at or last_ok.started_at)).total_seconds() / 3600
+            if last_ok
+            else None
+        )
         alerts = []
         if last_ok is None:
             alerts.append("no successful sync yet")
@@ -504,19 +490,41 @@ def status(
         out.print(f"[bold]Catalog {settings.name}[/]: [bold {colour}]{'healthy' if not alerts else 'attention'}[/]")
         out.print(
             f"products {products:,}  indexed {indexed:,}  vectors {in_index:,}  pending {pending:,}  "
-            f"cached embeddings {cached:,}"
-            + (f"  last success {age_h:.1f} h ago" if age_h is not None else "")
+            f"cached embeddings {cached:,}" + (f"  last success {age_h:.1f} h ago" if age_h is not None else "")
         )
         for alert in alerts:
             out.print(f"  [yellow]- {alert}[/]")
         table = Table(title="Recent runs", title_justify="left")
-        for column in ("run", "mode", "status", "added", "modified", "meta-only", "deleted", "invalid", "embedded", "seconds"):
+        for column in (
+            "run",
+            "mode",
+            "status",
+            "added",
+            "modified",
+            "meta-only",
+            "deleted",
+            "invalid",
+            "embedded",
+            "seconds",
+        ):
             table.add_column(column, justify="right" if column not in ("run", "mode", "status") else "left")
         for run in history:
             c = run.counts
             table.add_row(
-                run.run_id, run.mode, run.status.value,
-                *(f"{c.get(k, 0):,}" for k in ("added", "text_changed", "metadata_only", "deleted", "invalid", "applied_embedded")),
+                run.run_id,
+                run.mode,
+                run.status.value,
+                *(
+                    f"{c.get(k, 0):,}"
+                    for k in (
+                        "added",
+                        "text_changed",
+                        "metadata_only",
+                        "deleted",
+                        "invalid",
+                        "applied_embedded",
+                    )
+                ),
                 f"{sum(run.timings.values()):.2f}",
             )
         out.print(table)
@@ -606,7 +614,9 @@ def export(
             target = output.open("wb") if output else sys.stdout.buffer
             try:
                 for entry in workspace.index.export():
-                    target.write(orjson.dumps({"id": entry.id, "text_hash": entry.text_hash, "metadata": entry.metadata}))
+                    target.write(
+                        orjson.dumps({"id": entry.id, "text_hash": entry.text_hash, "metadata": entry.metadata})
+                    )
                     target.write(b"\n")
                     count += 1
             finally:
@@ -623,24 +633,15 @@ def export(
     _run(body)
 
 
-class _EmptySnapshot:
-    fingerprints: dict[str, int] = {}
-    pending_deletes: set[str] = set()
-    indexed_count = 0
-    embedding_model = None
-    text_template = None
-
-    def get(self, product_id: str) -> None:
-        return None
-
-
 @app.command()
 def validate(
     catalog: Annotated[Path, typer.Argument(help="Catalog file (.json, .jsonl, .csv, optionally .gz).")],
     config: ConfigOption = None,
     embedder: EmbedderOption = None,
     json_output: JsonOption = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the invalid records (JSON Lines) here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the invalid records (JSON Lines) here.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Invalid records listed.")] = 50,
 ) -> None:
     """List the catalog's invalid records without syncing. Exit 3 if there are any."""
@@ -651,11 +652,10 @@ def validate(
         model_id = build_embedder(settings.embedder).model_id
         differ = CatalogDiff(settings, model_id=model_id)
         with catalog.open("rb") as raw, _progress(not json_output) as progress:
-            kind, records = iter_records(raw, str(catalog), csv_delimiter=settings.csv.delimiter, id_field=settings.id_field)
+            stream = open_catalog(raw, str(catalog), csv_delimiter=settings.csv.delimiter, id_field=settings.id_field)
             result = differ.run(
-                records,
-                _EmptySnapshot(),
-                location=lambda position: location_label(kind, position),
+                stream,
+                EmptySnapshot(),
                 on_record=(lambda n: progress("diff", n, None)) if progress else None,
             )
         if output:

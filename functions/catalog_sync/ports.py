@@ -69,7 +69,7 @@ class StateStore(Protocol):
     def record_desired(
         self,
         changes: Sequence[Change],
-        fingerprint_updates: Sequence[tuple[str, int]],
+        fingerprint_updates: Sequence[tuple[str, bytes]],
         *,
         embedding_model: str,
         text_template: str,

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from catalog_generator_helpers import catalog_pair
 from catalog_sync import cli
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
-from catalog_generator_helpers import catalog_pair
 from tests.conftest import product, write_jsonl
 
 runner = CliRunner()
@@ -67,8 +67,10 @@ def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: Ha
 
     code, plan = invoke(workdir, "monitor", str(v2))
     assert code == 0
-    kinds = {kind: sorted(c["id"] for c in plan["changes"] if c["kind"] == kind) for kind in
-             ("added", "text_changed", "metadata_only", "deleted")}
+    kinds = {
+        kind: sorted(c["id"] for c in plan["changes"] if c["kind"] == kind)
+        for kind in ("added", "text_changed", "metadata_only", "deleted")
+    }
     assert kinds == {kind: sorted(ids) for kind, ids in expected.items()}
     assert embedder.texts_embedded == 400  # a dry run embeds nothing
 
@@ -91,15 +93,16 @@ def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: Ha
     for sku, record in v2_records.items():
         valid = validator.validate(sku, record)
         assert index[sku]["metadata"] == valid.metadata
-        assert index[sku]["text_hash"] == text_hash(valid.text, model_id=embedder.model_id,
-                                                    template_id=config.text.fingerprint())
+        assert index[sku]["text_hash"] == text_hash(
+            valid.text, model_id=embedder.model_id, template_id=config.text.fingerprint()
+        )
 
     # A second sync of the same catalog embeds nothing and writes nothing.
     before = embedder.texts_embedded
     code, third = invoke(workdir, "sync", str(v2))
     assert code == 0
     assert embedder.texts_embedded == before
-    assert third["applied"] == {key: 0 for key in third["applied"]}
+    assert third["applied"] == dict.fromkeys(third["applied"], 0)
 
     # The change log has one line per change of the two syncs.
     log = (workdir / "state" / "shop" / "changes.jsonl").read_bytes().splitlines()
@@ -126,8 +129,10 @@ def test_broken_catalog_changes_nothing(workdir: Path, embedder: HashingEmbedder
     assert invoke(workdir, "sync", str(catalog))[0] == 0
     broken = workdir / "broken.jsonl"
     broken.write_bytes(b'{"sku": "1", "title": "x"}\n{"sku": "2", "ti')
-    result = runner.invoke(cli.app, ["sync", str(broken), "--config", str(workdir / "shop.toml"),
-                                     "--state-dir", str(workdir / "state")])
+    result = runner.invoke(
+        cli.app,
+        ["sync", str(broken), "--config", str(workdir / "shop.toml"), "--state-dir", str(workdir / "state")],
+    )
     assert result.exit_code == 3
     assert "broken.jsonl, line 2" in result.output
     assert len(export(workdir)) == 5
@@ -140,7 +145,11 @@ def test_quarantine_and_validate(workdir: Path, embedder: HashingEmbedder):
     assert code == 0
     assert report["counts"]["invalid"] == 3
     lines = [orjson.loads(line) for line in Path(report["quarantine"]).read_bytes().splitlines()]
-    assert [(q["location"], q["product_id"]) for q in lines] == [("line 2", "2"), ("line 3", "1"), ("line 4", None)]
+    assert [(q["location"], q["product_id"]) for q in lines] == [
+        ("line 2", "2"),
+        ("line 3", "1"),
+        ("line 4", None),
+    ]
     assert all(q["reason"] and q["record"] for q in lines)
     assert set(export(workdir)) == {"1"}
 
@@ -165,7 +174,10 @@ def test_ids_and_full(workdir: Path, embedder: HashingEmbedder):
 
 
 def test_query_status_and_filters(workdir: Path, embedder: HashingEmbedder):
-    records = [product("1", title="Red running shoe"), product("2", title="Blue coffee mug", availability="sold_out")]
+    records = [
+        product("1", title="Red running shoe"),
+        product("2", title="Blue coffee mug", availability="sold_out"),
+    ]
     catalog = write_jsonl(workdir / "c.jsonl", records)
     assert invoke(workdir, "sync", str(catalog))[0] == 0
     code, matches = invoke(workdir, "query", "running shoe", "-k", "1")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from catalog_sync.logic.diff import NO_FINGERPRINT, CatalogDiff, DiffResult, StoredProduct
+from catalog_sync.logic.diff import CatalogDiff, DiffResult, StoredProduct
+from catalog_sync.logic.readers import CatalogStream
 from catalog_sync.models.changes import ChangeKind, IndexAction
 from tests.conftest import make_config, product
 
@@ -18,23 +19,23 @@ class MemorySnapshot:
     text_template: str | None = None
 
     @property
-    def fingerprints(self) -> dict[str, int]:
+    def fingerprints(self) -> dict[bytes, str]:
         return {
-            pid: (p.fingerprint if not p.pending and p.fingerprint is not None else NO_FINGERPRINT)
+            p.fingerprint: pid
             for pid, p in self.products.items()
-            if not p.deleted
+            if not p.deleted and not p.pending and p.fingerprint is not None
         }
+
+    @property
+    def live_ids(self) -> set[str]:
+        return {pid for pid, p in self.products.items() if not p.deleted}
 
     @property
     def pending_deletes(self) -> set[str]:
         return {pid for pid, p in self.products.items() if p.deleted}
 
-    @property
-    def indexed_count(self) -> int:
-        return sum(1 for p in self.products.values() if p.indexed)
-
-    def get(self, product_id: str) -> StoredProduct | None:
-        return self.products.get(product_id)
+    def get_many(self, product_ids: list[str]) -> dict[str, StoredProduct]:
+        return {pid: self.products[pid] for pid in product_ids if pid in self.products}
 
     def record(self, result: DiffResult, version: int, *, commit: bool = True) -> None:
         for change in result.changes:
@@ -65,13 +66,15 @@ class MemorySnapshot:
                 del self.products[pid]
             else:
                 self.products[pid] = replace(
-                    p, committed_version=p.desired_version, committed_text_hash=p.text_hash,
+                    p,
+                    committed_version=p.desired_version,
+                    committed_text_hash=p.text_hash,
                     committed_metadata_hash=p.metadata_hash,
                 )
 
 
 def run(differ: CatalogDiff, snapshot: MemorySnapshot, records: list[dict], version: int, **kwargs) -> DiffResult:
-    return differ.run(enumerate(records, start=1), snapshot, version=version, **kwargs)
+    return differ.run(CatalogStream.from_records(records), snapshot, version=version, **kwargs)
 
 
 def by_kind(result: DiffResult) -> dict[str, list[str]]:
@@ -113,7 +116,13 @@ def test_each_change_kind_with_fields_changed():
     assert changes["D"].kind is ChangeKind.DELETED and changes["D"].priority
     assert changes["E"].kind is ChangeKind.ADDED
     counts = result.counts
-    assert (counts.added, counts.text_changed, counts.metadata_only, counts.deleted, counts.unchanged) == (1, 1, 2, 1, 0)
+    assert (counts.added, counts.text_changed, counts.metadata_only, counts.deleted, counts.unchanged) == (
+        1,
+        1,
+        2,
+        1,
+        0,
+    )
 
 
 def test_field_in_text_and_metadata_is_a_text_change():
@@ -127,8 +136,16 @@ def test_unchanged_takes_the_fast_path_and_same_content_spelled_differently_is_u
     differ, snapshot = setup([product("A", price=10.0), product("B")])
     same = run(differ, snapshot, [product("A", price=10.0), product("B")], 2)
     assert same.changes == [] and same.counts.unchanged == 2 and same.fingerprint_updates == []
-    respelled = {"stock": 5, "price": 10, "sku": "A", "title": "Product A", "description": "A fine product called A.",
-                 "availability": "in_stock", "tags": ["a"], "untracked": "x"}
+    respelled = {
+        "stock": 5,
+        "price": 10,
+        "sku": "A",
+        "title": "Product A",
+        "description": "A fine product called A.",
+        "availability": "in_stock",
+        "tags": ["a"],
+        "untracked": "x",
+    }
     result = run(differ, snapshot, [respelled, product("B")], 3)
     assert result.changes == []
     assert result.counts.unchanged == 2
@@ -173,8 +190,10 @@ def test_model_change_re_embeds_everything_and_says_why():
 
 def test_template_change_re_embeds():
     _, snapshot = setup([product("A")])
-    differ = CatalogDiff(make_config(text={"fields": ["title", "description"], "template": "{title}: {description}"}),
-                         model_id=MODEL)
+    differ = CatalogDiff(
+        make_config(text={"fields": ["title", "description"], "template": "{title}: {description}"}),
+        model_id=MODEL,
+    )
     assert by_kind(run(differ, snapshot, [product("A")], 2)) == {"text_changed": ["A"]}
 
 
@@ -201,7 +220,10 @@ def test_uncommitted_delete_is_resent_and_readding_cancels_it():
 def test_only_ids_limits_the_diff():
     differ, snapshot = setup([product("A"), product("B"), product("C")])
     result = run(differ, snapshot, [product("A", price=1.0), product("B", price=2.0)], 2, only_ids=["A", "C"])
-    assert sorted((c.product_id, c.kind.value) for c in result.changes) == [("A", "metadata_only"), ("C", "deleted")]
+    assert sorted((c.product_id, c.kind.value) for c in result.changes) == [
+        ("A", "metadata_only"),
+        ("C", "deleted"),
+    ]
 
 
 def test_full_resync_rewrites_everything_and_removes_orphans():

@@ -32,7 +32,10 @@ def test_csv_with_embedded_newlines_and_bom(tmp_path: Path, name: str):
     data = text.encode()
     (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     rows = read(tmp_path / name, id_field="sku")
-    assert rows == [{"sku": "A", "title": "two\nlines", "price": "1.5"}, {"sku": "B", "title": "plain", "price": "2"}]
+    assert rows == [
+        {"sku": "A", "title": "two\nlines", "price": "1.5"},
+        {"sku": "B", "title": "plain", "price": "2"},
+    ]
 
 
 def test_records_are_streamed_not_loaded(tmp_path: Path):
@@ -95,7 +98,7 @@ def test_content_must_match_extension(tmp_path: Path):
         read(gz)
     plain = tmp_path / "c.jsonl"
     plain.write_bytes(gzip.compress(b'{"sku": "A"}\n'))
-    with pytest.raises(CatalogFormatError, match="not named .gz"):
+    with pytest.raises(CatalogFormatError, match=r"not named \.gz"):
         read(plain)
 
 

@@ -12,8 +12,15 @@ def test_ids_are_trimmed_and_integers_accepted():
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [(None, "missing id"), ("", "empty id"), ("   ", "empty id"), (True, "string or an integer"),
-     (1.5, "string or an integer"), ("x" * 600, "longer than 512"), ("a\nb", "control characters")],
+    [
+        (None, "missing id"),
+        ("", "empty id"),
+        ("   ", "empty id"),
+        (True, "string or an integer"),
+        (1.5, "string or an integer"),
+        ("x" * 600, "longer than 512"),
+        ("a\nb", "control characters"),
+    ],
 )
 def test_bad_ids(raw, reason):
     with pytest.raises(InvalidRecord, match=reason):
@@ -21,11 +28,18 @@ def test_bad_ids(raw, reason):
 
 
 def test_valid_record_builds_text_and_metadata():
-    validator = RecordValidator(make_config(text={"fields": ["title", "description"], "template": "{title} | {description}"}))
+    validator = RecordValidator(
+        make_config(text={"fields": ["title", "description"], "template": "{title} | {description}"})
+    )
     result = validator.validate("A", product("A", price="12.50", stock="3", tags="x|y", extra="ignored"))
     assert result.text == "Product A | A fine product called A."
-    assert result.metadata == {"title": "Product A", "price": 12.5, "availability": "in_stock", "stock": 3,
-                               "tags": ["x", "y"]}
+    assert result.metadata == {
+        "title": "Product A",
+        "price": 12.5,
+        "availability": "in_stock",
+        "stock": 3,
+        "tags": ["x", "y"],
+    }
 
 
 def test_blank_metadata_is_omitted_not_null():
@@ -56,7 +70,7 @@ def test_invalid_records_name_the_reason(fields, reason):
 
 def test_metadata_over_pinecone_limit():
     validator = RecordValidator(make_config())
-    with pytest.raises(InvalidRecord, match="metadata is .* bytes"):
+    with pytest.raises(InvalidRecord, match=r"metadata is .* bytes"):
         validator.validate("A", product("A", tags=["t" * 1000] * 50))
 
 
@@ -68,5 +82,7 @@ def test_required_fields():
 
 def test_structured_text_fields_are_rendered():
     validator = RecordValidator(make_config(text={"fields": ["title", "attributes", "colours"]}, metadata={}))
-    result = validator.validate("A", {"title": "Shoe", "attributes": {"size": 42, "fit": "wide"}, "colours": ["red", "blue"]})
+    result = validator.validate(
+        "A", {"title": "Shoe", "attributes": {"size": 42, "fit": "wide"}, "colours": ["red", "blue"]}
+    )
     assert result.text == "Shoe\nsize: 42; fit: wide\nred, blue"

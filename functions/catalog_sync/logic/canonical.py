@@ -53,6 +53,17 @@ def metadata_hash(metadata: dict[str, Any]) -> str:
     return xxhash.xxh3_128_hexdigest(canonical_bytes(metadata))
 
 
+def content_hashes(values: dict[str, Any], metadata_fields: list[str]) -> tuple[dict[str, str], str]:
+    """Per-field hashes of `values` and the hash of its metadata part, canonicalising only once."""
+    canon = canonical(values)
+    dumps = orjson.dumps
+    sort_keys = orjson.OPT_SORT_KEYS
+    digest = xxhash.xxh3_64_hexdigest
+    field_hashes = {name: digest(dumps(value, option=sort_keys)) for name, value in canon.items()}
+    metadata = {name: canon[name] for name in metadata_fields if canon.get(name) is not None}
+    return field_hashes, xxhash.xxh3_128_hexdigest(dumps(metadata, option=sort_keys))
+
+
 def normalize_text(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
@@ -78,15 +89,20 @@ def config_seed(*parts: str) -> int:
     return xxhash.xxh3_64_intdigest(_SEP.join(part.encode() for part in parts))
 
 
-def record_fingerprint(record: dict[str, Any], seed: int) -> int | None:
-    """Cheap fingerprint of a raw record as read (not canonical).
+def record_fingerprint(record: dict[str, Any], seed: int) -> bytes | None:
+    """Cheap 128-bit fingerprint of a parsed record as read (not canonical).
 
-    Equal fingerprints mean a byte-identical record under the same configuration, so the record was
-    validated and hashed before and can be skipped. A different fingerprint only sends the record down the
-    canonical path, which decides whether anything really changed. Fits a signed 64-bit column.
+    Equal fingerprints mean a byte-identical record under the same configuration (the seed), so the record
+    was validated and hashed before and can be skipped. A different fingerprint only sends the record down
+    the canonical path, which decides whether anything really changed.
     """
     try:
         raw = orjson.dumps(record)
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return xxhash.xxh3_64_intdigest(raw, seed=seed) >> 1
+    return xxhash.xxh3_128_digest(raw, seed=seed)
+
+
+def line_fingerprint(line: bytes, seed: int) -> bytes:
+    """Fingerprint of a raw JSON Lines line: lets an unchanged line skip even parsing."""
+    return xxhash.xxh3_128_digest(line, seed=seed)

@@ -7,18 +7,17 @@ whose last change was never committed, and such a product is always re-sent, so 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import xxhash
+
 from catalog_sync.logic import canonical as hashing
-from catalog_sync.logic.readers import READER_ERROR_KEY
-from catalog_sync.logic.validation import InvalidRecord, RecordValidator, normalize_id
+from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogStream
+from catalog_sync.logic.validation import InvalidRecord, RecordValidator, ValidProduct, normalize_id
 from catalog_sync.models.changes import Change, ChangeKind, DiffCounts, IndexAction, QuarantinedRecord
 from catalog_sync.models.config import CatalogConfig
-
-# A fingerprint that never matches a record's: the product must take the full path.
-NO_FINGERPRINT = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +27,7 @@ class StoredProduct:
     product_id: str
     desired_version: int
     deleted: bool = False
-    fingerprint: int | None = None
+    fingerprint: bytes | None = None
     text_hash: str | None = None
     metadata_hash: str | None = None
     field_hashes: Mapping[str, str] = field(default_factory=dict)
@@ -48,22 +47,37 @@ class StoredProduct:
 class StateSnapshot(Protocol):
     """What the diff needs from the state store."""
 
-    # Live products (desired present) -> raw-record fingerprint, NO_FINGERPRINT when pending or unknown.
-    fingerprints: Mapping[str, int]
+    # Raw-record fingerprint -> product id, for live products whose desired state is committed.
+    fingerprints: Mapping[bytes, str]
+    # Every product whose desired state is present (committed or not).
+    live_ids: Collection[str]
     # Products whose desired state is "deleted" but whose delete was not committed yet.
     pending_deletes: Collection[str]
-    indexed_count: int
     embedding_model: str | None
     text_template: str | None
 
-    def get(self, product_id: str) -> StoredProduct | None: ...
+    def get_many(self, product_ids: Sequence[str]) -> Mapping[str, StoredProduct]: ...
+
+
+class EmptySnapshot:
+    """The state of a catalog never synced: every record is validated and compared with nothing."""
+
+    def __init__(self) -> None:
+        self.fingerprints: dict[bytes, str] = {}
+        self.live_ids: set[str] = set()
+        self.pending_deletes: set[str] = set()
+        self.embedding_model: str | None = None
+        self.text_template: str | None = None
+
+    def get_many(self, product_ids: Sequence[str]) -> dict[str, StoredProduct]:
+        return {}
 
 
 @dataclass
 class DiffResult:
     changes: list[Change] = field(default_factory=list)
     # Products whose content is unchanged but whose raw record was spelled differently.
-    fingerprint_updates: list[tuple[str, int]] = field(default_factory=list)
+    fingerprint_updates: list[tuple[str, bytes]] = field(default_factory=list)
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     counts: DiffCounts = field(default_factory=DiffCounts)
     reasons: list[str] = field(default_factory=list)
@@ -90,65 +104,40 @@ class CatalogDiff:
         self._tracked = config.tracked_fields
         self._text_fields = frozenset(config.text.fields)
         self._priority_fields = frozenset(config.priority_fields)
+        self._metadata_fields = list(config.metadata)
         self._version = 0
 
     def run(
         self,
-        records: Iterable[tuple[int, dict[str, Any]]],
+        stream: CatalogStream,
         snapshot: StateSnapshot,
         *,
-        location: Callable[[int], str] = lambda position: f"record {position}",
         full: bool = False,
         only_ids: Collection[str] | None = None,
         index_ids: Iterable[str] | None = None,
         on_record: Callable[[int], None] | None = None,
         version: int = 0,
     ) -> DiffResult:
-        """Diff `records` against `snapshot`; `version` stamps the changes (the run's sequence number)."""
+        """Diff a catalog stream against `snapshot`; `version` stamps the changes (the run's sequence number)."""
         self._version = version
         result = DiffResult()
-        counts = result.counts
         self._note_config_changes(snapshot, result)
-        fingerprints = snapshot.fingerprints
-        id_field = self.config.id_field
-        seed = self.seed
-        seen: dict[str, int] = {}
-        wanted = set(only_ids) if only_ids is not None else None
-        fingerprint_of = hashing.record_fingerprint
-
-        for position, record in records:
-            counts.records += 1
-            if on_record is not None and counts.records % 10_000 == 0:
-                on_record(counts.records)
-            raw_id = record.get(id_field)
-            try:
-                product_id = normalize_id(raw_id)
-            except InvalidRecord as exc:
-                self._quarantine(result, str(exc), location(position), None, record)
-                continue
-            if wanted is not None and product_id not in wanted:
-                continue
-            first = seen.get(product_id)
-            if first is not None:
-                self._quarantine(
-                    result, f"duplicate id (first seen at {location(first)})", location(position), product_id, record
-                )
-                continue
-            seen[product_id] = position
-            fingerprint = fingerprint_of(record, seed)
-            if not full and fingerprint is not None and fingerprints.get(product_id) == fingerprint:
-                counts.valid += 1
-                counts.unchanged += 1
-                continue
-            self._full_path(result, snapshot, product_id, record, fingerprint, location(position), full)
-
-        self._deletions(result, snapshot, seen, wanted, index_ids if full else None)
+        walk = _Walk(self, result, snapshot, full=full, wanted=set(only_ids) if only_ids is not None else None)
+        if stream.lines is not None:
+            walk.lines(stream, on_record)
+        else:
+            walk.records(stream, on_record)
+        walk.flush()
+        result.counts.records += walk.records_read
+        result.counts.valid += walk.fast_unchanged
+        result.counts.unchanged += walk.fast_unchanged
+        self._deletions(result, snapshot, walk.seen, walk.wanted, index_ids if full else None)
         if on_record is not None:
-            on_record(counts.records)
+            on_record(walk.records_read)
         return result
 
     def _note_config_changes(self, snapshot: StateSnapshot, result: DiffResult) -> None:
-        if not snapshot.fingerprints and not snapshot.pending_deletes:
+        if not snapshot.live_ids and not snapshot.pending_deletes:
             return
         if snapshot.embedding_model and snapshot.embedding_model != self.model_id:
             result.reasons.append(
@@ -166,43 +155,26 @@ class CatalogDiff:
             QuarantinedRecord(reason=reason, location=where, product_id=product_id, record=record)
         )
 
-    def _full_path(
+    def _decide(
         self,
         result: DiffResult,
-        snapshot: StateSnapshot,
-        product_id: str,
-        record: dict[str, Any],
-        fingerprint: int | None,
-        where: str,
+        candidate: _Candidate,
+        stored: StoredProduct | None,
         full: bool,
     ) -> None:
+        """Compare one validated product with its stored state and record the change, if any."""
         counts = result.counts
-        reader_error = record.get(READER_ERROR_KEY)
-        if reader_error is not None:
-            self._quarantine(result, str(reader_error), where, product_id, record)
-            return
-        try:
-            product = self.validator.validate(product_id, record)
-        except InvalidRecord as exc:
-            # The product keeps its last good version: its id was seen, so it is not deleted either.
-            self._quarantine(result, str(exc), where, product_id, record)
-            return
-        counts.valid += 1
-        text_hash = hashing.text_hash(product.text, model_id=self.model_id, template_id=self.template_id)
-        metadata_hash = hashing.metadata_hash(product.metadata)
-        field_hashes = {name: hashing.field_hash(product.values.get(name)) for name in self._tracked}
-        stored = snapshot.get(product_id)
-
+        product = candidate.product
         reason: str | None = None
         fields_changed: tuple[str, ...] = ()
         if stored is None or stored.deleted:
             kind = ChangeKind.ADDED
             action: IndexAction | None = IndexAction.UPSERT
         else:
-            text_differs = stored.text_hash != text_hash
-            metadata_differs = stored.metadata_hash != metadata_hash
+            text_differs = stored.text_hash != candidate.text_hash
+            metadata_differs = stored.metadata_hash != candidate.metadata_hash
             fields_changed = tuple(
-                name for name in self._tracked if stored.field_hashes.get(name) != field_hashes[name]
+                name for name in self._tracked if stored.field_hashes.get(name) != candidate.field_hashes[name]
             )
             if text_differs:
                 kind = ChangeKind.TEXT_CHANGED
@@ -235,15 +207,16 @@ class CatalogDiff:
         if action is None:
             # Same content, spelled differently (key order, 1.0 vs 1, an untracked field): remember the new
             # spelling so that the next run takes the fast path.
-            if fingerprint is not None:
-                result.fingerprint_updates.append((product_id, fingerprint))
+            if candidate.fingerprint is not None:
+                result.fingerprint_updates.append((product.product_id, candidate.fingerprint))
             return
         priority = kind is not ChangeKind.ADDED and bool(self._priority_fields.intersection(fields_changed))
         if priority:
             counts.priority += 1
+        # Every value here was validated already: construct without validating again.
         result.changes.append(
-            Change(
-                product_id=product_id,
+            Change.model_construct(
+                product_id=product.product_id,
                 kind=kind,
                 action=action,
                 priority=priority,
@@ -251,10 +224,10 @@ class CatalogDiff:
                 reason=reason,
                 text=product.text,
                 metadata=product.metadata,
-                text_hash=text_hash,
-                metadata_hash=metadata_hash,
-                field_hashes=field_hashes,
-                fingerprint=fingerprint,
+                text_hash=candidate.text_hash,
+                metadata_hash=candidate.metadata_hash,
+                field_hashes=candidate.field_hashes,
+                fingerprint=candidate.fingerprint,
                 version=self._version,
             )
         )
@@ -281,18 +254,137 @@ class CatalogDiff:
                 )
             )
 
-        candidates: Iterable[str] = snapshot.fingerprints if wanted is None else wanted
+        live = snapshot.live_ids
+        candidates: Iterable[str] = live if wanted is None else wanted
         for product_id in candidates:
-            if product_id not in seen and product_id in snapshot.fingerprints:
+            if product_id not in seen and product_id in live:
                 delete(product_id, None)
         for product_id in snapshot.pending_deletes:
             if product_id not in seen and (wanted is None or product_id in wanted):
                 delete(product_id, "previous delete not yet committed")
         if index_ids is not None:
             for product_id in index_ids:
-                if (
-                    product_id not in seen
-                    and product_id not in snapshot.fingerprints
-                    and product_id not in snapshot.pending_deletes
-                ):
+                if product_id not in seen and product_id not in live and product_id not in snapshot.pending_deletes:
                     delete(product_id, "orphan: in the index but in neither the catalog nor the state")
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A valid product that did not take the fast path, waiting for its stored state to be looked up."""
+
+    product: ValidProduct
+    text_hash: str
+    metadata_hash: str
+    field_hashes: dict[str, str]
+    fingerprint: bytes | None
+
+
+class _Walk:
+    """One pass over a catalog: the fast path inline, the rest validated at once and compared in batches
+    (one state lookup per batch instead of one per product)."""
+
+    LOOKUP_BATCH = 256
+
+    def __init__(
+        self,
+        differ: CatalogDiff,
+        result: DiffResult,
+        snapshot: StateSnapshot,
+        *,
+        full: bool,
+        wanted: set[str] | None,
+    ) -> None:
+        self.differ = differ
+        self.result = result
+        self.snapshot = snapshot
+        self.full = full
+        self.wanted = wanted
+        self.seen: dict[str, int] = {}
+        self.records_read = 0
+        self.fast_unchanged = 0
+        self._batch: list[_Candidate] = []
+
+    def lines(self, stream: CatalogStream, on_record: Callable[[int], None] | None) -> None:
+        """JSON Lines: a line seen byte for byte before costs one hash; it is not even parsed."""
+        assert stream.lines is not None
+        known = self.snapshot.fingerprints
+        seen = self.seen
+        wanted = self.wanted
+        seed = self.differ.seed
+        digest = xxhash.xxh3_128_digest
+        parse = stream.parse
+        use_fast_path = not self.full
+        read = unchanged = 0
+        for position, raw in enumerate(stream.lines, start=1):
+            fingerprint = digest(raw, seed=seed)
+            if use_fast_path:
+                product_id = known.get(fingerprint)
+                if product_id is not None and product_id not in seen:
+                    read += 1
+                    if wanted is None or product_id in wanted:
+                        seen[product_id] = position
+                        unchanged += 1
+                    if on_record is not None and read % 10_000 == 0:
+                        on_record(read)
+                    continue
+            record = parse(position, raw)
+            if record is None:  # a blank line
+                continue
+            read += 1
+            self.process(position, record, fingerprint, stream.location)
+        self.records_read += read
+        self.fast_unchanged += unchanged
+
+    def records(self, stream: CatalogStream, on_record: Callable[[int], None] | None) -> None:
+        fingerprint_of = hashing.record_fingerprint
+        seed = self.differ.seed
+        for position, record in stream.records():
+            self.records_read += 1
+            if on_record is not None and self.records_read % 10_000 == 0:
+                on_record(self.records_read)
+            self.process(position, record, fingerprint_of(record, seed), stream.location)
+
+    def process(
+        self, position: int, record: dict[str, Any], fingerprint: bytes | None, location: Callable[[int], str]
+    ) -> None:
+        differ, result = self.differ, self.result
+        try:
+            product_id = normalize_id(record.get(differ.config.id_field))
+        except InvalidRecord as exc:
+            differ._quarantine(result, str(exc), location(position), None, record)
+            return
+        if self.wanted is not None and product_id not in self.wanted:
+            return
+        first = self.seen.get(product_id)
+        if first is not None:
+            where = location(position)
+            differ._quarantine(result, f"duplicate id (first seen at {location(first)})", where, product_id, record)
+            return
+        self.seen[product_id] = position
+        if not self.full and fingerprint is not None and self.snapshot.fingerprints.get(fingerprint) == product_id:
+            self.fast_unchanged += 1
+            return
+        reader_error = record.get(READER_ERROR_KEY)
+        if reader_error is not None:
+            differ._quarantine(result, str(reader_error), location(position), product_id, record)
+            return
+        try:
+            product = differ.validator.validate(product_id, record)
+        except InvalidRecord as exc:
+            # The product keeps its last good version: its id was seen, so it is not deleted either.
+            differ._quarantine(result, str(exc), location(position), product_id, record)
+            return
+        result.counts.valid += 1
+        field_hashes, metadata_hash = hashing.content_hashes(product.values, differ._metadata_fields)
+        text_hash = hashing.text_hash(product.text, model_id=differ.model_id, template_id=differ.template_id)
+        self._batch.append(_Candidate(product, text_hash, metadata_hash, field_hashes, fingerprint))
+        if len(self._batch) >= self.LOOKUP_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        stored = self.snapshot.get_many([candidate.product.product_id for candidate in self._batch])
+        for candidate in self._batch:
+            self.differ._decide(self.result, candidate, stored.get(candidate.product.product_id), self.full)
+        self._batch.clear()

@@ -12,7 +12,7 @@ import csv
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
@@ -70,7 +70,9 @@ def kind_from_name(name: str) -> CatalogKind:
         if lowered.endswith(extension):
             return CatalogKind(fmt, gzipped)
     raise CatalogFormatError(
-        name, None, "unknown catalog format: the name must end in .json, .jsonl, .ndjson or .csv (optionally .gz)"
+        name,
+        None,
+        "unknown catalog format: the name must end in .json, .jsonl, .ndjson or .csv (optionally .gz)",
     )
 
 
@@ -110,12 +112,12 @@ def open_catalog_stream(
 ) -> tuple[IO[bytes], CatalogKind]:
     """Wrap a binary stream: decompress if the name says .gz (checking the magic bytes)."""
     kind = kind_from_name(name)
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     head = buffered.peek(2)[:2]
     if kind.gzipped:
         if head != GZIP_MAGIC:
             raise CatalogFormatError(name, "byte 0", "named .gz but is not gzip data")
-        inner: IO[bytes] = gzip.GzipFile(fileobj=buffered, mode="rb")
+        inner: Any = gzip.GzipFile(fileobj=buffered, mode="rb")
         limited = _LimitedReader(inner, max_decompressed_bytes, name)
         return io.BufferedReader(limited, buffer_size=1024 * 1024), kind
     if head == GZIP_MAGIC:
@@ -152,25 +154,21 @@ def _skip_bom(stream: IO[bytes]) -> None:
         stream.read(3)
 
 
-# Each record comes with its position: line (JSON Lines), record index (JSON array) or row (CSV).
-Record = tuple[int, dict[str, Any]]
+# A record as read, with its position: a line number (CSV) or a record index (JSON array).
+RawRecord = tuple[int, dict[str, Any]]
 
 
-def iter_jsonl(stream: IO[bytes], name: str) -> Iterator[Record]:
-    _skip_bom(stream)
-    loads = orjson.loads
-    for line_number, line in enumerate(stream, start=1):
+def parse_json_line(name: str, line_number: int, line: bytes) -> dict[str, Any] | None:
+    """Parse one JSON Lines line; None for a blank line."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
         if not line.strip():
-            continue
-        try:
-            record = loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise CatalogFormatError(name, f"line {line_number:,}", f"invalid JSON: {exc}") from None
-        if type(record) is not dict:
-            raise CatalogFormatError(
-                name, f"line {line_number:,}", f"expected a JSON object, got {type(record).__name__}"
-            )
-        yield line_number, record
+            return None
+        raise CatalogFormatError(name, f"line {line_number:,}", f"invalid JSON: {exc}") from None
+    if type(record) is not dict:
+        raise CatalogFormatError(name, f"line {line_number:,}", f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 class _PositionTracker(io.RawIOBase):
@@ -190,15 +188,17 @@ class _PositionTracker(io.RawIOBase):
         return len(data)
 
 
-def iter_json_array(stream: IO[bytes], name: str) -> Iterator[Record]:
+def iter_json_array(stream: IO[bytes], name: str) -> Iterator[RawRecord]:
     _skip_bom(stream)
     tracker = _PositionTracker(stream)
     reader = io.BufferedReader(tracker, buffer_size=64 * 1024)
     index = 0
     try:
-        for index, item in enumerate(ijson.items(reader, "item", use_float=True), start=1):  # noqa: B007
+        for index, item in enumerate(ijson.items(reader, "item", use_float=True), start=1):
             if type(item) is not dict:
-                raise CatalogFormatError(name, f"record {index:,}", f"expected a JSON object, got {type(item).__name__}")
+                raise CatalogFormatError(
+                    name, f"record {index:,}", f"expected a JSON object, got {type(item).__name__}"
+                )
             yield index, item
     except ijson.JSONError as exc:
         raise CatalogFormatError(
@@ -208,7 +208,9 @@ def iter_json_array(stream: IO[bytes], name: str) -> Iterator[Record]:
         raise CatalogFormatError(name, f"near byte {tracker.position:,}", f"invalid UTF-8: {exc.reason}") from None
 
 
-def iter_csv(stream: IO[bytes], name: str, *, delimiter: str = ",", required_column: str | None = None) -> Iterator[Record]:
+def iter_csv(
+    stream: IO[bytes], name: str, *, delimiter: str = ",", required_column: str | None = None
+) -> Iterator[RawRecord]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
     reader = csv.reader(text, delimiter=delimiter, strict=True)
@@ -223,7 +225,9 @@ def iter_csv(stream: IO[bytes], name: str, *, delimiter: str = ",", required_col
                 if other != delimiter and len(header) == 1 and other in header[0]:
                     hint = f"; the header looks {other!r}-delimited: set csv.delimiter"
             raise CatalogFormatError(
-                name, "line 1", f"the CSV header has no {required_column!r} column (columns: {header[:20]}){hint}"
+                name,
+                "line 1",
+                f"the CSV header has no {required_column!r} column (columns: {header[:20]}){hint}",
             )
         if len(set(header)) != len(header):
             raise CatalogFormatError(name, "line 1", "the CSV header repeats a column name")
@@ -244,25 +248,69 @@ def iter_csv(stream: IO[bytes], name: str, *, delimiter: str = ",", required_col
         text.detach()
 
 
-def location_label(kind: CatalogKind, position: int) -> str:
-    if kind.format is CatalogFormat.JSON:
-        return f"record {position}"
-    return f"line {position}"
+@dataclass
+class CatalogStream:
+    """An opened catalog, read lazily.
+
+    JSON Lines gives its raw `lines` and leaves parsing to the consumer, which can skip a line it has seen
+    byte for byte before; the other formats give parsed `parsed_records`.
+    """
+
+    name: str
+    kind: CatalogKind
+    lines: Iterator[bytes] | None = None
+    parsed_records: Iterator[RawRecord] | None = None
+
+    def parse(self, line_number: int, raw: bytes) -> dict[str, Any] | None:
+        return parse_json_line(self.name, line_number, raw)
+
+    def location(self, position: int) -> str:
+        return f"record {position}" if self.kind.format is CatalogFormat.JSON else f"line {position}"
+
+    def records(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every record, parsed, with its position."""
+        if self.lines is not None:
+            for line_number, line in enumerate(self.lines, start=1):
+                record = self.parse(line_number, line)
+                if record is not None:
+                    yield line_number, record
+        elif self.parsed_records is not None:
+            yield from self.parsed_records
+
+    @classmethod
+    def from_records(cls, records: Iterable[dict[str, Any]], name: str = "records") -> CatalogStream:
+        """A stream over records already in memory (tests, pushed changes)."""
+        return cls(
+            name=name,
+            kind=CatalogKind(CatalogFormat.JSON, gzipped=False),
+            parsed_records=enumerate(records, start=1),
+        )
 
 
-def iter_records(
+def open_catalog(
     raw: IO[bytes],
     name: str,
     *,
     csv_delimiter: str = ",",
     id_field: str | None = None,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
-) -> tuple[CatalogKind, Iterator[Record]]:
-    """Open a catalog stream and return its kind and an iterator of (position, record)."""
+) -> CatalogStream:
+    """Open a catalog stream: check its format against its name and start reading it lazily."""
     stream, kind = open_catalog_stream(raw, name, max_decompressed_bytes=max_decompressed_bytes)
     _confirm_content(stream, kind, name)
     if kind.format is CatalogFormat.JSONL:
-        return kind, iter_jsonl(stream, name)
+        _skip_bom(stream)
+        return CatalogStream(name=name, kind=kind, lines=iter(stream))
     if kind.format is CatalogFormat.JSON:
-        return kind, iter_json_array(stream, name)
-    return kind, iter_csv(stream, name, delimiter=csv_delimiter, required_column=id_field)
+        return CatalogStream(name=name, kind=kind, parsed_records=iter_json_array(stream, name))
+    return CatalogStream(
+        name=name,
+        kind=kind,
+        parsed_records=iter_csv(stream, name, delimiter=csv_delimiter, required_column=id_field),
+    )
+
+
+def iter_records(raw: IO[bytes], name: str, **options: Any) -> tuple[CatalogKind, Iterator[tuple[int, dict[str, Any]]]]:
+    """Open a catalog and return its kind and every record, parsed, with its position."""
+    stream = open_catalog(raw, name, **options)
+    return stream.kind, stream.records()

@@ -39,7 +39,8 @@ def normalize_id(raw: Any) -> str:
         raise InvalidRecord("empty id")
     if len(product_id.encode()) > MAX_ID_BYTES:
         raise InvalidRecord(f"id is longer than {MAX_ID_BYTES} bytes")
-    if any(unicodedata.category(ch) == "Cc" for ch in product_id):
+    # isprintable() is a fast C check; only its rare False needs the precise look.
+    if not product_id.isprintable() and any(unicodedata.category(ch) == "Cc" for ch in product_id):
         raise InvalidRecord("id contains control characters")
     return product_id
 

@@ -46,7 +46,7 @@ class Change(BaseModel):
     text_hash: str | None = None
     metadata_hash: str | None = None
     field_hashes: dict[str, str] | None = None
-    fingerprint: int | None = None
+    fingerprint: bytes | None = None
 
 
 class QuarantinedRecord(BaseModel):

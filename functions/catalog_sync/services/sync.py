@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.guard import GuardDecision, check_deletions
 from catalog_sync.logic.packing import batches, split_by_priority
-from catalog_sync.logic.readers import CatalogFormatError, iter_records, location_label
+from catalog_sync.logic.readers import CatalogFormatError, open_catalog
 from catalog_sync.models.changes import RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig
 from catalog_sync.ports import (
@@ -97,13 +97,12 @@ class SyncService:
         index_ids = self.index.ids() if full else None
         try:
             with source.open() as raw:
-                kind, records = iter_records(
+                stream = open_catalog(
                     raw, source.name, csv_delimiter=self.config.csv.delimiter, id_field=self.config.id_field
                 )
                 return self.differ.run(
-                    records,
+                    stream,
                     snapshot,
-                    location=lambda position: location_label(kind, position),
                     full=full,
                     only_ids=only_ids,
                     index_ids=index_ids,

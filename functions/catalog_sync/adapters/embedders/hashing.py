@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class HashingEmbedder:
         for row, text in enumerate(texts):
             words = _WORD.findall(text.lower())
             tokens = [word.encode() for word in words]
-            tokens += [f"{a} {b}".encode() for a, b in zip(words, words[1:], strict=False)]
+            tokens += [f"{a} {b}".encode() for a, b in pairwise(words)]
             vector = out[row]
             for token in tokens:
                 code = crc32(token)

@@ -25,7 +25,10 @@ def estimate_tokens(text: str) -> int:
 
 
 def pack_requests(
-    texts: Sequence[str], *, max_inputs: int = MAX_INPUTS_PER_REQUEST, max_tokens: int = MAX_TOKENS_PER_REQUEST
+    texts: Sequence[str],
+    *,
+    max_inputs: int = MAX_INPUTS_PER_REQUEST,
+    max_tokens: int = MAX_TOKENS_PER_REQUEST,
 ) -> Iterator[tuple[int, int]]:
     """Split texts into consecutive (start, end) slices within the per-request input and token limits."""
     start = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from catalog_sync.logic.diff import NO_FINGERPRINT, StoredProduct
+from catalog_sync.logic.diff import StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
 from catalog_sync.ports import Vectors
 
@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS products (
     id TEXT PRIMARY KEY,
     desired_version INTEGER NOT NULL,
     deleted INTEGER NOT NULL DEFAULT 0,
-    fingerprint INTEGER,
+    fingerprint BLOB,
     text_hash TEXT,
     metadata_hash TEXT,
     field_hashes BLOB,
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS products (
     committed_text_hash TEXT,
     committed_metadata_hash TEXT
 ) WITHOUT ROWID;
+-- Products not committed at their desired version: few, and looked up on every diff.
+CREATE INDEX IF NOT EXISTS products_pending ON products (id)
+    WHERE committed_version IS NOT desired_version OR fingerprint IS NULL;
 CREATE TABLE IF NOT EXISTS runs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT UNIQUE NOT NULL,
@@ -54,6 +57,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    # Reads of a large catalog's state go through memory-mapped pages and a bigger page cache.
+    connection.execute("PRAGMA mmap_size=1073741824")
+    connection.execute("PRAGMA cache_size=-131072")
     return connection
 
 
@@ -64,33 +70,35 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]
 
 @dataclass
 class SqliteSnapshot:
-    fingerprints: dict[str, int]
+    fingerprints: dict[bytes, str]
+    live_ids: set[str]
     pending_deletes: set[str]
-    indexed_count: int
     embedding_model: str | None
     text_template: str | None
     _connection: sqlite3.Connection = field(repr=False)
 
-    def get(self, product_id: str) -> StoredProduct | None:
-        row = self._connection.execute(
-            "SELECT id, desired_version, deleted, fingerprint, text_hash, metadata_hash, field_hashes, "
-            "committed_version, committed_text_hash, committed_metadata_hash FROM products WHERE id = ?",
-            (product_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return StoredProduct(
-            product_id=row[0],
-            desired_version=row[1],
-            deleted=bool(row[2]),
-            fingerprint=row[3],
-            text_hash=row[4],
-            metadata_hash=row[5],
-            field_hashes=orjson.loads(row[6]) if row[6] else {},
-            committed_version=row[7],
-            committed_text_hash=row[8],
-            committed_metadata_hash=row[9],
-        )
+    def get_many(self, product_ids: Sequence[str]) -> dict[str, StoredProduct]:
+        found: dict[str, StoredProduct] = {}
+        for chunk in _chunks(product_ids):
+            marks = ",".join("?" * len(chunk))
+            for row in self._connection.execute(
+                "SELECT id, desired_version, deleted, fingerprint, text_hash, metadata_hash, field_hashes, "
+                f"committed_version, committed_text_hash, committed_metadata_hash FROM products WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = StoredProduct(
+                    product_id=row[0],
+                    desired_version=row[1],
+                    deleted=bool(row[2]),
+                    fingerprint=row[3],
+                    text_hash=row[4],
+                    metadata_hash=row[5],
+                    field_hashes=orjson.loads(row[6]) if row[6] else {},
+                    committed_version=row[7],
+                    committed_text_hash=row[8],
+                    committed_metadata_hash=row[9],
+                )
+        return found
 
 
 class SqliteStateStore:
@@ -120,17 +128,26 @@ class SqliteStateStore:
         return row[0] if row else None
 
     def snapshot(self) -> SqliteSnapshot:
+        # Only products committed at their desired version may skip the full path.
         fingerprints = dict(
             self._connection.execute(
-                "SELECT id, CASE WHEN committed_version IS desired_version AND fingerprint IS NOT NULL "
-                f"THEN fingerprint ELSE {NO_FINGERPRINT} END FROM products WHERE deleted = 0"
+                "SELECT fingerprint, id FROM products WHERE deleted = 0 AND fingerprint IS NOT NULL "
+                "AND committed_version IS desired_version"
+            )
+        )
+        live_ids = set(fingerprints.values())
+        live_ids.update(
+            row[0]
+            for row in self._connection.execute(
+                "SELECT id FROM products INDEXED BY products_pending WHERE (committed_version IS NOT "
+                "desired_version OR fingerprint IS NULL) AND deleted = 0"
             )
         )
         pending_deletes = {row[0] for row in self._connection.execute("SELECT id FROM products WHERE deleted = 1")}
         return SqliteSnapshot(
             fingerprints=fingerprints,
+            live_ids=live_ids,
             pending_deletes=pending_deletes,
-            indexed_count=self.indexed_count(),
             embedding_model=self._meta("embedding_model"),
             text_template=self._meta("text_template"),
             _connection=self._connection,
@@ -141,7 +158,14 @@ class SqliteStateStore:
         with self._transaction() as connection:
             cursor = connection.execute(
                 "INSERT INTO runs (run_id, catalog, mode, source, status, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (f"pending-{started.timestamp()}", self.catalog, mode, source, RunStatus.RUNNING, started.isoformat()),
+                (
+                    f"pending-{started.timestamp()}",
+                    self.catalog,
+                    mode,
+                    source,
+                    RunStatus.RUNNING,
+                    started.isoformat(),
+                ),
             )
             seq = int(cursor.lastrowid or 0)
             run_id = f"{started:%Y%m%dT%H%M%SZ}-{seq:05d}"
@@ -196,7 +220,7 @@ class SqliteStateStore:
     def record_desired(
         self,
         changes: Sequence[Change],
-        fingerprint_updates: Sequence[tuple[str, int]],
+        fingerprint_updates: Sequence[tuple[str, bytes]],
         *,
         embedding_model: str,
         text_template: str,
@@ -264,9 +288,7 @@ class SqliteStateStore:
                 "WHERE id = ? AND desired_version = ? AND deleted = 0",
                 written,
             )
-            connection.executemany(
-                "DELETE FROM products WHERE id = ? AND desired_version = ? AND deleted = 1", deleted
-            )
+            connection.executemany("DELETE FROM products WHERE id = ? AND desired_version = ? AND deleted = 1", deleted)
             return connection.total_changes - before
 
     def uncommit_all(self) -> int:

@@ -1,10 +1,10 @@
 """Wiring of the embedded default: one state directory per catalog under a root folder.
 
-    <root>/embedding-cache.sqlite        shared by every catalog
-    <root>/<catalog>/state.sqlite        desired/committed state, runs
-    <root>/<catalog>/index.lance/        the local vector index
-    <root>/<catalog>/changes.jsonl       change log
-    <root>/<catalog>/quarantine/<run>.jsonl
+<root>/embedding-cache.sqlite        shared by every catalog
+<root>/<catalog>/state.sqlite        desired/committed state, runs
+<root>/<catalog>/index.lance/        the local vector index
+<root>/<catalog>/changes.jsonl       change log
+<root>/<catalog>/quarantine/<run>.jsonl
 """
 
 from __future__ import annotations

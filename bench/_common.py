@@ -1,0 +1,62 @@
+"""Shared helpers of the benchmarks: cached catalog pairs, peak memory, the benchmark catalog config."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
+
+from catalog_generator_helpers import catalog_pair
+from catalog_sync.models.config import CatalogConfig
+
+DATA = Path(__file__).resolve().parent / ".data"
+
+
+def bench_config() -> CatalogConfig:
+    return CatalogConfig(
+        name="bench",
+        id_field="sku",
+        text={"fields": ["title", "brand", "category", "description", "attributes"]},
+        metadata={
+            "title": "string",
+            "brand": "string",
+            "category": "string",
+            "price": "number",
+            "currency": "string",
+            "availability": "string",
+            "stock": "integer",
+            "tags": "string_list",
+            "image_url": "string",
+        },
+    )
+
+
+def dataset(n: int) -> tuple[Path, Path, dict[str, list[str]]]:
+    """v1, v2 and the recorded change set for n products; generated once and kept under bench/.data."""
+    directory = DATA / f"n{n}"
+    changes_path = directory / "changes.json"
+    if not changes_path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        print(f"generating {n:,} products (cached in {directory}) ...", flush=True)
+        _, _, changes = catalog_pair(directory, n)
+        changes_path.write_bytes(orjson.dumps(changes))
+    return directory / "v1.jsonl", directory / "v2.jsonl", orjson.loads(changes_path.read_bytes())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, in MB.
+
+    VmHWM is per address space, so a child started from a big parent reports its own peak (ru_maxrss is
+    carried across exec on Linux and would report the parent's).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

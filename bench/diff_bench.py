@@ -1,0 +1,128 @@
+"""Diff throughput and memory, against a floor measured in the same process.
+
+    python bench/diff_bench.py --n 100000
+    python bench/diff_bench.py --n 1000000
+
+1. seeds a SQLite state with catalog v1 (in chunks, as a sync would leave it);
+2. in a fresh child process (so that peak RSS is the diff's own), measures
+   - the floor: read v2 (JSON Lines), orjson-parse each record and xxh3-hash it, nothing else;
+   - the diff: load the state snapshot, stream v2 through validation, hashing and comparison;
+3. prints products per second, the ratio to the floor, peak RSS, and checks the change counts against the
+   change set the generator recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import xxhash
+
+from _common import bench_config, dataset, peak_rss_mb
+from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
+from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot
+from catalog_sync.logic.readers import CatalogStream, open_catalog
+
+MODEL_ID = "catalog-sync/hashing-v1-384"
+
+
+def seed_state(v1: Path, state_path: Path) -> float:
+    config = bench_config()
+    differ = CatalogDiff(config, model_id=MODEL_ID)
+    store = SqliteStateStore(state_path, config.name)
+    started = time.perf_counter()
+    with v1.open("rb") as raw:
+        stream = open_catalog(raw, v1.name)
+        assert stream.lines is not None
+        while chunk := list(itertools.islice(stream.lines, 20_000)):
+            result = differ.run(CatalogStream(stream.name, stream.kind, lines=iter(chunk)), EmptySnapshot(), version=1)
+            store.record_desired(result.changes, [], embedding_model=MODEL_ID, text_template=config.text.fingerprint())
+            store.commit(result.changes)
+    store.close()
+    return time.perf_counter() - started
+
+
+def measure(v2: Path, state_path: Path) -> dict[str, float]:
+    # Floor: parse + hash per record, no validation, no state.
+    started = time.perf_counter()
+    records = 0
+    with v2.open("rb") as raw:
+        for line in raw:
+            orjson.loads(line)
+            xxhash.xxh3_64_intdigest(line)
+            records += 1
+    floor_s = time.perf_counter() - started
+
+    config = bench_config()
+    differ = CatalogDiff(config, model_id=MODEL_ID)
+    store = SqliteStateStore(state_path, config.name)
+    started = time.perf_counter()
+    snapshot = store.snapshot()
+    snapshot_s = time.perf_counter() - started
+    with v2.open("rb") as raw:
+        result = differ.run(open_catalog(raw, v2.name), snapshot, version=2)
+    diff_s = time.perf_counter() - started
+    counts = result.counts
+    return {
+        "records": records,
+        "floor_s": floor_s,
+        "snapshot_s": snapshot_s,
+        "diff_s": diff_s,
+        "added": counts.added,
+        "text_changed": counts.text_changed,
+        "metadata_only": counts.metadata_only,
+        "deleted": counts.deleted,
+        "unchanged": counts.unchanged,
+        "invalid": counts.invalid,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--measure", nargs=2, metavar=("V2", "STATE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure[0]), Path(args.measure[1]))))
+        return
+
+    v1, v2, expected = dataset(args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        state_path = Path(tmp) / "state.sqlite"
+        seed_s = seed_state(v1, state_path)
+        print(f"seeded state with v1: {args.n:,} products in {seed_s:.1f} s (the first sync's diff + state writes)")
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure", str(v2), str(state_path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    m = json.loads(child.stdout.strip().splitlines()[-1])
+    floor_rate = m["records"] / m["floor_s"]
+    diff_rate = m["records"] / m["diff_s"]
+    print(f"catalog v2: {m['records']:,} products, {v2.stat().st_size / 1e6:,.0f} MB JSON Lines")
+    print(f"floor  (orjson parse + xxh3 per record): {m['floor_s']:6.2f} s  {floor_rate:>10,.0f} products/s")
+    print(
+        f"diff   (snapshot {m['snapshot_s']:.2f} s + stream/validate/hash/compare): {m['diff_s']:6.2f} s  "
+        f"{diff_rate:>10,.0f} products/s"
+    )
+    print(f"diff / floor throughput: {diff_rate / floor_rate:.2f}  (target >= 0.50)")
+    print(f"peak RSS of the measuring process: {m['peak_rss_mb']:,.0f} MB")
+    found = {key: m[key] for key in ("added", "text_changed", "metadata_only", "deleted")}
+    wanted = {key: len(ids) for key, ids in expected.items()}
+    print(f"changes found {found}, unchanged {m['unchanged']:,}, invalid {m['invalid']}")
+    print("matches the generator's change set" if found == wanted else f"MISMATCH: expected {wanted}")
+    if found != wanted:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

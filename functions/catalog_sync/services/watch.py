@@ -1,0 +1,106 @@
+"""Watch a catalog file (or a folder of drops) and sync when it changes.
+
+A change to the file is planned first (a dry-run diff). It is synced at once when it holds a priority change
+(a deletion, a price or stock change) or when at least `threshold` changes are pending; otherwise it waits
+for the regular interval, so that many small edits are batched into one sync.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog_sync.adapters.local.files import FileCatalogSource
+from catalog_sync.services.sync import SyncReport, SyncService
+
+CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    interval: float = 300.0
+    threshold: int = 10
+
+    def reason_to_sync(self, *, pending: int, priority: int, since_last_sync: float) -> str | None:
+        """Why to sync now, or None to wait."""
+        if not pending:
+            return None
+        if priority:
+            return "priority changes"
+        if pending >= self.threshold:
+            return "threshold"
+        if since_last_sync >= self.interval:
+            return "interval"
+        return None
+
+
+@dataclass
+class WatchEvent:
+    kind: str  # "sync" | "pending"
+    catalog: Path
+    pending: int
+    why: str | None = None
+    report: SyncReport | None = None
+
+
+def newest_catalog(path: Path) -> Path | None:
+    """The file itself, or the newest catalog file in a folder of drops."""
+    if path.is_file():
+        return path
+    candidates = [p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(CATALOG_SUFFIXES)]
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name)) if candidates else None
+
+
+class CatalogWatcher:
+    def __init__(
+        self,
+        service: SyncService,
+        path: Path,
+        policy: WatchPolicy,
+        *,
+        poll: float = 5.0,
+        force: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.service = service
+        self.path = path
+        self.policy = policy
+        self.poll = poll
+        self.force = force
+        self.clock = clock
+        self.sleep = sleep
+
+    def events(self, *, max_syncs: int | None = None, max_seconds: float | None = None) -> Iterator[WatchEvent]:
+        started = last_sync = self.clock()
+        seen: tuple[str, int, int] | None = None
+        syncs = 0
+        while True:
+            catalog = newest_catalog(self.path)
+            now = self.clock()
+            if catalog is not None:
+                stat = catalog.stat()
+                signature = (str(catalog), stat.st_mtime_ns, stat.st_size)
+                if signature != seen or now - last_sync >= self.policy.interval:
+                    plan = self.service.plan(FileCatalogSource(catalog))
+                    pending = plan.diff.counts.changed + plan.diff.resent
+                    why = self.policy.reason_to_sync(
+                        pending=pending, priority=plan.diff.counts.priority, since_last_sync=now - last_sync
+                    )
+                    if why is not None:
+                        report = self.service.sync(FileCatalogSource(catalog), force=self.force)
+                        syncs += 1
+                        last_sync = self.clock()
+                        yield WatchEvent("sync", catalog, pending, why, report)
+                    elif pending and signature != seen:
+                        yield WatchEvent("pending", catalog, pending)
+                    elif not pending:
+                        last_sync = now
+                    seen = signature
+            if max_syncs is not None and syncs >= max_syncs:
+                return
+            if max_seconds is not None and self.clock() - started >= max_seconds:
+                return
+            self.sleep(self.poll)
