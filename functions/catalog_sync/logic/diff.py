@@ -47,14 +47,25 @@ class StoredProduct:
 class StateSnapshot(Protocol):
     """What the diff needs from the state store."""
 
-    # Raw-record fingerprint -> product id, for live products whose desired state is committed.
-    fingerprints: Mapping[bytes, str]
-    # Every product whose desired state is present (committed or not).
-    live_ids: Collection[str]
-    # Products whose desired state is "deleted" but whose delete was not committed yet.
-    pending_deletes: Collection[str]
-    embedding_model: str | None
-    text_template: str | None
+    @property
+    def fingerprints(self) -> Mapping[bytes, str]:
+        """Raw-record fingerprint -> product id, for live products whose desired state is committed."""
+
+    @property
+    def live_ids(self) -> Collection[str]:
+        """Every product whose desired state is present (committed or not)."""
+
+    @property
+    def pending_deletes(self) -> Collection[str]:
+        """Products whose desired state is "deleted" but whose delete was not committed yet."""
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The model the stored text hashes were made for."""
+
+    @property
+    def text_template(self) -> str | None:
+        """The text template the stored text hashes were made with."""
 
     def get_many(self, product_ids: Sequence[str]) -> Mapping[str, StoredProduct]: ...
 

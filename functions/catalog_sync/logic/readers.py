@@ -112,7 +112,7 @@ def open_catalog_stream(
 ) -> tuple[IO[bytes], CatalogKind]:
     """Wrap a binary stream: decompress if the name says .gz (checking the magic bytes)."""
     kind = kind_from_name(name)
-    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
+    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     head = buffered.peek(2)[:2]
     if kind.gzipped:
         if head != GZIP_MAGIC:

@@ -155,7 +155,8 @@ class LanceVectorIndex:
         return " AND ".join(clauses)
 
     def query(self, vector: Vectors, k: int, filters: Mapping[str, Any] | None = None) -> list[IndexEntry]:
-        search = self._table.search(np.asarray(vector, dtype=np.float32)).metric("cosine")
+        # LanceDB's typing misses metric() on the vector query builder it returns here.
+        search = self._table.search(np.asarray(vector, dtype=np.float32)).metric("cosine")  # type: ignore[attr-defined]
         if filters:
             search = search.where(self.where_clause(filters), prefilter=True)
         with warnings.catch_warnings():

@@ -1,0 +1,115 @@
+"""Whatever fails mid-sync, the next sync converges: the index ends up equal to the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.files import FileCatalogSource
+from catalog_sync.adapters.local.workspace import LocalWorkspace
+from catalog_sync.logic.validation import RecordValidator
+from catalog_sync.models.changes import RunStatus
+from tests.conftest import make_config, product, write_jsonl
+
+
+class Flaky:
+    """Wraps a real adapter; the named method raises for its first `failures` calls."""
+
+    def __init__(self, inner: Any, method: str, failures: int) -> None:
+        self._inner = inner
+        self._method = method
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if name != self._method:
+            return attribute
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                raise ConnectionError(f"injected failure in {name}")
+            return attribute(*args, **kwargs)
+
+        return flaky
+
+
+def assert_index_equals(workspace: LocalWorkspace, records: list[dict]) -> None:
+    validator = RecordValidator(workspace.config)
+    expected = {r["sku"]: validator.validate(r["sku"], r) for r in records}
+    entries = {e.id: e for e in workspace.index.export()}
+    assert set(entries) == set(expected)
+    for sku, valid in expected.items():
+        assert entries[sku].text == valid.text
+        assert entries[sku].metadata == valid.metadata
+    assert workspace.state.pending_count() == 0
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> LocalWorkspace:
+    return LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder())
+
+
+V1 = [product(str(i)) for i in range(30)]
+V2 = [product(str(i), price=99.0) if i % 3 == 0 else product(str(i), description=f"new {i}") for i in range(25)]
+
+
+@pytest.mark.parametrize(("method", "failures"), [("upsert", 2), ("update_metadata", 2), ("delete", 2)])
+def test_failed_index_writes_stay_pending_and_the_next_sync_converges(
+    workspace: LocalWorkspace, tmp_path: Path, method: str, failures: int
+):
+    service = workspace.service(batch_size=7)
+    assert not service.sync(FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1))).failed
+    v2 = FileCatalogSource(write_jsonl(tmp_path / "v2.jsonl", V2))
+    service.index = service.applier.index = Flaky(workspace.index, method, failures)  # type: ignore[assignment]
+    report = service.sync(v2)
+    assert report.failed and report.pending_after > 0
+    assert report.run is not None and workspace.state.runs(1)[0].status is RunStatus.FAILED
+    again = service.sync(v2)
+    assert not again.failed
+    assert again.diff.resent == report.pending_after - again.diff.counts.deleted
+    assert_index_equals(workspace, V2)
+
+
+def test_crash_after_write_before_commit_re_sends_without_re_embedding(workspace: LocalWorkspace, tmp_path: Path):
+    service = workspace.service()
+    embedder = workspace.embedder
+    assert isinstance(embedder, HashingEmbedder)
+    source = FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1))
+    service.applier.state = Flaky(workspace.state, "commit", 10)  # type: ignore[assignment]
+    report = service.sync(source)
+    assert report.failed and workspace.state.pending_count() == 30
+    embedded = embedder.texts_embedded
+    service.applier.state = workspace.state
+    again = service.sync(source)
+    assert again.diff.resent == 30 and again.applied.upserted == 30
+    assert embedder.texts_embedded == embedded  # the embeddings were cached before the crash
+    assert_index_equals(workspace, V1)
+
+
+def test_lost_queue_is_recovered_by_the_next_sync(workspace: LocalWorkspace, tmp_path: Path):
+    service = workspace.service()
+    source = FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1))
+    service.queue.send = lambda batches, priority: 0  # type: ignore[method-assign]  # the process died here
+    service.sync(source)
+    assert workspace.index.count() == 0 and workspace.state.pending_count() == 30
+    restarted = LocalWorkspace(workspace.root, workspace.config, workspace.embedder)
+    report = restarted.service().sync(source)
+    assert report.diff.resent == 30
+    assert_index_equals(restarted, V1)
+
+
+def test_changing_the_embedding_dimension_rebuilds_and_re_sends(tmp_path: Path):
+    catalog = FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1))
+    first = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder(384))
+    assert not first.service().sync(catalog).failed
+    second = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder(128))
+    service = second.service()
+    report = service.sync(catalog)
+    assert any("rebuilt" in note for note in report.notes)
+    assert any("embedding model changed" in note for note in report.notes)
+    assert report.applied.upserted == 30
+    assert_index_equals(second, V1)

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog_sync.adapters.local.lance_index import LanceVectorIndex, LocalIndexError
+from catalog_sync.models.changes import Change, ChangeKind, IndexAction
+from tests.conftest import make_config
+
+DIM = 4
+
+
+def change(pid: str, *, text: str = "t", **metadata: object) -> Change:
+    return Change(
+        product_id=pid,
+        kind=ChangeKind.ADDED,
+        action=IndexAction.UPSERT,
+        text=text,
+        text_hash=f"h-{text}",
+        metadata={"title": f"T {pid}", "price": 1.0, **metadata},
+    )
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> LanceVectorIndex:
+    return LanceVectorIndex(tmp_path / "index.lance", make_config(), DIM)
+
+
+def test_upsert_query_and_filters(index: LanceVectorIndex):
+    vectors = np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0), unit(1, 1, 0, 0)])
+    index.upsert(
+        ["a", "b", "c"],
+        vectors,
+        [change("a", availability="in_stock", tags=["x"]), change("b", availability="sold_out"), change("c", stock=3)],
+    )
+    assert index.count() == 3 and index.ids() == {"a", "b", "c"}
+    top = index.query(unit(1, 0, 0, 0), 2)
+    assert [m.id for m in top] == ["a", "c"]
+    assert top[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [m.id for m in index.query(unit(1, 0, 0, 0), 3, {"availability": "sold_out"})] == ["b"]
+    assert [m.id for m in index.query(unit(1, 0, 0, 0), 3, {"tags": "x"})] == ["a"]
+    assert [m.id for m in index.query(unit(1, 0, 0, 0), 3, {"stock": 3})] == ["c"]
+    with pytest.raises(LocalIndexError, match="not a metadata field"):
+        index.query(unit(1, 0, 0, 0), 3, {"colour": "red"})
+
+
+def test_metadata_update_keeps_the_vector(index: LanceVectorIndex):
+    index.upsert(["a"], np.stack([unit(1, 2, 3, 4)]), [change("a")])
+    index.update_metadata([change("a", price=9.5)])
+    entry = next(index.export())
+    assert entry.metadata["price"] == 9.5 and entry.text_hash == "h-t"
+    np.testing.assert_allclose(index.vectors(["a"])["a"], unit(1, 2, 3, 4), rtol=1e-6)
+
+
+def test_upsert_replaces_and_delete_removes(index: LanceVectorIndex):
+    index.upsert(["a", "b"], np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0)]), [change("a"), change("b")])
+    index.upsert(["a"], np.stack([unit(0, 0, 1, 0)]), [change("a", text="new")])
+    assert index.count() == 2
+    assert {e.id: e.text for e in index.export()} == {"a": "new", "b": "t"}
+    index.delete(["a", "it's-missing"])
+    assert index.ids() == {"b"}
+
+
+def test_persists_and_rebuilds_when_the_schema_changes(tmp_path: Path):
+    path = tmp_path / "index.lance"
+    first = LanceVectorIndex(path, make_config(), DIM)
+    first.upsert(["a"], np.stack([unit(1, 0, 0, 0)]), [change("a")])
+    again = LanceVectorIndex(path, make_config(), DIM)
+    assert not again.rebuilt and again.count() == 1
+    wider = LanceVectorIndex(path, make_config(), DIM * 2)
+    assert wider.rebuilt and wider.count() == 0

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.workspace import LocalWorkspace
+from catalog_sync.services.watch import CatalogWatcher, WatchPolicy, newest_catalog
+from tests.conftest import make_config, product, write_jsonl
+
+
+@pytest.mark.parametrize(
+    ("pending", "priority", "elapsed", "expected"),
+    [
+        (0, 0, 1000, None),
+        (1, 1, 0, "priority changes"),
+        (10, 0, 0, "threshold"),
+        (3, 0, 10, None),
+        (3, 0, 300, "interval"),
+    ],
+)
+def test_policy(pending: int, priority: int, elapsed: float, expected: str | None):
+    policy = WatchPolicy(interval=300, threshold=10)
+    assert policy.reason_to_sync(pending=pending, priority=priority, since_last_sync=elapsed) == expected
+
+
+def test_newest_catalog_in_a_folder(tmp_path: Path):
+    import os
+
+    old = write_jsonl(tmp_path / "a.jsonl", [product("1")])
+    new = write_jsonl(tmp_path / "b.jsonl", [product("1")])
+    (tmp_path / "notes.txt").write_text("x")
+    os.utime(old, ns=(1, 1))
+    assert newest_catalog(tmp_path) == new
+    assert newest_catalog(old) == old
+
+
+def test_watcher_waits_for_the_interval_then_syncs_and_syncs_priority_at_once(tmp_path: Path):
+    catalog = write_jsonl(tmp_path / "c.jsonl", [product(str(i)) for i in range(5)])
+    workspace = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder())
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    watcher = CatalogWatcher(
+        workspace.service(), catalog, WatchPolicy(interval=60, threshold=10), poll=5, clock=lambda: now[0], sleep=sleep
+    )
+    events = watcher.events(max_syncs=2)
+    first = next(events)  # 5 new products: below the threshold, not priority -> wait
+    assert first.kind == "pending" and first.pending == 5
+    second = next(events)
+    assert second.kind == "sync" and second.why == "interval" and now[0] >= 60
+    assert workspace.index.count() == 5
+    # A deletion is a priority change: synced on the next poll, without waiting for the interval.
+    write_jsonl(catalog, [product(str(i)) for i in range(4)])
+    synced_at = now[0]
+    third = next(events)
+    assert third.kind == "sync" and third.why == "priority changes" and now[0] - synced_at < 60
+    assert workspace.index.count() == 4
