@@ -30,7 +30,7 @@ from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot
 from catalog_sync.logic.readers import CatalogStream, open_catalog
 
-MODEL_ID = "catalog-sync/hashing-v1-384"
+MODEL_ID = "catalog-sync/hashing-v2-384"
 
 
 def seed_state(v1: Path, state_path: Path) -> float:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import xxhash
 
 from catalog_sync.logic import canonical as hashing
+from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogStream
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, ValidProduct, normalize_id
 from catalog_sync.models.changes import Change, ChangeKind, DiffCounts, IndexAction, QuarantinedRecord
@@ -134,11 +135,12 @@ class CatalogDiff:
         result = DiffResult()
         self._note_config_changes(snapshot, result)
         walk = _Walk(self, result, snapshot, full=full, wanted=set(only_ids) if only_ids is not None else None)
-        if stream.lines is not None:
-            walk.lines(stream, on_record)
-        else:
-            walk.records(stream, on_record)
-        walk.flush()
+        with paused_gc():
+            if stream.lines is not None:
+                walk.lines(stream, on_record)
+            else:
+                walk.records(stream, on_record)
+            walk.flush()
         result.counts.records += walk.records_read
         result.counts.valid += walk.fast_unchanged
         result.counts.unchanged += walk.fast_unchanged

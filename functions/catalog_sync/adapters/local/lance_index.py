@@ -111,14 +111,37 @@ class LanceVectorIndex:
         self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
 
     def update_metadata(self, changes: Sequence[Change]) -> None:
+        """Rewrite metadata in place; the stored vector and text are kept (no embedding)."""
         if not changes:
             return
         pa = self._pa
-        columns: dict[str, Any] = {"id": pa.array([c.product_id for c in changes], type=pa.string())}
+        # LanceDB's partial-column merge is an order of magnitude slower than a whole-row one, so the rows'
+        # vectors are read back and written whole.
+        stored = self._rows([c.product_id for c in changes], ["id", "vector", "text", "text_hash"])
+        missing = [c.product_id for c in changes if c.product_id not in stored]
+        if missing:
+            raise LocalIndexError(f"metadata update for {len(missing)} products not in the index, e.g. {missing[0]!r}")
+        rows = [stored[c.product_id] for c in changes]
+        columns: dict[str, Any] = {
+            "id": pa.array([c.product_id for c in changes], type=pa.string()),
+            "vector": pa.array([row["vector"] for row in rows], type=self._schema.field("vector").type),
+            "text": [row["text"] for row in rows],
+            "text_hash": [row["text_hash"] for row in rows],
+        }
         columns.update(self._metadata_columns(changes))
-        schema = pa.schema([self._schema.field(name) for name in columns])
-        # Only the metadata columns are written: the vector stays as it is (no embedding).
-        self._table.merge_insert("id").when_matched_update_all().execute(pa.table(columns, schema=schema))
+        self._table.merge_insert("id").when_matched_update_all().execute(pa.table(columns, schema=self._schema))
+
+    def _rows(self, ids: Sequence[str], columns: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            where = f"id IN ({','.join(_sql_string(i) for i in chunk)})"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for batch in self._table.search().where(where).select(columns).limit(None).to_batches():
+                    for row in batch.to_pylist():
+                        found[row["id"]] = row
+        return found
 
     def delete(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _DELETE_CHUNK):
@@ -185,16 +208,9 @@ class LanceVectorIndex:
 
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
         """Stored vectors of some products (for checks and tests)."""
-        found: dict[str, Vectors] = {}
-        for start in range(0, len(ids), _DELETE_CHUNK):
-            chunk = ids[start : start + _DELETE_CHUNK]
-            where = f"id IN ({','.join(_sql_string(i) for i in chunk)})"
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for batch in self._table.search().where(where).select(["id", "vector"]).limit(None).to_batches():
-                    for row in batch.to_pylist():
-                        found[row["id"]] = np.asarray(row["vector"], dtype=np.float32)
-        return found
+        return {
+            pid: np.asarray(row["vector"], dtype=np.float32) for pid, row in self._rows(ids, ["id", "vector"]).items()
+        }
 
     def optimize(self) -> None:
         """Compact the table's versions (each write makes one)."""

@@ -13,6 +13,7 @@ import numpy as np
 import orjson
 
 from catalog_sync.logic.diff import StoredProduct
+from catalog_sync.logic.gc import paused_gc
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
 from catalog_sync.ports import Vectors
 
@@ -128,6 +129,10 @@ class SqliteStateStore:
         return row[0] if row else None
 
     def snapshot(self) -> SqliteSnapshot:
+        with paused_gc():
+            return self._snapshot()
+
+    def _snapshot(self) -> SqliteSnapshot:
         # Only products committed at their desired version may skip the full path.
         fingerprints = dict(
             self._connection.execute(
@@ -320,9 +325,10 @@ class SqliteEmbeddingCache:
 
     def __init__(self, path: Path) -> None:
         self._connection = _connect(path)
+        # A rowid table: SQLite advises against WITHOUT ROWID for rows this large (a vector is kilobytes).
         self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
-            "vector BLOB NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS embedding_cache (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+            "vector BLOB NOT NULL, created_at INTEGER NOT NULL)"
         )
 
     def close(self) -> None:
@@ -333,7 +339,7 @@ class SqliteEmbeddingCache:
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
             for key, blob in self._connection.execute(
-                f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk
+                f"SELECT key, vector FROM embedding_cache WHERE key IN ({marks})", chunk
             ):
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
@@ -344,7 +350,7 @@ class SqliteEmbeddingCache:
         self._connection.execute("BEGIN")
         try:
             self._connection.executemany(
-                "INSERT OR REPLACE INTO embeddings (key, model, vector, created_at) VALUES (?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO embedding_cache (key, model, vector, created_at) VALUES (?, ?, ?, ?)", rows
             )
         except BaseException:
             self._connection.execute("ROLLBACK")
@@ -352,4 +358,4 @@ class SqliteEmbeddingCache:
         self._connection.execute("COMMIT")
 
     def count(self) -> int:
-        return int(self._connection.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+        return int(self._connection.execute("SELECT count(*) FROM embedding_cache").fetchone()[0])

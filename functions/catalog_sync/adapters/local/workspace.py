@@ -47,7 +47,7 @@ class LocalWorkspace:
                 )
         return self._index
 
-    def service(self, *, batch_size: int = 500) -> SyncService:
+    def service(self, *, batch_size: int = 2000) -> SyncService:
         index = self.index
         return SyncService(
             config=self.config,
