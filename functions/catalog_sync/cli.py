@@ -36,6 +36,7 @@ from catalog_sync.logic.diff import CatalogDiff, DiffResult, EmptySnapshot
 from catalog_sync.logic.readers import CatalogFormatError, open_catalog
 from catalog_sync.models.changes import Change, ChangeKind, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, FieldType, load_config
+from catalog_sync.ports import Embedder
 from catalog_sync.services.sync import BadCatalog, SyncReport
 from catalog_sync.services.watch import CatalogWatcher, WatchPolicy
 
@@ -187,6 +188,7 @@ def _report_json(report: SyncReport, *, include_changes: bool = True) -> dict[st
     data: dict[str, Any] = {
         "catalog": report.catalog,
         "source": report.source,
+        "embedder": report.embedder,
         "dry_run": report.dry_run,
         "run_id": report.run.run_id if report.run else None,
         "status": report.run.status.value if report.run else ("held" if report.guard.held else "planned"),
@@ -259,6 +261,12 @@ def _print_stats(report: SyncReport) -> None:
         out.print(f"[dim]{seconds:.2f} s ({counts.records / seconds:,.0f} records/s)[/]")
 
 
+def _print_embedder(embedder: Embedder) -> None:
+    # The hashing embedder is for tests: say so wherever it is in use.
+    colour = "bold red" if embedder.model_id.startswith("catalog-sync/hashing") else "dim"
+    out.print(f"[{colour}]embedder: {embedder.label} ({embedder.model_id})[/]", highlight=False)
+
+
 def _print_report(report: SyncReport, limit: int) -> None:
     for note in report.notes:
         out.print(f"[bold yellow]note:[/] {note}")
@@ -323,6 +331,7 @@ def monitor(
             sys.stdout.write(orjson.dumps(_report_json(report)).decode() + "\n")
         else:
             out.print(f"[bold]Change report[/] for catalog [bold]{settings.name}[/] from {catalog} (dry run)")
+            _print_embedder(workspace.embedder)
             _print_report(report, limit)
             if report.guard.held:
                 err.print(f"[bold red]a sync would be held back:[/] {report.guard.reason}")
@@ -366,6 +375,7 @@ def sync(
         else:
             title = "full re-sync" if full else "sync"
             out.print(f"[bold]{title.capitalize()}[/] of catalog [bold]{settings.name}[/] from {catalog}")
+            _print_embedder(workspace.embedder)
             _print_report(report, limit)
             if report.guard.held:
                 err.print(f"[bold red]held back, nothing changed:[/] {report.guard.reason}")
@@ -581,6 +591,7 @@ def query(
         if json_output:
             sys.stdout.write(orjson.dumps([m.model_dump() for m in matches]).decode() + "\n")
             return ExitCode.OK
+        _print_embedder(workspace.embedder)
         table = Table(title=f"Top {k} for {text!r}", title_justify="left")
         table.add_column("score", justify="right")
         table.add_column("id")

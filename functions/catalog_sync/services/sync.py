@@ -39,6 +39,7 @@ class BadCatalog(ValueError):
 class SyncReport:
     catalog: str
     source: str
+    embedder: str
     diff: DiffResult
     guard: GuardDecision
     run: RunRecord | None = None
@@ -129,6 +130,7 @@ class SyncService:
         report = SyncReport(
             catalog=self.config.name,
             source=source.name,
+            embedder=self.embedder.model_id,
             diff=result,
             guard=self._guard(result, force),
             notes=[*self.notes, *result.reasons],
@@ -168,6 +170,7 @@ class SyncService:
         report = SyncReport(
             catalog=self.config.name,
             source=source.name,
+            embedder=self.embedder.model_id,
             diff=result,
             guard=self._guard(result, force),
             run=run,
