@@ -20,23 +20,41 @@ _MAX_EXACT_FLOAT_INT = 2**53
 
 def canonical(value: Any) -> Any:
     """Return the canonical form of a JSON-like value."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return value if value.isascii() else unicodedata.normalize("NFC", value)
-    if value is None or isinstance(value, bool | int):
+    if value is None or kind is bool or kind is int:
         return value
-    if isinstance(value, float):
+    if kind is float:
         if value.is_integer() and abs(value) < _MAX_EXACT_FLOAT_INT:
             return int(value)
         return value
+    if kind is dict:
+        # Plain ASCII strings and ints, most leaves of a product, are canonical already: skip the call.
+        return {
+            (key if type(key) is str and key.isascii() else canonical(str(key))): (
+                item if (type(item) is str and item.isascii()) or type(item) is int else canonical(item)
+            )
+            for key, item in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [
+            item if (type(item) is str and item.isascii()) or type(item) is int else canonical(item) for item in value
+        ]
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TypeError("NaN and Infinity have no canonical JSON form")
         return int(value) if value == value.to_integral_value() else canonical(float(value))
-    if isinstance(value, dict):
-        return {canonical(str(key)): canonical(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
+    if isinstance(value, str | int | float | dict | list | tuple):  # subclasses (e.g. enums)
+        return canonical(_plain(value))
     raise TypeError(f"value of type {type(value).__name__} has no canonical JSON form")
+
+
+def _plain(value: Any) -> Any:
+    for base in (bool, int, float, str, dict, list, tuple):
+        if isinstance(value, base):
+            return base(value)
+    return value
 
 
 def canonical_bytes(value: Any) -> bytes:

@@ -168,7 +168,13 @@ class RecordValidator:
         return ValidProduct(product_id=product_id, text=hashing.normalize_text(text), metadata=metadata, values=values)
 
     def render_text(self, values: dict[str, Any]) -> str:
-        rendered = {name: render_text_value(values.get(name)).strip() for name in self._text_fields}
+        rendered = {}
+        for name in self._text_fields:
+            value = values.get(name)
+            # Text-only fields were rendered to stripped strings by validation already.
+            rendered[name] = (
+                value if type(value) is str and name not in self._metadata_fields else render_text_value(value).strip()
+            )
         if self._template is not None:
             return self._template.format_map(rendered).strip()
         return self._separator.join(value for value in rendered.values() if value)

@@ -33,6 +33,25 @@ CREATE TABLE IF NOT EXISTS products (
 -- Products not committed at their desired version: few, and looked up on every diff.
 CREATE INDEX IF NOT EXISTS products_pending ON products (id)
     WHERE committed_version IS NOT desired_version OR fingerprint IS NULL;
+-- The fast path's map (fingerprint -> id of products committed at their desired version), kept by triggers
+-- in the same transactions as `products`: a narrow table loads faster than a scan of the wide one. Keyed by
+-- id, so that it loads in id order, which is usually the catalog's order (memory locality in the diff).
+CREATE TABLE IF NOT EXISTS fast_path (id TEXT PRIMARY KEY, fingerprint BLOB NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS fast_path_insert AFTER INSERT ON products
+WHEN NEW.deleted = 0 AND NEW.fingerprint IS NOT NULL AND NEW.committed_version IS NEW.desired_version
+BEGIN
+    INSERT OR REPLACE INTO fast_path (id, fingerprint) VALUES (NEW.id, NEW.fingerprint);
+END;
+CREATE TRIGGER IF NOT EXISTS fast_path_update AFTER UPDATE ON products
+BEGIN
+    DELETE FROM fast_path WHERE id = OLD.id;
+    INSERT OR REPLACE INTO fast_path (id, fingerprint) SELECT NEW.id, NEW.fingerprint
+    WHERE NEW.deleted = 0 AND NEW.fingerprint IS NOT NULL AND NEW.committed_version IS NEW.desired_version;
+END;
+CREATE TRIGGER IF NOT EXISTS fast_path_delete AFTER DELETE ON products
+BEGIN
+    DELETE FROM fast_path WHERE id = OLD.id;
+END;
 CREATE TABLE IF NOT EXISTS runs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT UNIQUE NOT NULL,
@@ -134,12 +153,7 @@ class SqliteStateStore:
 
     def _snapshot(self) -> SqliteSnapshot:
         # Only products committed at their desired version may skip the full path.
-        fingerprints = dict(
-            self._connection.execute(
-                "SELECT fingerprint, id FROM products WHERE deleted = 0 AND fingerprint IS NOT NULL "
-                "AND committed_version IS desired_version"
-            )
-        )
+        fingerprints = dict(self._connection.execute("SELECT fingerprint, id FROM fast_path"))
         live_ids = set(fingerprints.values())
         live_ids.update(
             row[0]
@@ -148,7 +162,13 @@ class SqliteStateStore:
                 "desired_version OR fingerprint IS NULL) AND deleted = 0"
             )
         )
-        pending_deletes = {row[0] for row in self._connection.execute("SELECT id FROM products WHERE deleted = 1")}
+        pending_deletes = {
+            row[0]
+            for row in self._connection.execute(
+                "SELECT id FROM products INDEXED BY products_pending WHERE (committed_version IS NOT "
+                "desired_version OR fingerprint IS NULL) AND deleted = 1"
+            )
+        }
         return SqliteSnapshot(
             fingerprints=fingerprints,
             live_ids=live_ids,
@@ -287,14 +307,16 @@ class SqliteStateStore:
         ]
         deleted = [(change.product_id, change.version) for change in changes if change.action is IndexAction.DELETE]
         with self._transaction() as connection:
-            before = connection.total_changes
-            connection.executemany(
+            # rowcount counts the rows each statement changed, not the trigger's writes.
+            updated = connection.executemany(
                 "UPDATE products SET committed_version = ?, committed_text_hash = ?, committed_metadata_hash = ? "
                 "WHERE id = ? AND desired_version = ? AND deleted = 0",
                 written,
-            )
-            connection.executemany("DELETE FROM products WHERE id = ? AND desired_version = ? AND deleted = 1", deleted)
-            return connection.total_changes - before
+            ).rowcount
+            removed = connection.executemany(
+                "DELETE FROM products WHERE id = ? AND desired_version = ? AND deleted = 1", deleted
+            ).rowcount
+            return max(updated, 0) + max(removed, 0)
 
     def uncommit_all(self) -> int:
         """Forget what the index holds (it was rebuilt): every product is re-sent on the next pass."""
