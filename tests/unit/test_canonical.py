@@ -40,3 +40,20 @@ def test_fingerprint_depends_on_seed_and_is_128_bits():
     assert first is not None and len(first) == 16
     assert first != h.record_fingerprint(record, seed=2)
     assert h.line_fingerprint(b'{"sku":"1"}', 1) != h.line_fingerprint(b'{"sku":"2"}', 1)
+
+
+def test_subclasses_of_json_types_hash_as_their_base():
+    from enum import StrEnum
+
+    class Colour(StrEnum):
+        RED = "red"
+
+    assert h.field_hash(Colour.RED) == h.field_hash("red")
+    assert h.field_hash((1, "a")) == h.field_hash([1, "a"])
+
+
+def test_values_without_a_json_form_are_refused():
+    import pytest
+
+    with pytest.raises(TypeError, match="no canonical JSON form"):
+        h.canonical_bytes({"when": object()})

@@ -45,16 +45,12 @@ def canonical(value: Any) -> Any:
         if not value.is_finite():
             raise TypeError("NaN and Infinity have no canonical JSON form")
         return int(value) if value == value.to_integral_value() else canonical(float(value))
-    if isinstance(value, str | int | float | dict | list | tuple):  # subclasses (e.g. enums)
-        return canonical(_plain(value))
-    raise TypeError(f"value of type {type(value).__name__} has no canonical JSON form")
-
-
-def _plain(value: Any) -> Any:
-    for base in (bool, int, float, str, dict, list, tuple):
+    # Subclasses of the JSON types (a str enum, say) canonicalise as their base type.
+    bases: tuple[Any, ...] = (bool, int, float, str, dict, list, tuple)
+    for base in bases:
         if isinstance(value, base):
-            return base(value)
-    return value
+            return canonical(base(value))
+    raise TypeError(f"value of type {type(value).__name__} has no canonical JSON form")
 
 
 def canonical_bytes(value: Any) -> bytes:

@@ -270,6 +270,7 @@ class CatalogDiff:
 
         live = snapshot.live_ids
         # A set difference runs in C: it matters with a million products.
+        gone: set[str] | frozenset[str]
         if wanted is not None:
             gone = {p for p in wanted if p in live and p not in seen}
         else:
