@@ -111,8 +111,8 @@ def _state_root(state_dir: Path | None) -> Path:
 
 
 @contextmanager
-def _workspace(config: CatalogConfig, state_dir: Path | None) -> Iterator[LocalWorkspace]:
-    workspace = LocalWorkspace(_state_root(state_dir), config, build_embedder(config.embedder))
+def _workspace(config: CatalogConfig, state_dir: Path | None, *, writable: bool = False) -> Iterator[LocalWorkspace]:
+    workspace = LocalWorkspace(_state_root(state_dir), config, build_embedder(config.embedder), writable=writable)
     try:
         yield workspace
     finally:
@@ -360,7 +360,10 @@ def sync(
     def body() -> ExitCode:
         settings = _load(config, embedder)
         _check_catalog(catalog)
-        with _workspace(settings, state_dir) as workspace, _progress(not json_output) as progress:
+        with (
+            _workspace(settings, state_dir, writable=True) as workspace,
+            _progress(not json_output) as progress,
+        ):
             report = workspace.service().sync(
                 FileCatalogSource(catalog),
                 full=full,
@@ -416,7 +419,7 @@ def watch(
         if not path.exists():
             raise CommandError(f"{path} does not exist", ExitCode.BAD_INPUT)
         worst = ExitCode.OK
-        with _workspace(settings, state_dir) as workspace:
+        with _workspace(settings, state_dir, writable=True) as workspace:
             watcher = CatalogWatcher(
                 workspace.service(), path, WatchPolicy(interval=interval, threshold=threshold), poll=poll, force=force
             )

@@ -74,3 +74,11 @@ def test_persists_and_rebuilds_when_the_schema_changes(tmp_path: Path):
     assert not again.rebuilt and again.count() == 1
     wider = LanceVectorIndex(path, make_config(), DIM * 2)
     assert wider.rebuilt and wider.count() == 0
+
+
+def test_a_reader_never_rebuilds(tmp_path: Path):
+    path = tmp_path / "index.lance"
+    LanceVectorIndex(path, make_config(), DIM).upsert(["a"], np.stack([unit(1, 0, 0, 0)]), [change("a")])
+    with pytest.raises(LocalIndexError, match="vector dimension 4, asked for 8"):
+        LanceVectorIndex(path, make_config(), DIM * 2, rebuild_on_mismatch=False)
+    assert LanceVectorIndex(path, make_config(), DIM).count() == 1

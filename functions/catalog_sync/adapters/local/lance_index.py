@@ -43,7 +43,7 @@ def _sql_literal(value: Any) -> str:
 
 
 class LanceVectorIndex:
-    def __init__(self, path: Path, config: CatalogConfig, dimension: int) -> None:
+    def __init__(self, path: Path, config: CatalogConfig, dimension: int, *, rebuild_on_mismatch: bool = True) -> None:
         import lancedb
         import pyarrow as pa
 
@@ -60,6 +60,13 @@ class LanceVectorIndex:
             self._table = self._db.create_table(TABLE, schema=self._schema)
         else:
             if not self._table.schema.equals(self._schema):
+                if not rebuild_on_mismatch:
+                    stored = self._table.schema.field("vector").type.list_size
+                    raise LocalIndexError(
+                        f"the local index at {path} was built for another embedder or metadata fields "
+                        f"(vector dimension {stored}, asked for {dimension}): pass the same --embedder and "
+                        "--config, or run `sync` to rebuild it"
+                    )
                 # Dimension or metadata fields changed: the old rows cannot be kept.
                 self._db.drop_table(TABLE)
                 self._table = self._db.create_table(TABLE, schema=self._schema)

@@ -23,7 +23,8 @@ DEFAULT_ROOT = Path(".catalog-sync")
 
 
 class LocalWorkspace:
-    def __init__(self, root: Path, config: CatalogConfig, embedder: Embedder) -> None:
+    def __init__(self, root: Path, config: CatalogConfig, embedder: Embedder, *, writable: bool = True) -> None:
+        # Only a writer (sync, watch) may rebuild an index whose schema no longer fits; readers refuse.
         self.root = root
         self.config = config
         self.embedder = embedder
@@ -34,11 +35,17 @@ class LocalWorkspace:
         self.artifacts = LocalRunArtifacts(self.directory)
         self._index: LanceVectorIndex | None = None
         self.notes: list[str] = []
+        self.writable = writable
 
     @property
     def index(self) -> LanceVectorIndex:
         if self._index is None:
-            self._index = LanceVectorIndex(self.directory / "index.lance", self.config, self.embedder.dimension)
+            self._index = LanceVectorIndex(
+                self.directory / "index.lance",
+                self.config,
+                self.embedder.dimension,
+                rebuild_on_mismatch=self.writable,
+            )
             if self._index.rebuilt:
                 self.state.uncommit_all()
                 self.notes.append(
