@@ -113,3 +113,15 @@ def test_changing_the_embedding_dimension_rebuilds_and_re_sends(tmp_path: Path):
     assert any("embedding model changed" in note for note in report.notes)
     assert report.applied.upserted == 30
     assert_index_equals(second, V1)
+
+
+def test_an_unexpected_error_marks_the_run_failed(workspace: LocalWorkspace, tmp_path: Path):
+    service = workspace.service()
+    service.artifacts = Flaky(workspace.artifacts, "append_change_log", 1)  # type: ignore[assignment]
+    with pytest.raises(ConnectionError):
+        service.sync(FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1)))
+    run = workspace.state.runs(1)[0]
+    assert run.status is RunStatus.FAILED and "injected failure" in (run.message or "")
+    service.artifacts = workspace.artifacts
+    assert not service.sync(FileCatalogSource(tmp_path / "v1.jsonl")).failed
+    assert_index_equals(workspace, V1)

@@ -159,6 +159,26 @@ class SyncService:
     ) -> SyncReport:
         mode = "full" if full else ("ids" if only_ids is not None else "incremental")
         run = self.state.begin_run(mode=mode, source=source.name)
+        try:
+            return self._sync(run, source, full=full, force=force, only_ids=only_ids, progress=progress)
+        except BaseException as exc:
+            # Whatever stopped the run (a bug, Ctrl+C), its row must not stay "running"; what was recorded as
+            # desired but not committed is re-sent by the next sync.
+            if run.status is RunStatus.RUNNING:
+                run.status, run.message = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+                self._finish(run, run.counts, run.timings)
+            raise
+
+    def _sync(
+        self,
+        run: RunRecord,
+        source: CatalogSource,
+        *,
+        full: bool,
+        force: bool,
+        only_ids: Collection[str] | None,
+        progress: ProgressCallback | None,
+    ) -> SyncReport:
         clock = time.perf_counter()
         try:
             result = self._diff(source, full=full, only_ids=only_ids, version=run.seq, progress=progress)
