@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -507,40 +508,27 @@ def status(
         )
         for alert in alerts:
             out.print(f"  [yellow]- {alert}[/]")
-        table = Table(title="Recent runs", title_justify="left")
-        for column in (
-            "run",
-            "mode",
-            "status",
-            "added",
-            "modified",
-            "meta-only",
-            "deleted",
-            "invalid",
-            "embedded",
-            "seconds",
-        ):
-            table.add_column(column, justify="right" if column not in ("run", "mode", "status") else "left")
+        # Compact enough for an 80-column terminal: + added, ~ modified, m metadata-only, - deleted.
+        table = Table(title="Recent runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        columns = ("run", "started", "mode", "status", "+", "~", "m", "-", "invalid", "embedded", "s")
+        for column in columns:
+            table.add_column(
+                column, justify="left" if column in ("started", "mode", "status") else "right", no_wrap=True
+            )
+        keys = ("added", "text_changed", "metadata_only", "deleted", "invalid", "applied_embedded")
+        short_mode = {"incremental": "incr"}
+        short_status = {RunStatus.SUCCEEDED: "ok", RunStatus.DRY_RUN: "dry"}
         for run in history:
-            c = run.counts
             table.add_row(
-                run.run_id,
-                run.mode,
-                run.status.value,
-                *(
-                    f"{c.get(k, 0):,}"
-                    for k in (
-                        "added",
-                        "text_changed",
-                        "metadata_only",
-                        "deleted",
-                        "invalid",
-                        "applied_embedded",
-                    )
-                ),
-                f"{sum(run.timings.values()):.2f}",
+                str(run.seq),
+                f"{run.started_at:%m-%d %H:%M}",
+                short_mode.get(run.mode, run.mode),
+                short_status.get(run.status, run.status.value),
+                *(f"{run.counts.get(key, 0):,}" for key in keys),
+                f"{sum(run.timings.values()):.1f}",
             )
         out.print(table)
+        out.print("[dim]+ added  ~ modified (re-embedded)  m metadata-only  - deleted  s seconds[/]")
         return ExitCode.OK
 
     _run(body)
