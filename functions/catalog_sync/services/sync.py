@@ -127,17 +127,21 @@ class SyncService:
         """Dry run: what a sync would change, and whether the guard would hold it. Changes nothing."""
         started = time.perf_counter()
         result = self._diff(source, full=full, only_ids=only_ids, version=0, progress=progress)
-        report = SyncReport(
+        report = self._report(source, result, force=force, run=None)
+        report.timings["diff_s"] = time.perf_counter() - started
+        return report
+
+    def _report(self, source: CatalogSource, result: DiffResult, *, force: bool, run: RunRecord | None) -> SyncReport:
+        return SyncReport(
             catalog=self.config.name,
             source=source.name,
             embedder=self.embedder.model_id,
             diff=result,
             guard=self._guard(result, force),
+            run=run,
             notes=[*self.notes, *result.reasons],
-            dry_run=True,
+            dry_run=run is None,
         )
-        report.timings["diff_s"] = time.perf_counter() - started
-        return report
 
     def _guard(self, result: DiffResult, force: bool) -> GuardDecision:
         return check_deletions(
@@ -186,17 +190,9 @@ class SyncService:
             run.status, run.message = RunStatus.FAILED, str(exc)
             self._finish(run, {}, {"diff_s": time.perf_counter() - clock})
             raise
-        timings = {"diff_s": time.perf_counter() - clock}
-        report = SyncReport(
-            catalog=self.config.name,
-            source=source.name,
-            embedder=self.embedder.model_id,
-            diff=result,
-            guard=self._guard(result, force),
-            run=run,
-            notes=[*self.notes, *result.reasons],
-            timings=timings,
-        )
+        report = self._report(source, result, force=force, run=run)
+        timings = report.timings
+        timings["diff_s"] = time.perf_counter() - clock
         if result.quarantined:
             report.quarantine_location = self.artifacts.write_quarantine(run.run_id, result.quarantined)
         counts = result.counts.model_dump()
