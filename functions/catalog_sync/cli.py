@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import IntEnum
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -211,18 +212,19 @@ def _report_json(report: SyncReport, *, include_changes: bool = True) -> dict[st
 
 
 def _print_changes(result: DiffResult, limit: int) -> None:
+    counts = result.counts.model_dump()
     for title, kinds, colour in GROUPS:
-        group = [c for c in result.changes if c.kind in kinds]
-        if not group:
+        total = sum(counts[kind.value] for kind in kinds)
+        if not total:
             continue
-        out.print(f"\n[bold {colour}]{title}[/] ({len(group):,})")
-        for change in group[:limit]:
+        out.print(f"\n[bold {colour}]{title}[/] ({total:,})")
+        for change in islice((c for c in result.changes if c.kind in kinds), limit):
             mark = " [bold magenta]priority[/]" if change.priority else ""
             fields = f"  fields: {', '.join(change.fields_changed)}" if change.fields_changed else ""
             reason = f"  [dim]({change.reason})[/]" if change.reason else ""
             out.print(f"  {change.product_id}{fields}{mark}{reason}", highlight=False)
-        if len(group) > limit:
-            out.print(f"  [dim]... and {len(group) - limit:,} more (use --limit or --json)[/]")
+        if total > limit:
+            out.print(f"  [dim]... and {total - limit:,} more (use --limit or --json)[/]")
 
 
 def _print_stats(report: SyncReport) -> None:
@@ -680,7 +682,7 @@ def validate(
                 table.add_column("where")
                 table.add_column("id")
                 table.add_column("reason")
-                for record in result.quarantined[:limit]:
+                for record in islice(result.quarantined, limit):
                     table.add_row(record.location, record.product_id or "-", record.reason)
                 out.print(table)
                 if len(result.quarantined) > limit:

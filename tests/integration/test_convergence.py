@@ -125,3 +125,18 @@ def test_an_unexpected_error_marks_the_run_failed(workspace: LocalWorkspace, tmp
     service.artifacts = workspace.artifacts
     assert not service.sync(FileCatalogSource(tmp_path / "v1.jsonl")).failed
     assert_index_equals(workspace, V1)
+
+
+def test_a_diff_larger_than_memory_spills_to_disk_and_still_applies(tmp_path: Path):
+    workspace = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder())
+    service = workspace.service(batch_size=4)
+    service.spool_limit = 5
+    records = [*V1, product("bad", price="free"), product("bad2", stock="many")]
+    report = service.sync(FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", records)))
+    assert not report.failed
+    assert report.diff.changes.spilled == 25  # type: ignore[union-attr]
+    assert report.diff.counts.invalid == 2
+    assert_index_equals(workspace, V1)
+    report = service.sync(FileCatalogSource(write_jsonl(tmp_path / "v2.jsonl", V2)))
+    assert not report.failed
+    assert_index_equals(workspace, V2)

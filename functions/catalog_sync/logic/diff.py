@@ -16,6 +16,7 @@ import xxhash
 from catalog_sync.logic import canonical as hashing
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogStream
+from catalog_sync.logic.spool import Spool
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, ValidProduct, normalize_id
 from catalog_sync.models.changes import Change, ChangeKind, DiffCounts, IndexAction, QuarantinedRecord
 from catalog_sync.models.config import CatalogConfig
@@ -87,10 +88,11 @@ class EmptySnapshot:
 
 @dataclass
 class DiffResult:
-    changes: list[Change] = field(default_factory=list)
+    # Lists by default; the sync service passes spools so that a huge diff stays on disk.
+    changes: list[Change] | Spool[Change] = field(default_factory=list)
     # Products whose content is unchanged but whose raw record was spelled differently.
     fingerprint_updates: list[tuple[str, bytes]] = field(default_factory=list)
-    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    quarantined: list[QuarantinedRecord] | Spool[QuarantinedRecord] = field(default_factory=list)
     counts: DiffCounts = field(default_factory=DiffCounts)
     reasons: list[str] = field(default_factory=list)
     resent: int = 0
@@ -129,10 +131,14 @@ class CatalogDiff:
         index_ids: Iterable[str] | None = None,
         on_record: Callable[[int], None] | None = None,
         version: int = 0,
+        result: DiffResult | None = None,
     ) -> DiffResult:
-        """Diff a catalog stream against `snapshot`; `version` stamps the changes (the run's sequence number)."""
+        """Diff a catalog stream against `snapshot`; `version` stamps the changes (the run's sequence number).
+
+        `result` may bring its own (empty) containers, such as spools, for the changes and quarantined records.
+        """
         self._version = version
-        result = DiffResult()
+        result = result if result is not None else DiffResult()
         self._note_config_changes(snapshot, result)
         walk = _Walk(self, result, snapshot, full=full, wanted=set(only_ids) if only_ids is not None else None)
         with paused_gc():

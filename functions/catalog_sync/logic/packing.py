@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from catalog_sync.models.changes import Change
 
+T = TypeVar("T")
 
-def split_by_priority(changes: Sequence[Change]) -> tuple[list[Change], list[Change]]:
-    priority = [change for change in changes if change.priority]
-    normal = [change for change in changes if not change.priority]
-    return priority, normal
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items from any iterable (a spool, say)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def batches(changes: Sequence[Change], size: int) -> Iterator[Sequence[Change]]:

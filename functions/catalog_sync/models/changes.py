@@ -31,7 +31,8 @@ class IndexAction(StrEnum):
 class Change(BaseModel):
     """One product's change, self-contained so that a consumer can apply it without the catalog."""
 
-    model_config = ConfigDict(frozen=True)
+    # Bytes (the record fingerprint) travel as base64 when a change is written as JSON (spool, queue).
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
 
     product_id: str
     kind: ChangeKind

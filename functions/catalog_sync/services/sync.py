@@ -7,15 +7,16 @@ default and (through other adapters) on AWS.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.guard import GuardDecision, check_deletions
-from catalog_sync.logic.packing import batches, split_by_priority
+from catalog_sync.logic.packing import batches, chunked
 from catalog_sync.logic.readers import CatalogFormatError, open_catalog
-from catalog_sync.models.changes import RunRecord, RunStatus
+from catalog_sync.logic.spool import Spool
+from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig
 from catalog_sync.ports import (
     CatalogSource,
@@ -29,6 +30,9 @@ from catalog_sync.ports import (
 from catalog_sync.services.apply import ApplyStats, ChangeApplier
 
 ProgressCallback = Callable[[str, int, int | None], None]
+# Changes whose desired state is recorded per transaction, and changes queued before the queue is drained.
+DESIRED_CHUNK = 10_000
+DISPATCH_WINDOW = 20_000
 
 
 class BadCatalog(ValueError):
@@ -73,6 +77,7 @@ class SyncService:
         cache: EmbeddingCache,
         batch_size: int = 500,
         notes: list[str] | None = None,
+        spool_limit: int = 20_000,
     ) -> None:
         self.config = config
         self.state = state
@@ -81,6 +86,8 @@ class SyncService:
         self.queue = queue
         self.artifacts = artifacts
         self.batch_size = batch_size
+        # Changes and quarantined records kept in memory per diff; beyond this they go to a temporary file.
+        self.spool_limit = spool_limit
         self.notes = list(notes or [])
         self.differ = CatalogDiff(config, model_id=embedder.model_id)
         self.applier = ChangeApplier(state=state, index=index, embedder=embedder, cache=cache)
@@ -101,9 +108,14 @@ class SyncService:
                 stream = open_catalog(
                     raw, source.name, csv_delimiter=self.config.csv.delimiter, id_field=self.config.id_field
                 )
+                spools = DiffResult(
+                    changes=Spool(Change, memory_limit=self.spool_limit),
+                    quarantined=Spool(QuarantinedRecord, memory_limit=self.spool_limit),
+                )
                 return self.differ.run(
                     stream,
                     snapshot,
+                    result=spools,
                     full=full,
                     only_ids=only_ids,
                     index_ids=index_ids,
@@ -202,20 +214,24 @@ class SyncService:
             return report
 
         clock = time.perf_counter()
+        # Every change's desired state is recorded before any is applied: a consumer applies a change only if
+        # it is still the desired one. Chunked transactions keep memory flat; a crash part way leaves products
+        # pending, and the next sync re-sends them.
+        for chunk in chunked(result.changes, DESIRED_CHUNK):
+            self.state.record_desired(
+                chunk, [], embedding_model=self.embedder.model_id, text_template=self.config.text.fingerprint()
+            )
+            self.artifacts.append_change_log(run.run_id, chunk)
         self.state.record_desired(
-            result.changes,
+            [],
             result.fingerprint_updates,
             embedding_model=self.embedder.model_id,
             text_template=self.config.text.fingerprint(),
         )
-        self.artifacts.append_change_log(run.run_id, result.changes)
-        priority, normal = split_by_priority(result.changes)
-        self.queue.send(batches(priority, self.batch_size), priority=True)
-        self.queue.send(batches(normal, self.batch_size), priority=False)
-        timings["dispatch_s"] = time.perf_counter() - clock
+        timings["record_s"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        errors = self.drain(report.applied, total=len(result.changes), progress=progress)
+        errors = self.dispatch_and_apply(result.changes, report.applied, progress=progress)
         timings["apply_s"] = time.perf_counter() - clock
         report.pending_after = self.state.pending_count()
         if errors:
@@ -231,10 +247,38 @@ class SyncService:
         self._finish(run, counts, timings)
         return report
 
-    def drain(self, stats: ApplyStats, *, total: int, progress: ProgressCallback | None = None) -> list[str]:
+    def dispatch_and_apply(
+        self, changes: Iterable[Change], stats: ApplyStats, *, progress: ProgressCallback | None = None
+    ) -> list[str]:
+        """Queue the changes, priority ones first, and consume the queue, a window at a time."""
+        total = len(changes) if isinstance(changes, Sized) else None
+        errors: list[str] = []
+        done = [0]
+        for priority in (True, False):
+            window: list[Change] = []
+            for change in changes:
+                if change.priority is not priority:
+                    continue
+                window.append(change)
+                if len(window) >= DISPATCH_WINDOW:
+                    self.queue.send(batches(window, self.batch_size), priority=priority)
+                    errors += self.drain(stats, done=done, total=total, progress=progress)
+                    window = []
+            self.queue.send(batches(window, self.batch_size), priority=priority)
+            errors += self.drain(stats, done=done, total=total, progress=progress)
+        return errors
+
+    def drain(
+        self,
+        stats: ApplyStats,
+        *,
+        done: list[int] | None = None,
+        total: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[str]:
         """Consume the queue until it is empty; a batch that fails is retried once, then left pending."""
         errors: list[str] = []
-        done = 0
+        done = done if done is not None else [0]
         while (batch := self.queue.receive()) is not None:
             for attempt in (1, 2):
                 try:
@@ -244,9 +288,9 @@ class SyncService:
                     if attempt == 2:
                         stats.failed += len(batch)
                         errors.append(f"{type(exc).__name__}: {exc}")
-            done += len(batch)
+            done[0] += len(batch)
             if progress:
-                progress("apply", done, total)
+                progress("apply", done[0], total)
         return errors
 
     def _finish(self, run: RunRecord, counts: dict[str, int], timings: dict[str, float]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -27,7 +27,7 @@ class LocalRunArtifacts:
         self.change_log = directory / "changes.jsonl"
         self.quarantine_dir = directory / "quarantine"
 
-    def write_quarantine(self, run_id: str, records: Sequence[QuarantinedRecord]) -> str:
+    def write_quarantine(self, run_id: str, records: Iterable[QuarantinedRecord]) -> str:
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
         path = self.quarantine_dir / f"{run_id}.jsonl"
         with path.open("wb") as out:
