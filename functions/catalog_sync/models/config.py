@@ -34,6 +34,7 @@ class FieldType(StrEnum):
 
 class EmbedderKind(StrEnum):
     MINILM = "minilm"
+    MINILM_STATIC = "minilm-static"
     HASHING = "hashing"
     OPENAI = "openai"
 
