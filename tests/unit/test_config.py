@@ -56,3 +56,11 @@ def test_bad_type_and_syntax_name_the_problem(tmp_path: Path):
     path.write_text("name = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+@pytest.mark.parametrize("template", ["{title:.2f}", "{title!r}", "{title.upper}", "{0}", "{}"])
+def test_template_placeholders_must_be_plain_names(tmp_path: Path, template: str):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML.replace("{title}: {description}", template))
+    with pytest.raises(ConfigError, match="plain field name"):
+        load_config(path)

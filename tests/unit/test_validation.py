@@ -86,3 +86,33 @@ def test_structured_text_fields_are_rendered():
         "A", {"title": "Shoe", "attributes": {"size": 42, "fit": "wide"}, "colours": ["red", "blue"]}
     )
     assert result.text == "Shoe\nsize: 42; fit: wide\nred, blue"
+
+
+def test_integers_beyond_64_bits_are_invalid_not_a_crash():
+    validator = RecordValidator(make_config())
+    with pytest.raises(InvalidRecord, match="stock"):
+        validator.validate("A", product("A", stock=2**64 - 1))
+    with pytest.raises(InvalidRecord, match="stock"):
+        validator.validate("A", product("A", stock="100000000000000000000"))
+
+
+def test_template_words_alone_are_empty_text():
+    validator = RecordValidator(
+        make_config(text={"fields": ["title", "description"], "template": "Title: {title}\n{description}"})
+    )
+    with pytest.raises(InvalidRecord, match="empty embedding text"):
+        validator.validate("A", product("A", title="", description=" "))
+
+
+def test_metadata_strings_are_stored_nfc():
+    validator = RecordValidator(make_config())
+    result = validator.validate("A", product("A", title="Cafe\u0301", tags=["cre\u0300me"]))
+    assert result.metadata["title"] == "Caf\u00e9"
+    assert result.metadata["tags"] == ["cr\u00e8me"]
+
+
+def test_any_field_name_works():
+    config = make_config(text={"fields": ["_title", "schema", "model_config"]}, metadata={"copy": "string"})
+    result = RecordValidator(config).validate("A", {"_title": "x", "schema": "y", "model_config": "z", "copy": "c"})
+    assert result.text == "x\ny\nz"
+    assert result.metadata == {"copy": "c"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from catalog_sync.logic import canonical as hashing
 from catalog_sync.models.config import CatalogConfig, FieldType
@@ -90,14 +90,29 @@ def _split_list(separator: str) -> Any:
     return split
 
 
+def _nfc(value: str) -> str:
+    # Stored metadata is NFC, as its hash is: one spelling of "Café" in the index, so filters match.
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+def _nfc_list(values: list[str]) -> list[str]:
+    return [_nfc(value) for value in values]
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _metadata_annotation(field_type: FieldType, list_separator: str) -> Any:
     finite_number = Annotated[float, Field(allow_inf_nan=False)]
     base: dict[FieldType, Any] = {
-        FieldType.STRING: Annotated[str, Field(max_length=1_000_000)],
+        FieldType.STRING: Annotated[str, Field(max_length=1_000_000), AfterValidator(_nfc)],
         FieldType.NUMBER: finite_number,
-        FieldType.INTEGER: Annotated[int, Field(strict=False)],
+        # Indexes store 64-bit integers.
+        FieldType.INTEGER: Annotated[int, Field(strict=False, ge=INT64_MIN, le=INT64_MAX)],
         FieldType.BOOLEAN: bool,
-        FieldType.STRING_LIST: Annotated[list[str], BeforeValidator(_split_list(list_separator))],
+        FieldType.STRING_LIST: Annotated[
+            list[str], BeforeValidator(_split_list(list_separator)), AfterValidator(_nfc_list)
+        ],
     }
     return Annotated[base[field_type] | None, BeforeValidator(_blank_to_none)]
 
@@ -128,16 +143,20 @@ class RecordValidator:
         self.config = config
         self._text_fields = list(config.text.fields)
         self._metadata_fields = dict(config.metadata)
+        # Catalog field names become aliases of neutral attribute names, so that any name works, even one
+        # that starts with "_" or is an attribute of pydantic's BaseModel ("schema", "copy", ...).
         fields: dict[str, Any] = {}
-        for name in config.tracked_fields:
+        for position, name in enumerate(config.tracked_fields):
             if name in self._metadata_fields:
                 annotation = _metadata_annotation(self._metadata_fields[name], config.csv.list_separator)
+                default = None
             else:
                 annotation = Annotated[str, BeforeValidator(_text_value)]
-            fields[name] = (annotation, "" if name not in self._metadata_fields else None)
+                default = ""
+            fields[f"field_{position}"] = (annotation, Field(default=default, alias=name))
         self.model: type[BaseModel] = create_model(
             f"{config.name.replace('-', '_').replace('.', '_')}_Record",
-            __config__=ConfigDict(extra="ignore", str_strip_whitespace=False),
+            __config__=ConfigDict(extra="ignore", str_strip_whitespace=False, populate_by_name=False),
             **fields,
         )
         self._template = config.text.template
@@ -155,14 +174,18 @@ class RecordValidator:
             parsed = self.model.model_validate(record)
         except ValidationError as exc:
             raise InvalidRecord(_format_error(exc)) from None
-        values = parsed.model_dump()
+        values = parsed.model_dump(by_alias=True)
         text = self.render_text(values)
-        if not text.strip():
+        # The template's own words do not count: some field must have text.
+        if not text.strip() or not any(render_text_value(values.get(name)).strip() for name in self._text_fields):
             raise InvalidRecord(f"empty embedding text (fields {', '.join(self._text_fields)} are all empty)")
         if len(text) > self._max_chars:
             raise InvalidRecord(f"embedding text is {len(text):,} characters, over the limit of {self._max_chars:,}")
         metadata = {name: values[name] for name in self._metadata_fields if values[name] is not None}
-        size = len(orjson.dumps(metadata))
+        try:
+            size = len(orjson.dumps(metadata))
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise InvalidRecord(f"metadata cannot be encoded as JSON: {exc}") from None
         if size > self._max_metadata_bytes:
             raise InvalidRecord(f"metadata is {size:,} bytes, over the limit of {self._max_metadata_bytes:,}")
         return ValidProduct(product_id=product_id, text=hashing.normalize_text(text), metadata=metadata, values=values)

@@ -56,12 +56,17 @@ class TextSpec(BaseModel):
         if self.template is None:
             return self
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
+            parsed = list(string.Formatter().parse(self.template))
         except ValueError as exc:
             raise ValueError(f"text.template is not a valid template: {exc}") from exc
-        for name in names:
-            if not name.isidentifier():
-                raise ValueError(f"text.template placeholder {{{name}}} must be a plain field name")
+        names = set()
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            # Values are rendered to text before formatting: a format spec ({price:.2f}) cannot apply.
+            if spec or conversion or not name.isidentifier():
+                raise ValueError(f"text.template placeholder {{{name}}} must be a plain field name, like {{title}}")
+            names.add(name)
         unknown = names - set(self.fields)
         if unknown:
             raise ValueError(f"text.template uses fields not listed in text.fields: {sorted(unknown)}")
