@@ -43,8 +43,9 @@ def seed_state(v1: Path, state_path: Path) -> float:
         assert stream.lines is not None
         while chunk := list(itertools.islice(stream.lines, 20_000)):
             result = differ.run(CatalogStream(stream.name, stream.kind, lines=iter(chunk)), EmptySnapshot(), version=1)
-            store.record_desired(result.changes, [], embedding_model=MODEL_ID, text_template=config.text.fingerprint())
+            store.record_desired(result.changes, [])
             store.commit(result.changes)
+    store.record_index_settings(embedding_model=MODEL_ID, text_template=config.text.fingerprint())
     store.close()
     return time.perf_counter() - started
 

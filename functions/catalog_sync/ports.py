@@ -66,14 +66,10 @@ class StateStore(Protocol):
 
     def finish_run(self, run: RunRecord) -> None: ...
 
-    def record_desired(
-        self,
-        changes: Sequence[Change],
-        fingerprint_updates: Sequence[tuple[str, bytes]],
-        *,
-        embedding_model: str,
-        text_template: str,
-    ) -> None: ...
+    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[tuple[str, bytes]]) -> None: ...
+
+    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
+        """The model and template the whole index was last built with (after a complete, clean run)."""
 
     def desired_versions(self, ids: Sequence[str]) -> dict[str, int]: ...
 

@@ -140,3 +140,27 @@ def test_a_diff_larger_than_memory_spills_to_disk_and_still_applies(tmp_path: Pa
     report = service.sync(FileCatalogSource(write_jsonl(tmp_path / "v2.jsonl", V2)))
     assert not report.failed
     assert_index_equals(workspace, V2)
+
+
+def test_the_index_model_is_recorded_only_after_a_complete_clean_run(tmp_path: Path):
+    catalog = FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1))
+    first = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder(384))
+    assert not first.service().sync(catalog).failed
+    assert first.state.snapshot().embedding_model == "catalog-sync/hashing-v2-384"
+
+    class Renamed(HashingEmbedder):
+        """Same dimension, another model: the index is not rebuilt, only re-embedded."""
+
+        def __init__(self) -> None:
+            super().__init__(384)
+            self.model_id = "another-model"
+
+    second = LocalWorkspace(tmp_path / "state", make_config(), Renamed())
+    partial = second.service().sync(catalog, only_ids=["1"])
+    assert partial.applied.upserted == 1
+    # Most vectors still come from the old model: the stored setting must not claim otherwise.
+    assert second.state.snapshot().embedding_model == "catalog-sync/hashing-v2-384"
+    complete = second.service().sync(catalog)
+    assert any("embedding model changed" in note for note in complete.notes)
+    assert complete.applied.upserted == 29
+    assert second.state.snapshot().embedding_model == "another-model"

@@ -24,7 +24,8 @@ def delete(pid: str, version: int) -> Change:
 
 
 def record(store: SqliteStateStore, changes: list[Change]) -> None:
-    store.record_desired(changes, [], embedding_model="model", text_template="tpl")
+    store.record_desired(changes, [])
+    store.record_index_settings(embedding_model="model", text_template="tpl")
 
 
 def test_desired_then_commit(tmp_path: Path):

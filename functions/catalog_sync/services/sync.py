@@ -218,16 +218,9 @@ class SyncService:
         # it is still the desired one. Chunked transactions keep memory flat; a crash part way leaves products
         # pending, and the next sync re-sends them.
         for chunk in chunked(result.changes, DESIRED_CHUNK):
-            self.state.record_desired(
-                chunk, [], embedding_model=self.embedder.model_id, text_template=self.config.text.fingerprint()
-            )
+            self.state.record_desired(chunk, [])
             self.artifacts.append_change_log(run.run_id, chunk)
-        self.state.record_desired(
-            [],
-            result.fingerprint_updates,
-            embedding_model=self.embedder.model_id,
-            text_template=self.config.text.fingerprint(),
-        )
+        self.state.record_desired([], result.fingerprint_updates)
         timings["record_s"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -242,6 +235,11 @@ class SyncService:
             run.status, run.message = RunStatus.FAILED, report.error
         else:
             run.status = RunStatus.SUCCEEDED
+        if not errors and only_ids is None and report.pending_after == 0:
+            # Only now is the whole index built with this model and template (not after --ids or a failure).
+            self.state.record_index_settings(
+                embedding_model=self.embedder.model_id, text_template=self.config.text.fingerprint()
+            )
         counts.update({f"applied_{name}": value for name, value in report.applied.as_dict().items()})
         counts["pending_after"] = report.pending_after
         self._finish(run, counts, timings)

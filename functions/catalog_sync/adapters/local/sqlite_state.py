@@ -242,14 +242,14 @@ class SqliteStateStore:
             for row in rows
         ]
 
-    def record_desired(
-        self,
-        changes: Sequence[Change],
-        fingerprint_updates: Sequence[tuple[str, bytes]],
-        *,
-        embedding_model: str,
-        text_template: str,
-    ) -> None:
+    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [("embedding_model", embedding_model), ("text_template", text_template)],
+            )
+
+    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[tuple[str, bytes]]) -> None:
         """Write the desired state of every change, in one transaction."""
         present = [
             (
@@ -283,10 +283,6 @@ class SqliteStateStore:
             connection.executemany(
                 "UPDATE products SET fingerprint = ? WHERE id = ?",
                 [(fingerprint, product_id) for product_id, fingerprint in fingerprint_updates],
-            )
-            connection.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [("embedding_model", embedding_model), ("text_template", text_template)],
             )
 
     def desired_versions(self, ids: Sequence[str]) -> dict[str, int]:
