@@ -429,6 +429,13 @@ def watch(
             emit({"event": "start"}, f"watching {path} (interval {interval:g}s, threshold {threshold})")
             try:
                 for event in watcher.events(max_syncs=max_syncs, max_seconds=max_seconds):
+                    if event.kind == "error":
+                        worst = max(worst, ExitCode.BAD_INPUT)
+                        emit(
+                            {"event": "error", "catalog": str(event.catalog), "error": event.why},
+                            f"[red]skipped a bad catalog, nothing changed:[/] {event.why}",
+                        )
+                        continue
                     if event.report is None:
                         emit(
                             {"event": "pending", "catalog": str(event.catalog), "pending": event.pending},

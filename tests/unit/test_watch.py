@@ -59,3 +59,27 @@ def test_watcher_waits_for_the_interval_then_syncs_and_syncs_priority_at_once(tm
     third = next(events)
     assert third.kind == "sync" and third.why == "priority changes" and now[0] - synced_at < 60
     assert workspace.index.count() == 4
+
+
+def test_watcher_skips_a_broken_drop_and_keeps_watching(tmp_path: Path):
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    workspace = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder())
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] == 10:  # a broken drop arrives, then a good one
+            (drops / "a.jsonl").write_bytes(b'{"sku": "1", "ti')
+        if now[0] == 30:
+            write_jsonl(drops / "b.jsonl", [product(str(i)) for i in range(12)])
+
+    watcher = CatalogWatcher(
+        workspace.service(), drops, WatchPolicy(interval=600, threshold=10), poll=5, clock=lambda: now[0], sleep=sleep
+    )
+    events = watcher.events(max_syncs=1)
+    error = next(events)
+    assert error.kind == "error" and "a.jsonl, line 1" in (error.why or "")
+    synced = next(events)
+    assert synced.kind == "sync" and synced.why == "threshold" and synced.catalog.name == "b.jsonl"
+    assert workspace.index.count() == 12

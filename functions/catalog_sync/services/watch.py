@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog_sync.adapters.local.files import FileCatalogSource
-from catalog_sync.services.sync import SyncReport, SyncService
+from catalog_sync.services.sync import BadCatalog, SyncReport, SyncService
 
 CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv.gz")
 
@@ -38,7 +38,7 @@ class WatchPolicy:
 
 @dataclass
 class WatchEvent:
-    kind: str  # "sync" | "pending"
+    kind: str  # "sync" | "pending" | "error"
     catalog: Path
     pending: int
     why: str | None = None
@@ -76,14 +76,24 @@ class CatalogWatcher:
     def events(self, *, max_syncs: int | None = None, max_seconds: float | None = None) -> Iterator[WatchEvent]:
         started = last_sync = self.clock()
         seen: tuple[str, int, int] | None = None
+        last_poll: tuple[str, int, int] | None = None
         syncs = 0
         while True:
             catalog = newest_catalog(self.path)
             now = self.clock()
+            signature = None
             if catalog is not None:
-                stat = catalog.stat()
-                signature = (str(catalog), stat.st_mtime_ns, stat.st_size)
-                if signature != seen or now - last_sync >= self.policy.interval:
+                try:
+                    stat = catalog.stat()
+                    signature = (str(catalog), stat.st_mtime_ns, stat.st_size)
+                except FileNotFoundError:  # replaced between listing and stat
+                    signature = None
+            # A file is read only once it has stayed the same for a whole poll: not while it is being written.
+            stable = signature is not None and signature == last_poll
+            last_poll = signature
+            if catalog is not None and stable and (signature != seen or now - last_sync >= self.policy.interval):
+                seen = signature
+                try:
                     plan = self.service.plan(FileCatalogSource(catalog))
                     pending = plan.diff.counts.changed + plan.diff.resent
                     why = self.policy.reason_to_sync(
@@ -94,11 +104,13 @@ class CatalogWatcher:
                         syncs += 1
                         last_sync = self.clock()
                         yield WatchEvent("sync", catalog, pending, why, report)
-                    elif pending and signature != seen:
+                    elif pending:
                         yield WatchEvent("pending", catalog, pending)
-                    elif not pending:
+                    else:
                         last_sync = now
-                    seen = signature
+                except BadCatalog as exc:
+                    # A broken drop changes nothing; keep watching for the next one.
+                    yield WatchEvent("error", catalog, 0, why=str(exc))
             if max_syncs is not None and syncs >= max_syncs:
                 return
             if max_seconds is not None and self.clock() - started >= max_seconds:
