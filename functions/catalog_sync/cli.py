@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -113,28 +114,53 @@ def _state_root(state_dir: Path | None) -> Path:
 
 
 @contextmanager
-def _workspace(config: CatalogConfig, state_dir: Path | None, *, writable: bool = False) -> Iterator[LocalWorkspace]:
-    workspace = LocalWorkspace(_state_root(state_dir), config, build_embedder(config.embedder), writable=writable)
+def _workspace(
+    config: CatalogConfig, state_dir: Path | None, *, writable: bool = False, must_exist: bool = False
+) -> Iterator[LocalWorkspace]:
+    """The catalog's local state. Readers never create it: a mistyped --state-dir is an error, not a new catalog."""
+    root = _state_root(state_dir)
+    if must_exist and not (root / config.name / "state.sqlite").exists():
+        raise CommandError(
+            f"no state for catalog {config.name!r} under {root}: run `catalog-sync sync` first, or check --state-dir",
+            ExitCode.FAILED,
+        )
+    if not writable and not must_exist and not (root / config.name / "state.sqlite").exists():
+        # A dry run of a catalog never synced: plan against empty state, leaving nothing behind.
+        with tempfile.TemporaryDirectory(prefix="catalog-sync-plan-") as scratch:
+            workspace = LocalWorkspace(Path(scratch), config, build_embedder(config.embedder), writable=False)
+            try:
+                yield workspace
+            finally:
+                workspace.close()
+        return
+    workspace = LocalWorkspace(root, config, build_embedder(config.embedder), writable=writable)
     try:
         yield workspace
     finally:
         workspace.close()
 
 
-def _run(command: Any) -> None:
+def _run(command: Any, *, json_output: bool = False) -> None:
     """Run a command body, turning known failures into clear messages and exit codes."""
     try:
         code = command()
     except CommandError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(int(exc.code)) from None
+        _fail(json_output, "error", str(exc), exc.code)
     except (BadCatalog, CatalogFormatError, ConfigError) as exc:
-        err.print(f"[bold red]bad input:[/] {exc}")
-        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+        _fail(json_output, "bad input", str(exc), ExitCode.BAD_INPUT)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(json_output, "bad input", f"cannot use{where}: {exc.strerror or exc}", ExitCode.BAD_INPUT)
     except (EmbedderUnavailable, LocalIndexError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(int(ExitCode.FAILED)) from None
+        _fail(json_output, "error", str(exc), ExitCode.FAILED)
     raise typer.Exit(int(code or ExitCode.OK))
+
+
+def _fail(json_output: bool, label: str, message: str, code: ExitCode) -> None:
+    if json_output:
+        sys.stdout.write(orjson.dumps({"error": message, "exit_code": int(code)}).decode() + "\n")
+    err.print(f"[bold red]{label}:[/] {message}")
+    raise typer.Exit(int(code))
 
 
 @contextmanager
@@ -319,7 +345,7 @@ def monitor(
     state_dir: StateOption = None,
     full: Annotated[bool, typer.Option("--full", help="Plan a full re-sync.")] = False,
     ids: Annotated[str | None, typer.Option("--ids", help="Only these products (comma-separated).")] = None,
-    limit: Annotated[int, typer.Option(help="Changes listed per group.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Changes listed per group.")] = 20,
 ) -> None:
     """Dry run: report what a sync would change, grouped by kind, without changing anything."""
 
@@ -340,7 +366,7 @@ def monitor(
                 err.print(f"[bold red]a sync would be held back:[/] {report.guard.reason}")
         return ExitCode.HELD if report.guard.held else ExitCode.OK
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 @app.command()
@@ -356,7 +382,7 @@ def sync(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
     ids: Annotated[str | None, typer.Option("--ids", help="Only sync these products (comma-separated).")] = None,
-    limit: Annotated[int, typer.Option(help="Changes listed per group.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Changes listed per group.")] = 20,
 ) -> None:
     """Sync the index with a catalog: apply exactly what changed since the last sync."""
 
@@ -391,7 +417,7 @@ def sync(
                 out.print(f"[bold green]done[/] run {report.run.run_id if report.run else ''}")
         return _exit_for(report)
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 @app.command()
@@ -401,9 +427,9 @@ def watch(
     embedder: EmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
-    interval: Annotated[float, typer.Option(help="Seconds between regular syncs of pending changes.")] = 300,
-    poll: Annotated[float, typer.Option(help="Seconds between checks of the file for changes.")] = 5,
-    threshold: Annotated[int, typer.Option(help="Sync early once this many changes are pending.")] = 10,
+    interval: Annotated[float, typer.Option(min=0.0, help="Seconds between regular syncs of pending changes.")] = 300,
+    poll: Annotated[float, typer.Option(min=0.01, help="Seconds between checks of the file for changes.")] = 5,
+    threshold: Annotated[int, typer.Option(min=1, help="Sync early once this many changes are pending.")] = 10,
     force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
     max_syncs: Annotated[int | None, typer.Option(help="Stop after this many syncs (default: until Ctrl+C).")] = None,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
@@ -455,7 +481,7 @@ def watch(
                 emit({"event": "stop"}, "stopped")
         return worst
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 @app.command()
@@ -470,7 +496,7 @@ def status(
 
     def body() -> ExitCode:
         settings = _load(config, embedder)
-        with _workspace(settings, state_dir) as workspace:
+        with _workspace(settings, state_dir, must_exist=True) as workspace:
             history = workspace.state.runs(runs)
             products = workspace.state.product_count()
             indexed = workspace.state.indexed_count()
@@ -540,7 +566,7 @@ def status(
         out.print("[dim]+ added  ~ modified (re-embedded)  m metadata-only  - deleted  s seconds[/]")
         return ExitCode.OK
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 def _parse_filters(filters: list[str], settings: CatalogConfig) -> dict[str, Any]:
@@ -549,6 +575,9 @@ def _parse_filters(filters: list[str], settings: CatalogConfig) -> dict[str, Any
         if "=" not in item:
             raise CommandError(f"--filter takes field=value, got {item!r}", ExitCode.BAD_INPUT)
         name, raw = (part.strip() for part in item.split("=", 1))
+        if name != "id" and name not in settings.metadata:
+            known = ", ".join(["id", *settings.metadata])
+            raise CommandError(f"--filter {name}: not a metadata field of this catalog ({known})", ExitCode.BAD_INPUT)
         kind = settings.metadata.get(name)
         value: Any = raw
         try:
@@ -571,14 +600,15 @@ def query(
     embedder: EmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
-    k: Annotated[int, typer.Option("-k", help="How many results.")] = 5,
+    k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="How many results.")] = 5,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="field=value on metadata; repeatable.")] = None,
 ) -> None:
     """Semantic search on the local index."""
 
     def body() -> ExitCode:
         settings = _load(config, embedder)
-        with _workspace(settings, state_dir) as workspace:
+        filters_parsed = _parse_filters(filters or [], settings)
+        with _workspace(settings, state_dir, must_exist=True) as workspace:
             stored_model = workspace.state.snapshot().embedding_model
             if stored_model and stored_model != workspace.embedder.model_id:
                 raise CommandError(
@@ -587,7 +617,7 @@ def query(
                     ExitCode.FAILED,
                 )
             vector = workspace.embedder.embed([text])[0]
-            matches = workspace.index.query(vector, k, _parse_filters(filters or [], settings))
+            matches = workspace.index.query(vector, k, filters_parsed)
         if json_output:
             sys.stdout.write(orjson.dumps([m.model_dump() for m in matches]).decode() + "\n")
             return ExitCode.OK
@@ -605,7 +635,7 @@ def query(
         out.print(table)
         return ExitCode.OK
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 @app.command()
@@ -621,7 +651,7 @@ def export(
     def body() -> ExitCode:
         settings = _load(config, embedder)
         count = 0
-        with _workspace(settings, state_dir) as workspace:
+        with _workspace(settings, state_dir, must_exist=True) as workspace:
             target = output.open("wb") if output else sys.stdout.buffer
             try:
                 for entry in workspace.index.export():
@@ -641,7 +671,7 @@ def export(
                 out.print(f"exported {count:,} entries to {output}")
         return ExitCode.OK
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 @app.command()
@@ -653,7 +683,7 @@ def validate(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the invalid records (JSON Lines) here.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Invalid records listed.")] = 50,
+    limit: Annotated[int, typer.Option(min=0, help="Invalid records listed.")] = 50,
 ) -> None:
     """List the catalog's invalid records without syncing. Exit 3 if there are any."""
 
@@ -696,11 +726,24 @@ def validate(
                     out.print(f"[dim]... and {len(result.quarantined) - limit:,} more (use --output or --json)[/]")
         return ExitCode.BAD_INPUT if counts.invalid else ExitCode.OK
 
-    _run(body)
+    _run(body, json_output=json_output)
 
 
 def main() -> None:
-    app()
+    # Click reports usage errors with exit code 2, which here means "held back by the guard": map them to 3.
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(int(ExitCode.FAILED))
+    except Exception as exc:
+        # Click's errors (Typer vendors its own Click) know how to show themselves and carry an exit code.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if show is None or not isinstance(exit_code, int):
+            raise
+        show()
+        sys.exit(int(ExitCode.BAD_INPUT) if exit_code == 2 else exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

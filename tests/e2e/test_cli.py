@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from catalog_generator_helpers import catalog_pair
 from catalog_sync import cli
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.workspace import LocalWorkspace
 from tests.conftest import product, write_jsonl
 
 runner = CliRunner()
@@ -29,10 +30,22 @@ tags = "string_list"
 """
 
 
+class RecordingEmbedder(HashingEmbedder):
+    """The hashing test embedder, remembering every text it embedded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts):  # type: ignore[no-untyped-def]
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
 @pytest.fixture
-def embedder(monkeypatch: pytest.MonkeyPatch) -> HashingEmbedder:
-    """One hashing embedder shared by every command, so the test can count what was embedded."""
-    shared = HashingEmbedder()
+def embedder(monkeypatch: pytest.MonkeyPatch) -> RecordingEmbedder:
+    """One embedder shared by every command, so the test can see exactly what was embedded."""
+    shared = RecordingEmbedder()
     monkeypatch.setattr(cli, "build_embedder", lambda settings: shared)
     return shared
 
@@ -58,7 +71,7 @@ def export(workdir: Path) -> dict[str, dict]:
     return {row["id"]: row for row in map(orjson.loads, result.stdout.splitlines())}
 
 
-def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: HashingEmbedder):
+def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: RecordingEmbedder):
     v1, v2, expected = catalog_pair(workdir, n=400)
     code, first = invoke(workdir, "sync", str(v1))
     assert code == 0, first
@@ -77,6 +90,7 @@ def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: Ha
     code, second = invoke(workdir, "sync", str(v2))
     assert code == 0, second
     assert embedder.texts_embedded - 400 == len(expected["added"]) + len(expected["text_changed"])
+    embedded_in_v2 = set(embedder.texts[400:])
     assert second["applied"]["metadata_updated"] == len(expected["metadata_only"])
     assert second["applied"]["deleted"] == len(expected["deleted"])
 
@@ -90,12 +104,18 @@ def test_sync_v1_then_v2_applies_exactly_the_changes(workdir: Path, embedder: Ha
 
     config = load_config(workdir / "shop.toml")
     validator = RecordValidator(config)
+    workspace = LocalWorkspace(workdir / "state", config, embedder)
+    texts = {entry.id: entry.text for entry in workspace.index.export()}
     for sku, record in v2_records.items():
         valid = validator.validate(sku, record)
         assert index[sku]["metadata"] == valid.metadata
+        assert texts[sku] == valid.text
         assert index[sku]["text_hash"] == text_hash(
             valid.text, model_id=embedder.model_id, template_id=config.text.fingerprint()
         )
+    # Exactly the added and text-changed products were embedded, nothing else.
+    changed = set(expected["added"]) | set(expected["text_changed"])
+    assert embedded_in_v2 == {texts[sku] for sku in changed}
 
     # A second sync of the same catalog embeds nothing and writes nothing.
     before = embedder.texts_embedded
@@ -195,3 +215,22 @@ def test_missing_config_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = runner.invoke(cli.app, ["status"])
     assert result.exit_code == 3
     assert "no catalog config" in result.output
+
+
+def test_usage_errors_exit_3_not_2_which_means_held(tmp_path: Path):
+    import subprocess
+    import sys
+
+    for args in (["sync"], ["sync", "x.jsonl", "--bogus"], ["query", "x", "-k", "0"]):
+        done = subprocess.run([sys.executable, "-m", "catalog_sync.cli", *args], capture_output=True, text=True)
+        assert done.returncode == 3, (args, done.stderr)
+        assert "Error" in done.stderr
+
+
+def test_readers_never_create_state(workdir: Path, embedder: HashingEmbedder):
+    code, payload = invoke(workdir, "status")
+    assert code == 1 and "no state for catalog 'shop'" in payload["error"]
+    catalog = write_jsonl(workdir / "c.jsonl", [product("1")])
+    code, plan = invoke(workdir, "monitor", str(catalog))
+    assert code == 0 and plan["counts"]["added"] == 1
+    assert not (workdir / "state").exists()

@@ -234,6 +234,14 @@ def test_full_resync_rewrites_everything_and_removes_orphans():
     assert result.counts.unchanged == 2
 
 
+def test_full_resync_of_some_ids_only_removes_their_orphans():
+    differ, snapshot = setup([product("A"), product("B")])
+    result = run(
+        differ, snapshot, [product("A"), product("B")], 2, full=True, only_ids=["A"], index_ids={"A", "B", "ghost"}
+    )
+    assert sorted((c.product_id, c.action.value) for c in result.changes) == [("A", "upsert")]
+
+
 def test_deleted_then_added_again():
     differ, snapshot = setup([product("A"), product("B")])
     snapshot.record(run(differ, snapshot, [product("A")], 2), 2)

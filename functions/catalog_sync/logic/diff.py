@@ -288,6 +288,8 @@ class CatalogDiff:
                 delete(product_id, "previous delete not yet committed")
         if index_ids is not None:
             for product_id in index_ids:
+                if wanted is not None and product_id not in wanted:
+                    continue
                 if product_id not in seen and product_id not in live and product_id not in snapshot.pending_deletes:
                     delete(product_id, "orphan: in the index but in neither the catalog nor the state")
 

@@ -21,10 +21,13 @@ def check_deletions(
     if force:
         return GuardDecision(held=False, delete_share=share)
     if records == 0 and not settings.allow_empty_catalog:
+        consequence = f"it would delete all {indexed:,} indexed products" if indexed else "there is nothing to index"
         return GuardDecision(
             held=True,
             delete_share=share,
-            reason=f"the catalog is empty; it would delete all {indexed:,} indexed products (use --force if intended)",
+            reason=(
+                f"the catalog is empty: {consequence} (use --force, or set guard.allow_empty_catalog, if intended)"
+            ),
         )
     if deletions and share > settings.max_delete_share:
         return GuardDecision(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "CATALOG_SYNC_"
 DEFAULT_PRIORITY_FIELDS = ("price", "availability", "stock")
@@ -198,6 +198,8 @@ def load_config(path: Path, **overrides: Any) -> CatalogConfig:
     data.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return CatalogConfig(**data)
+    except SettingsError as exc:
+        raise ConfigError(f"a {ENV_PREFIX}* environment variable is invalid: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
