@@ -248,3 +248,42 @@ def test_deleted_then_added_again():
     assert "B" not in snapshot.products
     result = run(differ, snapshot, [product("A"), product("B")], 3)
     assert by_kind(result) == {"added": ["B"]}
+
+
+def test_unchanged_json_lines_are_not_even_parsed(tmp_path):
+    import io
+
+    import orjson
+
+    from catalog_sync.logic.readers import open_catalog
+
+    def jsonl(records: list[dict]) -> bytes:
+        return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+    v1 = [product(str(i)) for i in range(50)]
+    differ = CatalogDiff(make_config(), model_id=MODEL)
+    snapshot = MemorySnapshot()
+    first = differ.run(open_catalog(io.BytesIO(jsonl(v1)), "c.jsonl"), snapshot, version=1)
+    snapshot.record(first, 1)
+
+    v2 = [*v1[:10], product("10", price=99.0), *v1[11:40], product("new")]  # 40..49 deleted
+    v2.insert(5, v1[5])  # a byte-identical duplicate line
+    stream = open_catalog(io.BytesIO(jsonl(v2)), "c.jsonl")
+    parsed: list[int] = []
+    original = stream.parse
+
+    def counting_parse(position: int, raw: bytes):  # type: ignore[no-untyped-def]
+        parsed.append(position)
+        return original(position, raw)
+
+    stream.parse = counting_parse  # type: ignore[method-assign]
+    result = differ.run(stream, snapshot, version=2)
+    # Only the changed line, the new one and the duplicate were parsed; 39 lines cost one hash each.
+    assert len(parsed) == 3
+    assert result.counts.unchanged == 39
+    assert sorted((c.product_id, c.kind.value) for c in result.changes if c.kind.value != "deleted") == [
+        ("10", "metadata_only"),
+        ("new", "added"),
+    ]
+    assert result.counts.deleted == 10
+    assert result.quarantined[0].reason.startswith("duplicate id") and result.quarantined[0].location == "line 7"

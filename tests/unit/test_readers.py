@@ -38,21 +38,38 @@ def test_csv_with_embedded_newlines_and_bom(tmp_path: Path, name: str):
     ]
 
 
-def test_records_are_streamed_not_loaded(tmp_path: Path):
-    path = write_jsonl(tmp_path / "c.jsonl", (product(str(i)) for i in range(1000)))
+@pytest.mark.parametrize("name", ["c.jsonl", "c.json", "c.csv", "c.jsonl.gz"])
+def test_records_are_streamed_not_loaded(tmp_path: Path, name: str):
+    products = [product(str(i), description="d" * 2000) for i in range(2000)]  # about 4 MB
+    path = tmp_path / name
+    if name == "c.json":
+        write_json(path, products)
+    elif name == "c.csv":
+        rows = "".join(f"{p['sku']},{p['title']},{p['description']}\n" for p in products)
+        path.write_text("sku,title,description\n" + rows)
+    else:
+        write_jsonl(path, products)
     with path.open("rb") as raw:
-        _, records = iter_records(raw, path.name)
-        first = next(records)
-        assert first[0] == 1
-        # Only the reader's buffer has been consumed, not the whole file.
-        assert raw.tell() < path.stat().st_size
+        _, records = iter_records(raw, path.name, id_field="sku")
+        assert next(records)[1]["sku"] == "0"
+        # Only a buffer's worth has been read, not the whole file.
+        assert raw.tell() < path.stat().st_size / 2
 
 
-def test_truncated_json_array_names_file_and_offset(tmp_path: Path):
+def test_truncated_json_array_names_file_record_and_byte_range(tmp_path: Path):
+    import re
+
+    record = b'{"sku": "A", "title": "' + b"x" * 600 + b'"}'
+    data = b"[" + b",".join([record] * 40) + b', {"sku": "B", "ti'
     path = tmp_path / "c.json"
-    path.write_bytes(b'[{"sku": "A"}, {"sku": "B", "ti')
-    with pytest.raises(CatalogFormatError, match=r"c\.json, near byte \d+"):
+    path.write_bytes(data)
+    with pytest.raises(CatalogFormatError, match=r"c\.json, record 41, between bytes") as caught:
         read(path)
+    start, end = (
+        int(n.replace(",", "")) for n in re.findall(r"[\d,]+", str(caught.value).split("between bytes")[1])[:2]
+    )
+    assert start < len(data) <= end
+    assert end - start <= 8 * 1024
 
 
 def test_trailing_garbage_after_array(tmp_path: Path):
@@ -75,9 +92,13 @@ def test_invalid_utf8_is_reported(tmp_path: Path):
     with pytest.raises(CatalogFormatError, match="line 2"):
         read(path)
     csv_path = tmp_path / "c.csv"
-    csv_path.write_bytes(b"sku,title\nA,\xff\n")
-    with pytest.raises(CatalogFormatError, match="invalid UTF-8"):
+    csv_path.write_bytes(b"sku,title\nA,caf\xe9\n")
+    with pytest.raises(CatalogFormatError, match=r"not UTF-8 \(byte 0xe9\)"):
         read(csv_path, id_field="sku")
+    json_path = tmp_path / "c.json"
+    json_path.write_bytes(b'[{"sku": "\xff"}]')
+    with pytest.raises(CatalogFormatError, match=r"c\.json, record 1"):
+        read(json_path)
 
 
 def test_non_object_items_are_rejected(tmp_path: Path):

@@ -8,6 +8,7 @@ the caller only acts once the whole file has been read.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -25,6 +26,7 @@ UTF8_BOM = codecs.BOM_UTF8
 # A decompressed catalog larger than this is refused (protects against gzip bombs).
 DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024**3
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
+_JSON_CHUNK = 8 * 1024
 # A record the reader could parse but not fully trust carries its problem under this key.
 READER_ERROR_KEY = "__reader_error__"
 
@@ -93,7 +95,9 @@ class _LimitedReader(io.RawIOBase):
             data = self._inner.read(len(buffer))
         except (OSError, EOFError, zlib.error) as exc:
             raise CatalogFormatError(
-                self._source, f"byte {self.position:,} of the decompressed data", f"corrupt gzip data: {exc}"
+                self._source,
+                f"after {self.position:,} decompressed bytes" if self.position else None,
+                f"the gzip data is truncated or corrupt ({exc})",
             ) from exc
         count = len(data)
         self.position += count
@@ -148,10 +152,24 @@ def _confirm_content(stream: IO[bytes], kind: CatalogKind, name: str) -> None:
         raise CatalogFormatError(name, "byte 0", "named .csv but holds JSON")
 
 
-def _skip_bom(stream: IO[bytes]) -> None:
+def _skip_bom(stream: IO[bytes]) -> bool:
     peek = getattr(stream, "peek", None)
     if peek and peek(3)[:3] == UTF8_BOM:
         stream.read(3)
+        return True
+    return False
+
+
+def _describe_json_error(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte 0x{exc.object[exc.start]:02x})"
+    message = exc.args[0] if exc.args else str(exc)
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    message = " ".join(str(message).split())
+    if "integer overflow" in message:
+        message += " (a number beyond 64 bits: JSON Lines and CSV catalogs quarantine such a record instead)"
+    return message
 
 
 # A record as read, with its position: a line number (CSV) or a record index (JSON array).
@@ -171,41 +189,37 @@ def parse_json_line(name: str, line_number: int, line: bytes) -> dict[str, Any] 
     return record
 
 
-class _PositionTracker(io.RawIOBase):
-    """Tracks how many bytes the JSON parser has consumed, to point at the place of an error."""
+class _PositionTracker:
+    """Hands the JSON parser its chunks and remembers where the last one started, to locate an error."""
 
     def __init__(self, inner: IO[bytes]) -> None:
         self._inner = inner
         self.position = 0
+        self.chunk_start = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        if data:
+            self.chunk_start = self.position
+            self.position += len(data)
+        return data
 
 
 def iter_json_array(stream: IO[bytes], name: str) -> Iterator[RawRecord]:
-    _skip_bom(stream)
+    bom = len(UTF8_BOM) if _skip_bom(stream) else 0
     tracker = _PositionTracker(stream)
-    reader = io.BufferedReader(tracker, buffer_size=64 * 1024)
     index = 0
     try:
-        for index, item in enumerate(ijson.items(reader, "item", use_float=True), start=1):
+        # Small chunks keep the reported place of an error within a few kilobytes.
+        for index, item in enumerate(ijson.items(tracker, "item", use_float=True, buf_size=_JSON_CHUNK), start=1):
             if type(item) is not dict:
                 raise CatalogFormatError(
                     name, f"record {index:,}", f"expected a JSON object, got {type(item).__name__}"
                 )
             yield index, item
-    except ijson.JSONError as exc:
-        raise CatalogFormatError(
-            name, f"near byte {tracker.position:,} (after record {index:,})", f"invalid JSON: {exc}"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise CatalogFormatError(name, f"near byte {tracker.position:,}", f"invalid UTF-8: {exc.reason}") from None
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        where = f"record {index + 1:,}, between bytes {tracker.chunk_start + bom:,} and {tracker.position + bom:,}"
+        raise CatalogFormatError(name, where, f"invalid JSON: {_describe_json_error(exc)}") from None
 
 
 def iter_csv(
@@ -243,9 +257,16 @@ def iter_csv(
     except csv.Error as exc:
         raise CatalogFormatError(name, f"line {reader.line_num:,}", f"malformed CSV: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise CatalogFormatError(name, f"after line {reader.line_num:,}", f"invalid UTF-8: {exc.reason}") from None
+        # The decoder reads ahead, so the line is approximate; the byte says what is wrong.
+        raise CatalogFormatError(
+            name,
+            f"near line {reader.line_num + 1:,}",
+            f"not UTF-8 (byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8",
+        ) from None
     finally:
-        text.detach()
+        # Hand the byte stream back to its owner (who closes it); it may be closed already.
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 @dataclass
