@@ -44,6 +44,8 @@ def main() -> None:
                 f"{label:<22}{seconds:>9.2f}{embedded:>10,}{applied.upserted:>9,}{applied.metadata_updated:>9,}"
                 f"{applied.deleted:>9,}"
             )
+            phases = ", ".join(f"{name.removesuffix('_s')} {value:.2f}" for name, value in report.timings.items())
+            print(f"{'':<22}[{phases}]")
             if report.failed or report.guard.held:
                 failures.append(f"{label}: {report.error or report.guard.reason}")
             if label.startswith("v2 (incremental)"):
