@@ -1,6 +1,6 @@
 """Seeded generator of realistic product catalogs, and a mutator that makes v2 from v1.
 
-    python bench/catalog_gen.py --n 100000 --out /tmp/catalog      # writes v1.jsonl, v2.jsonl, changes.json
+    python bench/catalog_gen.py --n 100000 --out data/catalog     # writes v1.jsonl, v2.jsonl, changes.json
 
 The mutator records exactly what it changed, so benchmarks and tests can check the diff against it:
 1% metadata-only (price, stock, availability), 1% text (title or description), 0.5% added, 0.5% deleted.
