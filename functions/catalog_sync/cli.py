@@ -400,8 +400,6 @@ def sync(
                 only_ids=_parse_ids(ids),
                 progress=progress,
             )
-            if report.applied.upserted + report.applied.deleted + report.applied.metadata_updated > 10_000:
-                workspace.index.optimize()
         if json_output:
             sys.stdout.write(orjson.dumps(_report_json(report)).decode() + "\n")
         else:

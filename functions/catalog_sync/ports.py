@@ -46,6 +46,9 @@ class VectorIndex(Protocol):
 
     def export(self) -> Iterator[IndexEntry]: ...
 
+    def maintain(self, *, force: bool = False) -> bool:
+        """Housekeeping after many writes (compaction, indexes); a no-op where the service does its own."""
+
 
 class ChangeQueue(Protocol):
     """Carries batches of changes from the diff to the consumers; priority batches go first."""

@@ -82,3 +82,16 @@ def test_a_reader_never_rebuilds(tmp_path: Path):
     with pytest.raises(LocalIndexError, match="vector dimension 4, asked for 8"):
         LanceVectorIndex(path, make_config(), DIM * 2, rebuild_on_mismatch=False)
     assert LanceVectorIndex(path, make_config(), DIM).count() == 1
+
+
+def test_maintenance_indexes_ids_and_compacts_without_losing_rows(index: LanceVectorIndex):
+    for start in range(0, 30, 3):  # ten small writes: ten fragments
+        ids = [str(i) for i in range(start, start + 3)]
+        index.upsert(ids, np.stack([unit(1, i, 0, 0) for i in range(3)]), [change(i) for i in ids])
+    assert not index.maintain()  # too few writes to bother
+    assert index.maintain(force=True)
+    assert index.count() == 30 and index.ids() == {str(i) for i in range(30)}
+    index.update_metadata([change("7", price=3.5)])
+    index.delete(["8"])
+    assert {e.id: e.metadata["price"] for e in index.export()}["7"] == 3.5
+    assert index.count() == 29

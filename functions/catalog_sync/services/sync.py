@@ -226,6 +226,9 @@ class SyncService:
         clock = time.perf_counter()
         errors = self.dispatch_and_apply(result.changes, report.applied, progress=progress)
         timings["apply_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        if self.index.maintain():
+            timings["maintain_s"] = time.perf_counter() - clock
         report.pending_after = self.state.pending_count()
         if errors:
             report.error = (

@@ -22,6 +22,9 @@ from catalog_sync.models.index import IndexEntry
 from catalog_sync.ports import Vectors
 
 TABLE = "products"
+# Writes after which the table is compacted and its id index refreshed (each write adds a version and a
+# fragment; unindexed fragments make id lookups, merges and deletes scan).
+MAINTAIN_AFTER_WRITES = 10_000
 _DELETE_CHUNK = 1_000
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -54,6 +57,7 @@ class LanceVectorIndex:
         self._schema = self._build_schema(dimension)
         self._db = lancedb.connect(str(path))
         self.rebuilt = False
+        self._writes_since_maintenance = 0
         try:
             self._table = self._db.open_table(TABLE)
         except (ValueError, FileNotFoundError):
@@ -116,6 +120,7 @@ class LanceVectorIndex:
         columns.update(self._metadata_columns(changes))
         table = pa.table(columns, schema=self._schema)
         self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
+        self._writes_since_maintenance += len(ids)
 
     def update_metadata(self, changes: Sequence[Change]) -> None:
         """Rewrite metadata in place; the stored vector and text are kept (no embedding)."""
@@ -137,6 +142,7 @@ class LanceVectorIndex:
         }
         columns.update(self._metadata_columns(changes))
         self._table.merge_insert("id").when_matched_update_all().execute(pa.table(columns, schema=self._schema))
+        self._writes_since_maintenance += len(changes)
 
     def _rows(self, ids: Sequence[str], columns: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -154,6 +160,7 @@ class LanceVectorIndex:
         for start in range(0, len(ids), _DELETE_CHUNK):
             chunk = ids[start : start + _DELETE_CHUNK]
             self._table.delete(f"id IN ({','.join(_sql_string(i) for i in chunk)})")
+        self._writes_since_maintenance += len(ids)
 
     def _scan(self, columns: list[str]) -> Iterator[Any]:
         with warnings.catch_warnings():
@@ -219,8 +226,14 @@ class LanceVectorIndex:
             pid: np.asarray(row["vector"], dtype=np.float32) for pid, row in self._rows(ids, ["id", "vector"]).items()
         }
 
-    def optimize(self) -> None:
-        """Compact the table's versions (each write makes one)."""
+    def maintain(self, *, force: bool = False) -> bool:
+        """After many writes: index the ids (once) and compact the table. Returns whether it did anything."""
+        if not force and self._writes_since_maintenance < MAINTAIN_AFTER_WRITES:
+            return False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if not any(index.columns == ["id"] for index in self._table.list_indices()):
+                self._table.create_scalar_index("id")
             self._table.optimize()
+        self._writes_since_maintenance = 0
+        return True
