@@ -32,7 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workspace = LocalWorkspace(Path(tmp), bench_config(), embedder)
         service = workspace.service()
-        print(f"{'pass':<22}{'seconds':>9}{'embedded':>10}{'upserts':>9}{'meta upd':>9}{'deletes':>9}")
+        print(f"{'pass':<22}{'seconds':>9}{'embedded':>11}{'upserts':>11}{'meta upd':>10}{'deletes':>9}")
         for label, path in (("v1 (initial)", v1), ("v2 (incremental)", v2), ("v2 again (unchanged)", v2)):
             before = embedder.texts_embedded
             started = time.perf_counter()
@@ -41,7 +41,7 @@ def main() -> None:
             applied = report.applied
             embedded = embedder.texts_embedded - before
             print(
-                f"{label:<22}{seconds:>9.2f}{embedded:>10,}{applied.upserted:>9,}{applied.metadata_updated:>9,}"
+                f"{label:<22}{seconds:>9.2f}{embedded:>11,}{applied.upserted:>11,}{applied.metadata_updated:>10,}"
                 f"{applied.deleted:>9,}"
             )
             phases = ", ".join(f"{name.removesuffix('_s')} {value:.2f}" for name, value in report.timings.items())
