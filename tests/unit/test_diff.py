@@ -287,3 +287,13 @@ def test_unchanged_json_lines_are_not_even_parsed(tmp_path):
     ]
     assert result.counts.deleted == 10
     assert result.quarantined[0].reason.startswith("duplicate id") and result.quarantined[0].location == "line 7"
+
+
+def test_fingerprints_follow_only_the_settings_that_shape_a_record():
+    from catalog_sync.logic.diff import fingerprint_seed
+
+    base = make_config()
+    assert fingerprint_seed(base, MODEL) == fingerprint_seed(make_config(guard={"max_delete_share": 0.5}), MODEL)
+    assert fingerprint_seed(base, MODEL) == fingerprint_seed(make_config(namespace="elsewhere"), MODEL)
+    assert fingerprint_seed(base, MODEL) != fingerprint_seed(make_config(required_fields=["price"]), MODEL)
+    assert fingerprint_seed(base, MODEL) != fingerprint_seed(base, "another-model")

@@ -102,8 +102,13 @@ class DiffResult:
         return self.counts.deleted
 
 
+# The settings that decide how a raw record is validated and hashed. A change to any of them must send every
+# record down the full path once; a change elsewhere (the guard, the namespace, batch sizes) must not.
+_FINGERPRINTED_SETTINGS = {"id_field", "text", "metadata", "required_fields", "csv", "max_metadata_bytes"}
+
+
 def fingerprint_seed(config: CatalogConfig, model_id: str) -> int:
-    return hashing.config_seed(config.model_dump_json(), model_id)
+    return hashing.config_seed(config.model_dump_json(include=_FINGERPRINTED_SETTINGS), model_id)
 
 
 class CatalogDiff:
