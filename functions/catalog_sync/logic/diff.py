@@ -97,10 +97,6 @@ class DiffResult:
     reasons: list[str] = field(default_factory=list)
     resent: int = 0
 
-    @property
-    def deletions(self) -> int:
-        return self.counts.deleted
-
 
 # The settings that decide how a raw record is validated and hashed. A change to any of them must send every
 # record down the full path once; a change elsewhere (the guard, the namespace, batch sizes) must not.

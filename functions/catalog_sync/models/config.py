@@ -6,7 +6,7 @@ import string
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -205,6 +205,3 @@ def load_config(path: Path, **overrides: Any) -> CatalogConfig:
             f"{'.'.join(str(part) for part in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"config {path} is invalid: {problems}") from exc
-
-
-ConfigFormat = Literal["toml", "yaml"]

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-
-class IndexRecord(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    id: str
-    vector: list[float]
-    text: str
-    text_hash: str
-    metadata: dict[str, Any]
+from pydantic import BaseModel
 
 
 class IndexEntry(BaseModel):
