@@ -1,9 +1,14 @@
-"""Packing changes into queue messages."""
+"""Packing changes into batches and queue messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+import base64
+import gzip
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
 
 from catalog_sync.models.changes import Change
 
@@ -28,3 +33,120 @@ def batches(changes: Sequence[Change], size: int) -> Iterator[Sequence[Change]]:
         raise ValueError("batch size must be at least 1")
     for start in range(0, len(changes), size):
         yield changes[start : start + size]
+
+
+# ---------------------------------------------------------------- queue messages
+
+MESSAGE_FORMAT = 1
+_COMPRESSED_PREFIX = "gz:"
+
+
+@dataclass(frozen=True)
+class PackedMessage:
+    """One queue message: a deterministic id (a resumed run re-sends the same ids) and its body."""
+
+    message_id: str
+    body: str
+    changes: int
+
+
+@dataclass(frozen=True)
+class OversizedChange:
+    """A change too large for any message: it travels by claim check (stored aside, referenced)."""
+
+    change: Change
+    payload: bytes
+
+
+def _change_payload(change: Change) -> dict[str, Any]:
+    return change.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+
+
+def encode_body(payload: dict[str, Any], *, compress: bool) -> str:
+    raw = orjson.dumps(payload)
+    if not compress:
+        return raw.decode()
+    # Queue bodies are text: gzip, then base64. Product text compresses to about a third.
+    return _COMPRESSED_PREFIX + base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode()
+
+
+def decode_body(body: str) -> dict[str, Any]:
+    raw = (
+        gzip.decompress(base64.b64decode(body[len(_COMPRESSED_PREFIX) :]))
+        if body.startswith(_COMPRESSED_PREFIX)
+        else body.encode()
+    )
+    payload: dict[str, Any] = orjson.loads(raw)
+    if payload.get("format") != MESSAGE_FORMAT:
+        raise ValueError(f"unknown change message format {payload.get('format')!r}")
+    return payload
+
+
+def pack_messages(
+    changes: Iterable[Change],
+    *,
+    run_id: str,
+    lane: str,
+    max_bytes: int,
+    compress: bool = True,
+    claim: Callable[[OversizedChange], dict[str, Any]] | None = None,
+) -> Iterator[PackedMessage]:
+    """Pack changes, in order, into as few messages of at most `max_bytes` as the limit allows.
+
+    Items are gathered by their JSON size. For compressed bodies the budget follows the compression ratio
+    measured on the data; a body that still comes out too large is split in two. A change that does not fit
+    a message alone is handed to `claim`, which stores it aside and returns a small reference to carry
+    instead; without a claim check it is refused.
+    """
+    sequence = 0
+    envelope = 200
+    raw_limit = max_bytes * 3 if compress else max_bytes - envelope
+
+    def body_of(items: list[dict[str, Any]]) -> str:
+        return encode_body({"format": MESSAGE_FORMAT, "run": run_id, "changes": items}, compress=compress)
+
+    def emit(items: list[dict[str, Any]], raw_size: int) -> Iterator[PackedMessage]:
+        nonlocal sequence
+        body = body_of(items)
+        if len(body.encode()) > max_bytes and len(items) > 1:
+            middle = len(items) // 2
+            yield from emit(items[:middle], raw_size // 2)
+            yield from emit(items[middle:], raw_size - raw_size // 2)
+            return
+        sequence += 1
+        yield PackedMessage(f"{run_id}-{lane}-{sequence:06d}", body, len(items))
+
+    pending: list[dict[str, Any]] = []
+    pending_size = 0
+    for change in changes:
+        item = _change_payload(change)
+        size = len(orjson.dumps(item)) + 1
+        if size > max_bytes * 20 or len(body_of([item]).encode()) > max_bytes:
+            if claim is None:
+                raise ValueError(f"change of {change.product_id!r} does not fit a {max_bytes:,}-byte message")
+            item = {"claim": claim(OversizedChange(change, orjson.dumps(item)))}
+            size = len(orjson.dumps(item)) + 1
+        if pending and pending_size + size > raw_limit and compress:
+            # Measure how well this data compresses before deciding that the message is full.
+            ratio = max(len(body_of(pending)) / pending_size, 0.02)
+            raw_limit = max(int((max_bytes - envelope) / ratio * 0.95), 1)
+        if pending and pending_size + size > raw_limit:
+            yield from emit(pending, pending_size)
+            pending, pending_size = [], 0
+        pending.append(item)
+        pending_size += size
+    if pending:
+        yield from emit(pending, pending_size)
+
+
+def unpack_message(body: str, *, resolve_claim: Callable[[dict[str, Any]], bytes] | None = None) -> list[Change]:
+    """The changes of one message, claim checks resolved."""
+    changes = []
+    for item in decode_body(body)["changes"]:
+        if "claim" in item:
+            if resolve_claim is None:
+                raise ValueError("message holds a claim check but no store to resolve it")
+            changes.append(Change.model_validate_json(resolve_claim(item["claim"])))
+        else:
+            changes.append(Change.model_validate(item))
+    return changes
