@@ -1,0 +1,49 @@
+"""S3: catalog objects read at a version, and the claim-check store for changes too large for a message."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from catalog_sync.logic.packing import OversizedChange
+
+
+class S3CatalogSource:
+    """A catalog object in S3, read as a stream; pinned to a version id when one is given (rollbacks)."""
+
+    def __init__(self, s3: Any, *, bucket: str, key: str, version_id: str | None = None) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.version_id = version_id
+        # The name ends with the key's extension, which says the format.
+        self.name = f"s3://{bucket}/{key}"
+
+    def open(self) -> IO[bytes]:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
+        if self.version_id:
+            kwargs["VersionId"] = self.version_id
+        response = self._s3.get_object(**kwargs)
+        if self.version_id is None:
+            self.version_id = response.get("VersionId")
+        body: IO[bytes] = response["Body"]
+        return body
+
+
+class S3ClaimStore:
+    """Holds the changes that do not fit a queue message; the message carries {"bucket", "key"} instead."""
+
+    def __init__(self, s3: Any, *, bucket: str, prefix: str = "claims/") -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def put(self, run_id: str, oversized: OversizedChange) -> dict[str, Any]:
+        change = oversized.change
+        key = f"{self.prefix}{run_id}/{change.version}/{change.product_id}.json"
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=oversized.payload, ContentType="application/json")
+        return {"bucket": self.bucket, "key": key}
+
+    def get(self, reference: dict[str, Any]) -> bytes:
+        response = self._s3.get_object(Bucket=reference["bucket"], Key=reference["key"])
+        data: bytes = response["Body"].read()
+        return data

@@ -1,0 +1,124 @@
+"""SQS: the change queue and the priority queue of the AWS pipeline (sending side).
+
+Changes are packed into as few messages as the queue's maximum message size allows, and messages into
+SendMessageBatch calls of at most 10 entries and 1 MiB. SQS can accept a batch and still fail some of its
+entries; those are retried with backoff, and an error is raised if any is still refused, so nothing is
+dropped silently. Message ids are deterministic, so a resumed run sends the same ids again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from catalog_sync.adapters.aws.s3 import S3ClaimStore
+from catalog_sync.logic.packing import PackedMessage, pack_messages
+from catalog_sync.models.changes import Change
+
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 1024 * 1024
+DEFAULT_MESSAGE_BYTES = 256 * 1024
+
+
+class QueueSendError(RuntimeError):
+    """SQS refused some messages even after retries."""
+
+
+def _entry_id(message_id: str) -> str:
+    # Batch entry ids allow 80 characters of [A-Za-z0-9_-]: a digest of the message id fits any run id.
+    return hashlib.sha1(message_id.encode()).hexdigest()
+
+
+def group_for_batches(messages: Iterable[PackedMessage]) -> Iterator[list[PackedMessage]]:
+    group: list[PackedMessage] = []
+    size = 0
+    for message in messages:
+        body_size = len(message.body.encode())
+        if group and (len(group) >= MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(message)
+        size += body_size
+    if group:
+        yield group
+
+
+class SqsChangeSender:
+    def __init__(
+        self,
+        sqs: Any,
+        *,
+        queue_url: str,
+        priority_queue_url: str,
+        run_id: str,
+        max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
+        claims: S3ClaimStore | None = None,
+        attempts: int = 5,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self.priority_queue_url = priority_queue_url
+        self.run_id = run_id
+        self.max_message_bytes = max_message_bytes
+        self.claims = claims
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.requests = 0
+        self.messages_sent = 0
+
+    def send(self, batches: Iterable[Sequence[Change]], *, priority: bool) -> int:
+        changes = (change for batch in batches for change in batch)
+        claims = self.claims
+        claim = (lambda oversized: claims.put(self.run_id, oversized)) if claims is not None else None
+        messages = pack_messages(
+            changes, run_id=self.run_id, lane="p" if priority else "n", max_bytes=self.max_message_bytes, claim=claim
+        )
+        url = self.priority_queue_url if priority else self.queue_url
+        sent = 0
+        for group in group_for_batches(messages):
+            self._send_group(url, group)
+            sent += len(group)
+        self.messages_sent += sent
+        return sent
+
+    def _send_group(self, url: str, group: list[PackedMessage]) -> None:
+        pending = {_entry_id(m.message_id): m for m in group}
+        failures: list[dict[str, Any]] = []
+        for attempt in range(self.attempts):
+            entries = [
+                {
+                    "Id": entry_id,
+                    "MessageBody": message.body,
+                    "MessageAttributes": {
+                        "message_id": {"DataType": "String", "StringValue": message.message_id},
+                        "changes": {"DataType": "Number", "StringValue": str(message.changes)},
+                    },
+                }
+                for entry_id, message in pending.items()
+            ]
+            response = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)
+            self.requests += 1
+            for ok in response.get("Successful", []):
+                pending.pop(ok["Id"], None)
+            failures = response.get("Failed", [])
+            if not pending:
+                return
+            if any(failure.get("SenderFault") for failure in failures):
+                break  # our fault: retrying the same entry cannot help
+            time.sleep(self.backoff_seconds * 2**attempt)
+        reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failures) or "no answer for them"
+        raise QueueSendError(f"SQS refused {len(pending)} of {len(group)} messages ({reasons})")
+
+    def __len__(self) -> int:
+        total = 0
+        for url in (self.priority_queue_url, self.queue_url):
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            total += int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+        return total
