@@ -430,6 +430,9 @@ def watch(
     threshold: Annotated[int, typer.Option(min=1, help="Sync early once this many changes are pending.")] = 10,
     force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
     max_syncs: Annotated[int | None, typer.Option(help="Stop after this many syncs (default: until Ctrl+C).")] = None,
+    settle: Annotated[
+        float, typer.Option(min=0.0, help="Read a file only once it has not changed for this many seconds.")
+    ] = 10,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Poll a file or folder and sync when it changes: early once enough (or priority) changes are pending."""
@@ -448,7 +451,11 @@ def watch(
         worst = ExitCode.OK
         with _workspace(settings, state_dir, writable=True) as workspace:
             watcher = CatalogWatcher(
-                workspace.service(), path, WatchPolicy(interval=interval, threshold=threshold), poll=poll, force=force
+                workspace.service(),
+                path,
+                WatchPolicy(interval=interval, threshold=threshold, settle=settle),
+                poll=poll,
+                force=force,
             )
             emit({"event": "start"}, f"watching {path} (interval {interval:g}s, threshold {threshold})")
             try:

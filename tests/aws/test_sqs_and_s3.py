@@ -144,3 +144,12 @@ def test_catalog_objects_are_read_at_their_version(aws):
     pinned = S3CatalogSource(s3, bucket="catalogs", key="feeds/shop.jsonl", version_id=first)
     with pinned.open() as raw:
         assert [r["sku"] for _, r in iter_records(raw, pinned.name)[1]] == ["A"]
+
+
+def test_message_ids_never_repeat_within_a_run(aws):
+    sqs, s3, queues = aws
+    sender = SqsChangeSender(sqs, queue_url=queues["changes"], priority_queue_url=queues["priority"], run_id="r5")
+    sender.send([[change(1)]], priority=False)
+    sender.send([[change(2)]], priority=False)  # a second dispatch window of the same run
+    ids = [message_id for message_id, _ in drain(sqs, queues["changes"], s3)]
+    assert sorted(ids) == ["r5-n-000001", "r5-n-000002"]

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 MAX_UPSERT_VECTORS = 1_000
-MAX_REQUEST_BYTES = 2 * 1024 * 1024
+MAX_REQUEST_BYTES = 2_000_000
 MAX_DELETE_IDS = 1_000
 MAX_METADATA_BYTES = 40 * 1024
 
@@ -118,7 +118,10 @@ class PineconeDouble:
                 return 200, {"matchedRecords": 0}
             if "values" in body:
                 record["values"] = body["values"]
-            record["metadata"].update(body.get("setMetadata") or {})
+            merged = {**record["metadata"], **(body.get("setMetadata") or {})}
+            if len(orjson.dumps(merged)) > MAX_METADATA_BYTES:
+                return 400, {"code": 3, "message": "metadata too large"}
+            record["metadata"] = merged
             return 200, {"matchedRecords": 1}
         if path == "/vectors/delete":
             store = self.vectors(body.get("namespace", ""))

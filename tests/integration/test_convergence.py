@@ -164,3 +164,15 @@ def test_the_index_model_is_recorded_only_after_a_complete_clean_run(tmp_path: P
     assert any("embedding model changed" in note for note in complete.notes)
     assert complete.applied.upserted == 29
     assert second.state.snapshot().embedding_model == "another-model"
+
+
+def test_dispatch_accepts_a_one_shot_iterator(workspace: LocalWorkspace, tmp_path: Path):
+    service = workspace.service()
+    report = service.plan(FileCatalogSource(write_jsonl(tmp_path / "v1.jsonl", V1)))
+    # Record the desired state as a sync would, then dispatch from a generator.
+    service.state.record_desired(list(report.diff.changes), [])
+    from catalog_sync.services.apply import ApplyStats
+
+    stats = ApplyStats()
+    assert service.dispatch_and_apply(iter(list(report.diff.changes)), stats) == []
+    assert stats.upserted == 30

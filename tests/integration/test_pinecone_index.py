@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from pinecone import Pinecone
 
@@ -12,7 +13,7 @@ from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.local.files import FileCatalogSource, LocalRunArtifacts
 from catalog_sync.adapters.local.memory_queue import InProcessChangeQueue
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
-from catalog_sync.adapters.pinecone.index import MAX_REQUEST_BYTES, PineconeVectorIndex
+from catalog_sync.adapters.pinecone.index import MAX_REQUEST_BYTES, PineconeIndexError, PineconeVectorIndex
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.services.sync import SyncService
@@ -22,14 +23,15 @@ from tests.doubles.pinecone_server import PineconeDouble
 FIELDS = ["title", "price", "availability", "stock", "tags"]
 
 
-def change(pid: str, **metadata: object) -> Change:
+def change(pid: str, text: str | None = None, **metadata: object) -> Change:
     full = {"title": f"T {pid}", "price": 1.0, "availability": "in_stock", "stock": 3, "tags": ["a"]}
     full.update(metadata)
     return Change(
         product_id=pid,
-        kind=ChangeKind.ADDED,
-        action=IndexAction.UPSERT,
-        text=f"text {pid}",
+        kind=ChangeKind.METADATA_ONLY if metadata else ChangeKind.ADDED,
+        action=IndexAction.UPDATE_METADATA if metadata else IndexAction.UPSERT,
+        fields_changed=tuple(metadata),
+        text=text or f"text {pid}",
         text_hash=f"h{pid}",
         metadata={key: value for key, value in full.items() if value is not None},
     )
@@ -146,3 +148,27 @@ def test_the_sync_service_keeps_pinecone_equal_to_the_catalog(tmp_path: Path):
                 assert metadata.pop("_text") == valid.text
                 metadata.pop("_text_hash")
                 assert metadata == valid.metadata
+
+
+def test_metadata_stays_within_40_kb_and_updates_of_missing_vectors_fail():
+    with PineconeDouble(4) as double:
+        index = adapter(double, store_text=True)
+        long_text = "caf\u00e9 " * 20_000  # about 120 KB of text
+        index.upsert(["a", "b"], random_vectors(2, 4), [change("a", text=long_text), change("b")])
+        stored = double.vectors("shop")
+        assert set(stored) == {"a", "b"}  # the long text did not sink the request
+        assert long_text.startswith(stored["a"]["metadata"]["_text"])
+        assert len(orjson.dumps(stored["a"]["metadata"])) <= 40 * 1024
+        with pytest.raises(PineconeIndexError, match="not in the index"):
+            index.update_metadata([change("ghost", price=2.0)])
+
+
+def test_an_optional_field_absent_before_and_after_is_still_updated_in_place():
+    with PineconeDouble(4) as double:
+        index = adapter(double)
+        index.upsert(["a"], random_vectors(1, 4), [change("a", tags=None)])
+        before = len(double.requests)
+        # tags was absent before and is absent now: only price changed.
+        index.update_metadata([change("a", tags=None, price=5.0).model_copy(update={"fields_changed": ("price",)})])
+        assert [r["path"] for r in double.requests[before:]] == ["/vectors/update"]
+        assert double.vectors("shop")["a"]["metadata"]["price"] == 5.0

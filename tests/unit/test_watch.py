@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.files import FileCatalogSource
 from catalog_sync.adapters.local.workspace import LocalWorkspace
 from catalog_sync.services.watch import CatalogWatcher, WatchPolicy, newest_catalog
 from tests.conftest import make_config, product, write_jsonl
@@ -83,3 +84,50 @@ def test_watcher_skips_a_broken_drop_and_keeps_watching(tmp_path: Path):
     synced = next(events)
     assert synced.kind == "sync" and synced.why == "threshold" and synced.catalog.name == "b.jsonl"
     assert workspace.index.count() == 12
+
+
+def test_a_drop_still_being_written_is_not_read_and_a_broken_one_is_read_once(tmp_path: Path):
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    workspace = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder())
+    service = workspace.service()
+    write_jsonl(drops / "a.jsonl", [product(str(i)) for i in range(20)])
+    assert not service.sync(FileCatalogSource(drops / "a.jsonl")).failed
+    plans: list[float] = []
+    original_plan = service.plan
+    now = [0.0]
+
+    def counting_plan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        plans.append(now[0])
+        return original_plan(*args, **kwargs)
+
+    service.plan = counting_plan  # type: ignore[method-assign]
+    whole = [product(str(i)) for i in range(20)] + [product("new")]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] == 5:  # a slow writer: half the file now, the rest 5 s later
+            write_jsonl(drops / "b.jsonl", whole[:10])
+        if now[0] == 10:
+            write_jsonl(drops / "b.jsonl", whole)
+        if now[0] == 40:
+            (drops / "c.jsonl").write_bytes(b'{"sku": "1", "ti')
+
+    watcher = CatalogWatcher(
+        service, drops, WatchPolicy(interval=60, threshold=1, settle=10), poll=5, clock=lambda: now[0], sleep=sleep
+    )
+    events = watcher.events(max_seconds=200)
+    synced = next(events)
+    assert synced.kind == "sync" and synced.catalog.name == "b.jsonl"
+    assert synced.report is not None and synced.report.diff.counts.deleted == 0  # the half file was never read
+    assert workspace.index.count() == 21
+    error = next(events)
+    assert error.kind == "error" and "c.jsonl" in (error.why or "")
+    assert list(events) == []  # the broken drop is not read again, interval or not
+    assert len([t for t in plans if t > 40]) == 1
+
+
+def test_a_vanished_file_is_waited_for(tmp_path: Path):
+    catalog = tmp_path / "c.jsonl"
+    assert newest_catalog(catalog) is None
+    assert newest_catalog(tmp_path / "missing-folder") is None

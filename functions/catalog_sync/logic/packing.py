@@ -43,7 +43,8 @@ _COMPRESSED_PREFIX = "gz:"
 
 @dataclass(frozen=True)
 class PackedMessage:
-    """One queue message: a deterministic id (a resumed run re-sends the same ids) and its body."""
+    """One queue message: a deterministic id (run, lane, sequence: packing the same changes again in the
+    same run gives the same ids) and its body."""
 
     message_id: str
     body: str
@@ -90,15 +91,17 @@ def pack_messages(
     max_bytes: int,
     compress: bool = True,
     claim: Callable[[OversizedChange], dict[str, Any]] | None = None,
+    first_sequence: int = 1,
 ) -> Iterator[PackedMessage]:
     """Pack changes, in order, into as few messages of at most `max_bytes` as the limit allows.
 
     Items are gathered by their JSON size. For compressed bodies the budget follows the compression ratio
     measured on the data; a body that still comes out too large is split in two. A change that does not fit
     a message alone is handed to `claim`, which stores it aside and returns a small reference to carry
-    instead; without a claim check it is refused.
+    instead; without a claim check it is refused. Messages are numbered from `first_sequence`: a caller
+    that packs one run in several calls continues the numbering, so that ids never repeat within a run.
     """
-    sequence = 0
+    sequence = first_sequence - 1
     envelope = 200
     raw_limit = max_bytes * 3 if compress else max_bytes - envelope
 

@@ -251,7 +251,12 @@ class SyncService:
     def dispatch_and_apply(
         self, changes: Iterable[Change], stats: ApplyStats, *, progress: ProgressCallback | None = None
     ) -> list[str]:
-        """Queue the changes, priority ones first, and consume the queue, a window at a time."""
+        """Queue the changes, priority ones first, and consume the queue, a window at a time.
+
+        The changes are read twice (one pass per lane): a one-shot iterator is materialised first.
+        """
+        if iter(changes) is changes:
+            changes = list(changes)
         total = len(changes) if isinstance(changes, Sized) else None
         errors: list[str] = []
         done = [0]

@@ -22,6 +22,10 @@ CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz
 class WatchPolicy:
     interval: float = 300.0
     threshold: int = 10
+    # A file is read only after it has not changed for this long: a drop still being written (and so
+    # truncated, which would read as deletions) is left alone. Producers that write to a temporary name and
+    # rename need no wait at all.
+    settle: float = 10.0
 
     def reason_to_sync(self, *, pending: int, priority: int, since_last_sync: float) -> str | None:
         """Why to sync now, or None to wait."""
@@ -46,11 +50,18 @@ class WatchEvent:
 
 
 def newest_catalog(path: Path) -> Path | None:
-    """The file itself, or the newest catalog file in a folder of drops."""
-    if path.is_file():
-        return path
-    candidates = [p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(CATALOG_SUFFIXES)]
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name)) if candidates else None
+    """The file itself, or the newest catalog file in a folder of drops; None while there is none."""
+    try:
+        if path.is_file():
+            return path
+        candidates = [
+            (p.stat().st_mtime_ns, p.name, p)
+            for p in path.iterdir()
+            if p.is_file() and p.name.lower().endswith(CATALOG_SUFFIXES)
+        ]
+    except OSError:  # the file or a drop vanished between looks: try again at the next poll
+        return None
+    return max(candidates)[2] if candidates else None
 
 
 class CatalogWatcher:
@@ -76,7 +87,9 @@ class CatalogWatcher:
     def events(self, *, max_syncs: int | None = None, max_seconds: float | None = None) -> Iterator[WatchEvent]:
         started = last_sync = self.clock()
         seen: tuple[str, int, int] | None = None
+        broken: tuple[str, int, int] | None = None
         last_poll: tuple[str, int, int] | None = None
+        unchanged_since = started
         syncs = 0
         while True:
             catalog = newest_catalog(self.path)
@@ -88,9 +101,10 @@ class CatalogWatcher:
                     signature = (str(catalog), stat.st_mtime_ns, stat.st_size)
                 except FileNotFoundError:  # replaced between listing and stat
                     signature = None
-            # A file is read only once it has stayed the same for a whole poll: not while it is being written.
-            stable = signature is not None and signature == last_poll
+            if signature != last_poll:
+                unchanged_since = now
             last_poll = signature
+            stable = signature is not None and signature != broken and now - unchanged_since >= self.policy.settle
             if catalog is not None and stable and (signature != seen or now - last_sync >= self.policy.interval):
                 seen = signature
                 try:
@@ -109,8 +123,11 @@ class CatalogWatcher:
                     else:
                         last_sync = now
                 except BadCatalog as exc:
-                    # A broken drop changes nothing; keep watching for the next one.
+                    # A broken drop changes nothing; it is not read again until it changes.
+                    broken = signature
                     yield WatchEvent("error", catalog, 0, why=str(exc))
+                except Exception as exc:  # a watcher outlives a failed sync: what failed stays pending
+                    yield WatchEvent("error", catalog, 0, why=f"{type(exc).__name__}: {exc}")
             if max_syncs is not None and syncs >= max_syncs:
                 return
             if max_seconds is not None and self.clock() - started >= max_seconds:

@@ -3,7 +3,7 @@
 Changes are packed into as few messages as the queue's maximum message size allows, and messages into
 SendMessageBatch calls of at most 10 entries and 1 MiB. SQS can accept a batch and still fail some of its
 entries; those are retried with backoff, and an error is raised if any is still refused, so nothing is
-dropped silently. Message ids are deterministic, so a resumed run sends the same ids again.
+dropped silently. Message ids are deterministic (run, lane, sequence) and never repeat within a run.
 """
 
 from __future__ import annotations
@@ -68,19 +68,27 @@ class SqsChangeSender:
         self.backoff_seconds = backoff_seconds
         self.requests = 0
         self.messages_sent = 0
+        self._next_sequence = {"p": 1, "n": 1}
 
     def send(self, batches: Iterable[Sequence[Change]], *, priority: bool) -> int:
         changes = (change for batch in batches for change in batch)
         claims = self.claims
         claim = (lambda oversized: claims.put(self.run_id, oversized)) if claims is not None else None
+        lane = "p" if priority else "n"
         messages = pack_messages(
-            changes, run_id=self.run_id, lane="p" if priority else "n", max_bytes=self.max_message_bytes, claim=claim
+            changes,
+            run_id=self.run_id,
+            lane=lane,
+            max_bytes=self.max_message_bytes,
+            claim=claim,
+            first_sequence=self._next_sequence[lane],
         )
         url = self.priority_queue_url if priority else self.queue_url
         sent = 0
         for group in group_for_batches(messages):
             self._send_group(url, group)
             sent += len(group)
+            self._next_sequence[lane] += len(group)
         self.messages_sent += sent
         return sent
 

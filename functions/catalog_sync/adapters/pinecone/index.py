@@ -21,7 +21,9 @@ from catalog_sync.models.index import IndexEntry
 from catalog_sync.ports import Vectors
 
 MAX_UPSERT_VECTORS = 1_000
-MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# "2 MB" read as the smaller reading, 2,000,000 bytes, so that either reading of the limit holds.
+MAX_REQUEST_BYTES = 2_000_000
+MAX_METADATA_BYTES = 40 * 1024
 # Room for the request envelope ({"vectors": [...], "namespace": ...}) under the 2 MB limit.
 REQUEST_BYTES_BUDGET = MAX_REQUEST_BYTES - 4 * 1024
 MAX_DELETE_IDS = 1_000
@@ -91,8 +93,16 @@ class PineconeVectorIndex:
         metadata = dict(change.metadata or {})
         if change.text_hash:
             metadata[TEXT_HASH_KEY] = change.text_hash
+        size = len(orjson.dumps(metadata))
+        if size > MAX_METADATA_BYTES:
+            raise PineconeIndexError(f"metadata of {change.product_id!r} is {size:,} bytes, over Pinecone's 40 KB")
         if self.store_text and change.text:
-            metadata[TEXT_KEY] = change.text
+            # The stored copy of the text is for display: cut it to what the 40 KB per vector leaves.
+            room = MAX_METADATA_BYTES - size - len(orjson.dumps({TEXT_KEY: ""}))
+            text = change.text
+            if len(orjson.dumps(text)) > room:
+                text = text.encode()[: max(room - 2, 0) // 2].decode(errors="ignore")  # JSON may double a byte
+            metadata[TEXT_KEY] = text
         return metadata
 
     def _upsert_records(self, records: Sequence[dict[str, Any]]) -> None:
@@ -110,16 +120,31 @@ class PineconeVectorIndex:
         self._upsert_records(records)
 
     def update_metadata(self, changes: Sequence[Change]) -> None:
-        in_place = [c for c in changes if all(name in (c.metadata or {}) for name in self.metadata_fields)]
-        rewrite = [c for c in changes if c not in in_place]
+        # A field that changed and is now absent was removed: set_metadata cannot unset it.
+        def removes_a_field(change: Change) -> bool:
+            metadata = change.metadata or {}
+            return any(name in self.metadata_fields and name not in metadata for name in change.fields_changed)
 
-        def update(change: Change) -> None:
-            self._index.update(id=change.product_id, set_metadata=self._metadata(change), namespace=self.namespace)
+        in_place = [c for c in changes if not removes_a_field(c)]
+        rewrite = [c for c in changes if removes_a_field(c)]
+
+        def update(change: Change) -> bool:
+            response = self._index.update(
+                id=change.product_id, set_metadata=self._metadata(change), namespace=self.namespace
+            )
+            matched = getattr(response, "matched_records", None)
+            return matched != 0  # 0: no such vector (an update never creates one)
 
         if in_place:
             with ThreadPoolExecutor(max_workers=self.update_concurrency) as pool:
-                list(pool.map(update, in_place))  # list() re-raises the first failure
+                found = list(pool.map(update, in_place))  # list() re-raises the first failure
             self.requests["update"] += len(in_place)
+            missing = [c.product_id for c, ok in zip(in_place, found, strict=True) if not ok]
+            if missing:
+                # The batch fails and stays pending; the next sync re-sends these products whole.
+                raise PineconeIndexError(
+                    f"metadata update for {len(missing)} vectors not in the index, e.g. {missing[0]!r}"
+                )
         if rewrite:
             stored = self._fetch([c.product_id for c in rewrite])
             missing = [c.product_id for c in rewrite if c.product_id not in stored]
