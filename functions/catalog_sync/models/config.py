@@ -14,8 +14,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "CATALOG_SYNC_"
 DEFAULT_PRIORITY_FIELDS = ("price", "availability", "stock")
-# Pinecone's documented limit for the metadata of one vector.
+# Pinecone's documented limit for the metadata of one vector, less room for catalog-sync's own keys
+# (the text hash) so that a valid record always fits.
 PINECONE_METADATA_LIMIT_BYTES = 40 * 1024
+CATALOG_METADATA_LIMIT_BYTES = PINECONE_METADATA_LIMIT_BYTES - 256
 
 
 class ConfigError(ValueError):
@@ -128,7 +130,7 @@ class CatalogConfig(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     csv: CsvSettings = Field(default_factory=CsvSettings)
-    max_metadata_bytes: int = Field(default=PINECONE_METADATA_LIMIT_BYTES, gt=0)
+    max_metadata_bytes: int = Field(default=CATALOG_METADATA_LIMIT_BYTES, gt=0)
 
     @classmethod
     def settings_customise_sources(
