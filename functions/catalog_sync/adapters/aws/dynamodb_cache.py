@@ -1,0 +1,95 @@
+"""The embedding cache on DynamoDB: one item per (model, text) key, expiring through the table's TTL.
+
+Reads go through BatchGetItem (100 keys a call) and writes through BatchWriteItem (25 items a call); both
+retry what DynamoDB leaves unprocessed, with backoff, and raise if it never goes through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from catalog_sync.ports import Vectors
+
+MAX_BATCH_GET = 100
+MAX_BATCH_WRITE = 25
+KEY_PREFIX = "E#"
+
+
+class CacheUnavailable(RuntimeError):
+    """DynamoDB kept part of a batch unprocessed after every retry."""
+
+
+class DynamoEmbeddingCache:
+    def __init__(
+        self,
+        dynamodb: Any,
+        *,
+        table: str,
+        ttl_days: float = 90,
+        attempts: int = 6,
+        backoff_seconds: float = 0.05,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self.table = table
+        self.ttl_seconds = int(ttl_days * 86_400)
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.requests = {"get": 0, "write": 0}
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Vectors]:
+        found: dict[str, Vectors] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), MAX_BATCH_GET):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [
+                        {"pk": {"S": KEY_PREFIX + key}, "sk": {"S": "v"}}
+                        for key in unique[start : start + MAX_BATCH_GET]
+                    ],
+                    "ProjectionExpression": "pk, vec",
+                }
+            }
+            for attempt in range(self.attempts):
+                response = self._dynamodb.batch_get_item(RequestItems=request)
+                self.requests["get"] += 1
+                for item in response.get("Responses", {}).get(self.table, []):
+                    found[item["pk"]["S"][len(KEY_PREFIX) :]] = np.frombuffer(item["vec"]["B"], dtype=np.float32)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(self.backoff_seconds * 2**attempt)
+            else:
+                raise CacheUnavailable("DynamoDB left embedding-cache reads unprocessed after every retry")
+        return found
+
+    def put_many(self, items: Mapping[str, Vectors], *, model_id: str) -> None:
+        expires = int(time.time()) + self.ttl_seconds
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": KEY_PREFIX + key},
+                        "sk": {"S": "v"},
+                        "model": {"S": model_id},
+                        "vec": {"B": np.asarray(vector, dtype=np.float32).tobytes()},
+                        "expires_at": {"N": str(expires)},
+                    }
+                }
+            }
+            for key, vector in items.items()
+        ]
+        for start in range(0, len(puts), MAX_BATCH_WRITE):
+            request: dict[str, Any] = {self.table: puts[start : start + MAX_BATCH_WRITE]}
+            for attempt in range(self.attempts):
+                response = self._dynamodb.batch_write_item(RequestItems=request)
+                self.requests["write"] += 1
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(self.backoff_seconds * 2**attempt)
+            else:
+                raise CacheUnavailable("DynamoDB left embedding-cache writes unprocessed after every retry")
