@@ -10,18 +10,11 @@ import pytest
 from moto import mock_aws
 
 from catalog_sync.adapters.aws.dynamodb_cache import CacheUnavailable, DynamoEmbeddingCache
-
-REGION = "us-east-1"
+from tests.aws.conftest import REGION
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+def dynamodb(aws_credentials: None):
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(

@@ -14,20 +14,12 @@ from catalog_sync.adapters.aws.sqs_queue import QueueSendError, SqsChangeSender
 from catalog_sync.logic.packing import unpack_message
 from catalog_sync.logic.readers import iter_records
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
+from tests.aws.conftest import REGION
 from tests.unit.test_packing import change
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def aws(aws_credentials: None):
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)

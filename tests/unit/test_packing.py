@@ -66,3 +66,13 @@ def test_an_oversized_change_goes_by_claim_check():
 def test_unknown_formats_are_refused():
     with pytest.raises(ValueError, match="unknown change message format"):
         decode_body('{"format": 99, "changes": []}')
+
+
+def test_bounded_batches_respect_count_and_bytes():
+    from catalog_sync.logic.packing import bounded_batches
+
+    sizes = [400, 400, 400, 100, 100, 100, 100, 900]
+    batches = list(bounded_batches(sizes, size_of=lambda size: size, max_items=3, max_bytes=1000))
+    assert batches == [[400, 400], [400, 100, 100], [100, 100], [900]]
+    with pytest.raises(ValueError, match="exceeds"):
+        list(bounded_batches([1001], size_of=lambda size: size, max_items=3, max_bytes=1000))

@@ -27,6 +27,28 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def bounded_batches(
+    items: Iterable[T], *, size_of: Callable[[T], int], max_items: int, max_bytes: int
+) -> Iterator[list[T]]:
+    """Consecutive batches within a count and a byte limit, as a service's batch call requires.
+
+    An item larger than `max_bytes` on its own is refused: no batch could carry it.
+    """
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        size = size_of(item)
+        if size > max_bytes:
+            raise ValueError(f"an item of {size:,} bytes exceeds the {max_bytes:,}-byte limit of a batch")
+        if batch and (len(batch) >= max_items or total + size > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += size
+    if batch:
+        yield batch
+
+
 def batches(changes: Sequence[Change], size: int) -> Iterator[Sequence[Change]]:
     """Consecutive batches of at most `size` changes."""
     if size < 1:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from catalog_sync.adapters.aws.s3 import S3ClaimStore
-from catalog_sync.logic.packing import PackedMessage, pack_messages
+from catalog_sync.logic.packing import PackedMessage, bounded_batches, pack_messages
 from catalog_sync.models.changes import Change
 
 MAX_BATCH_ENTRIES = 10
@@ -32,17 +32,12 @@ def _entry_id(message_id: str) -> str:
 
 
 def group_for_batches(messages: Iterable[PackedMessage]) -> Iterator[list[PackedMessage]]:
-    group: list[PackedMessage] = []
-    size = 0
-    for message in messages:
-        body_size = len(message.body.encode())
-        if group and (len(group) >= MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
-            yield group
-            group, size = [], 0
-        group.append(message)
-        size += body_size
-    if group:
-        yield group
+    return bounded_batches(
+        messages,
+        size_of=lambda message: len(message.body.encode()),
+        max_items=MAX_BATCH_ENTRIES,
+        max_bytes=MAX_BATCH_BYTES,
+    )
 
 
 class SqsChangeSender:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from catalog_sync.logic.packing import bounded_batches
 from catalog_sync.models.changes import Change
 from catalog_sync.models.index import IndexEntry
 from catalog_sync.ports import Vectors
@@ -39,19 +40,15 @@ class PineconeIndexError(RuntimeError):
 
 def pack_upserts(records: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Split upsert records into requests of at most 1,000 vectors and 2 MB of JSON."""
-    batch: list[dict[str, Any]] = []
-    size = 0
-    for record in records:
-        record_size = len(orjson.dumps(record)) + 1
-        if record_size > REQUEST_BYTES_BUDGET:
-            raise PineconeIndexError(f"vector {record['id']!r} alone is {record_size:,} bytes, over the request limit")
-        if batch and (len(batch) >= MAX_UPSERT_VECTORS or size + record_size > REQUEST_BYTES_BUDGET):
-            yield batch
-            batch, size = [], 0
-        batch.append(record)
-        size += record_size
-    if batch:
-        yield batch
+    try:
+        yield from bounded_batches(
+            records,
+            size_of=lambda record: len(orjson.dumps(record)) + 1,
+            max_items=MAX_UPSERT_VECTORS,
+            max_bytes=REQUEST_BYTES_BUDGET,
+        )
+    except ValueError as exc:
+        raise PineconeIndexError(f"a vector does not fit one upsert request: {exc}") from exc
 
 
 def _short_floats(vectors: Vectors) -> list[list[float]]:
