@@ -8,7 +8,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from catalog_sync.logic.diff import StateSnapshot
+from catalog_sync.logic.diff import FingerprintUpdate, StateSnapshot
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord
 from catalog_sync.models.index import IndexEntry
 
@@ -69,7 +69,7 @@ class StateStore(Protocol):
 
     def finish_run(self, run: RunRecord) -> None: ...
 
-    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[tuple[str, bytes]]) -> None: ...
+    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None: ...
 
     def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
         """The model and template the whole index was last built with (after a complete, clean run)."""

@@ -55,8 +55,10 @@ class MemorySnapshot:
                     committed_text_hash=old.committed_text_hash if old else None,
                     committed_metadata_hash=old.committed_metadata_hash if old else None,
                 )
-        for pid, fingerprint in result.fingerprint_updates:
-            self.products[pid] = replace(self.products[pid], fingerprint=fingerprint)
+        for update in result.fingerprint_updates:
+            stored = self.products[update.product_id]
+            if stored.desired_version == update.desired_version:
+                self.products[update.product_id] = replace(stored, fingerprint=update.fingerprint)
         if commit:
             self.commit_all()
 
@@ -149,7 +151,7 @@ def test_unchanged_takes_the_fast_path_and_same_content_spelled_differently_is_u
     result = run(differ, snapshot, [respelled, product("B")], 3)
     assert result.changes == []
     assert result.counts.unchanged == 2
-    assert [pid for pid, _ in result.fingerprint_updates] == ["A"]
+    assert [(u.product_id, u.desired_version) for u in result.fingerprint_updates] == [("A", 1)]
 
 
 def test_invalid_record_keeps_last_good_version():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import xxhash
 
@@ -72,6 +72,18 @@ class StateSnapshot(Protocol):
     def get_many(self, product_ids: Sequence[str]) -> Mapping[str, StoredProduct]: ...
 
 
+class FingerprintUpdate(NamedTuple):
+    """A product whose content is unchanged but whose raw record is spelled differently now.
+
+    The update applies only while `desired_version` is still the product's desired version: a concurrent run
+    that changed the product must not get this spelling attached to its newer content.
+    """
+
+    product_id: str
+    fingerprint: bytes
+    desired_version: int
+
+
 class EmptySnapshot:
     """The state of a catalog never synced: every record is validated and compared with nothing."""
 
@@ -91,7 +103,7 @@ class DiffResult:
     # Lists by default; the sync service passes spools so that a huge diff stays on disk.
     changes: list[Change] | Spool[Change] = field(default_factory=list)
     # Products whose content is unchanged but whose raw record was spelled differently.
-    fingerprint_updates: list[tuple[str, bytes]] = field(default_factory=list)
+    fingerprint_updates: list[FingerprintUpdate] = field(default_factory=list)
     quarantined: list[QuarantinedRecord] | Spool[QuarantinedRecord] = field(default_factory=list)
     counts: DiffCounts = field(default_factory=DiffCounts)
     reasons: list[str] = field(default_factory=list)
@@ -228,7 +240,10 @@ class CatalogDiff:
             # Same content, spelled differently (key order, 1.0 vs 1, an untracked field): remember the new
             # spelling so that the next run takes the fast path.
             if candidate.fingerprint is not None:
-                result.fingerprint_updates.append((product.product_id, candidate.fingerprint))
+                assert stored is not None  # unchanged implies a stored product
+                result.fingerprint_updates.append(
+                    FingerprintUpdate(product.product_id, candidate.fingerprint, stored.desired_version)
+                )
             return
         priority = kind is not ChangeKind.ADDED and bool(self._priority_fields.intersection(fields_changed))
         if priority:

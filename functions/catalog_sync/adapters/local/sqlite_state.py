@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from catalog_sync.logic.diff import StoredProduct
+from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
 from catalog_sync.ports import Vectors
@@ -249,7 +249,7 @@ class SqliteStateStore:
                 [("embedding_model", embedding_model), ("text_template", text_template)],
             )
 
-    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[tuple[str, bytes]]) -> None:
+    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None:
         """Write the desired state of every change, in one transaction."""
         present = [
             (
@@ -281,8 +281,8 @@ class SqliteStateStore:
                 [(product_id, version) for version, product_id in deletes],
             )
             connection.executemany(
-                "UPDATE products SET fingerprint = ? WHERE id = ?",
-                [(fingerprint, product_id) for product_id, fingerprint in fingerprint_updates],
+                "UPDATE products SET fingerprint = ? WHERE id = ? AND desired_version = ?",
+                [(u.fingerprint, u.product_id, u.desired_version) for u in fingerprint_updates],
             )
 
     def desired_versions(self, ids: Sequence[str]) -> dict[str, int]:
