@@ -250,7 +250,7 @@ class SqliteStateStore:
             )
 
     def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None:
-        """Write the desired state of every change, in one transaction."""
+        """Write the desired state of every change, in one transaction; an older version never overwrites a newer."""
         present = [
             (
                 change.product_id,
@@ -270,14 +270,14 @@ class SqliteStateStore:
                 "field_hashes) VALUES (?, ?, 0, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                 "desired_version = excluded.desired_version, deleted = 0, fingerprint = excluded.fingerprint, "
                 "text_hash = excluded.text_hash, metadata_hash = excluded.metadata_hash, "
-                "field_hashes = excluded.field_hashes",
+                "field_hashes = excluded.field_hashes WHERE excluded.desired_version > products.desired_version",
                 present,
             )
             # A delete of an id the state never knew (an orphan in the index) needs a row to be tracked.
             connection.executemany(
                 f"INSERT INTO products (id, desired_version, deleted, committed_version) VALUES (?, ?, 1, "
                 f"{UNKNOWN_COMMITTED_VERSION}) ON CONFLICT(id) DO UPDATE SET desired_version = "
-                "excluded.desired_version, deleted = 1",
+                "excluded.desired_version, deleted = 1 WHERE excluded.desired_version > products.desired_version",
                 [(product_id, version) for version, product_id in deletes],
             )
             connection.executemany(

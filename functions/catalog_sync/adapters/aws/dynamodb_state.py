@@ -1,0 +1,357 @@
+"""A catalog's state on DynamoDB: per-product desired and committed versions, runs and index settings.
+
+One table, items keyed by (pk, sk):
+
+    P#<catalog>#<shard>   <product id>   dv, del, fp, th, mh, fh (desired)   cv, cth, cmh (committed)
+    M#<catalog>           index          embedding_model, text_template
+    M#<catalog>           runs           seq (the run counter)
+    R#<catalog>           <seq, 12 digits>   one run: status, counts, timings, ...
+
+Products are spread over shards so that a catalog's state loads with parallel queries. Every write that
+decides what the index should hold is conditional, so that concurrent runs and consumers cannot regress it:
+- a desired write applies only if it is newer than the stored desired version (overlapping diff runs);
+- a commit applies only if its change is still the desired version (a late consumer commits nothing);
+- a fingerprint update applies only while the desired version it was computed against still holds.
+Conditional writes have no batch form short of transactions (twice the write units), so they go one item per
+request, in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import xxhash
+
+from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
+from catalog_sync.logic.gc import paused_gc
+from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
+
+DEFAULT_SHARDS = 16
+MAX_BATCH_GET = 100
+# Orphans found in the index have no known version: they count as present.
+UNKNOWN_COMMITTED_VERSION = 0
+_PRODUCT_FIELDS = "sk, dv, #del, fp, th, mh, fh, cv, cth, cmh"
+_NAMES = {"#del": "del"}
+
+
+class StateWriteError(RuntimeError):
+    """DynamoDB did not take a state write after the SDK's retries."""
+
+
+def _conditional_check_failed(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def _product(item: dict[str, Any]) -> StoredProduct:
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return value["S"] if value else None
+
+    def number(name: str) -> int | None:
+        value = item.get(name)
+        return int(value["N"]) if value else None
+
+    return StoredProduct(
+        product_id=item["sk"]["S"],
+        desired_version=int(item["dv"]["N"]),
+        deleted=bool(item.get("del", {}).get("BOOL", False)),
+        fingerprint=item["fp"]["B"] if "fp" in item else None,
+        text_hash=text("th"),
+        metadata_hash=text("mh"),
+        field_hashes=orjson.loads(item["fh"]["B"]) if "fh" in item else {},
+        committed_version=number("cv"),
+        committed_text_hash=text("cth"),
+        committed_metadata_hash=text("cmh"),
+    )
+
+
+@dataclass
+class DynamoSnapshot:
+    fingerprints: dict[bytes, str]
+    live_ids: set[str]
+    pending_deletes: set[str]
+    embedding_model: str | None
+    text_template: str | None
+    _get_many: Callable[[Sequence[str]], dict[str, StoredProduct]] = field(repr=False)
+
+    def get_many(self, product_ids: Sequence[str]) -> dict[str, StoredProduct]:
+        return self._get_many(product_ids)
+
+
+class DynamoStateStore:
+    def __init__(
+        self, dynamodb: Any, *, table: str, catalog: str, shards: int = DEFAULT_SHARDS, concurrency: int = 8
+    ) -> None:
+        self._dynamodb = dynamodb
+        self.table = table
+        self.catalog = catalog
+        self.shards = shards
+        self.concurrency = concurrency
+        self.requests: dict[str, int] = {"query": 0, "get": 0, "write": 0}
+
+    # ------------------------------------------------------------ keys
+
+    def _partition(self, product_id: str) -> str:
+        return f"P#{self.catalog}#{xxhash.xxh3_64_intdigest(product_id.encode()) % self.shards:03d}"
+
+    def _key(self, product_id: str) -> dict[str, Any]:
+        return {"pk": {"S": self._partition(product_id)}, "sk": {"S": product_id}}
+
+    def _meta_key(self, name: str) -> dict[str, Any]:
+        return {"pk": {"S": f"M#{self.catalog}"}, "sk": {"S": name}}
+
+    def _parallel(self, work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(work, items))
+
+    # ------------------------------------------------------------ reads
+
+    def _query_shard(self, shard: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"P#{self.catalog}#{shard:03d}"}},
+            "ProjectionExpression": "sk, fp, dv, cv, #del",
+            "ExpressionAttributeNames": _NAMES,
+        }
+        while True:
+            response = self._dynamodb.query(**kwargs)
+            self.requests["query"] += 1
+            items.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def snapshot(self) -> DynamoSnapshot:
+        fingerprints: dict[bytes, str] = {}
+        live: set[str] = set()
+        pending_deletes: set[str] = set()
+        with paused_gc():
+            for items in self._parallel(self._query_shard, list(range(self.shards))):
+                for item in items:
+                    product_id = item["sk"]["S"]
+                    desired = item["dv"]["N"]
+                    committed = item.get("cv", {}).get("N")
+                    if item.get("del", {}).get("BOOL", False):
+                        pending_deletes.add(product_id)
+                        continue
+                    live.add(product_id)
+                    if committed == desired and "fp" in item:
+                        fingerprints[item["fp"]["B"]] = product_id
+        meta = self._dynamodb.get_item(TableName=self.table, Key=self._meta_key("index")).get("Item", {})
+        return DynamoSnapshot(
+            fingerprints=fingerprints,
+            live_ids=live,
+            pending_deletes=pending_deletes,
+            embedding_model=meta.get("embedding_model", {}).get("S"),
+            text_template=meta.get("text_template", {}).get("S"),
+            _get_many=self.get_many,
+        )
+
+    def _batch_get(self, product_ids: Sequence[str], projection: str) -> Iterator[dict[str, Any]]:
+        unique = list(dict.fromkeys(product_ids))
+        for start in range(0, len(unique), MAX_BATCH_GET):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [self._key(pid) for pid in unique[start : start + MAX_BATCH_GET]],
+                    "ProjectionExpression": projection,
+                    "ExpressionAttributeNames": _NAMES,
+                }
+            }
+            while request:
+                response = self._dynamodb.batch_get_item(RequestItems=request)
+                self.requests["get"] += 1
+                yield from response.get("Responses", {}).get(self.table, [])
+                request = response.get("UnprocessedKeys") or {}
+
+    def get_many(self, product_ids: Sequence[str]) -> dict[str, StoredProduct]:
+        return {item["sk"]["S"]: _product(item) for item in self._batch_get(product_ids, _PRODUCT_FIELDS)}
+
+    def desired_versions(self, ids: Sequence[str]) -> dict[str, int]:
+        return {item["sk"]["S"]: int(item["dv"]["N"]) for item in self._batch_get(ids, "sk, dv, #del")}
+
+    def _count(self, predicate: Callable[[dict[str, Any]], bool]) -> int:
+        return sum(
+            1
+            for items in self._parallel(self._query_shard, list(range(self.shards)))
+            for item in items
+            if predicate(item)
+        )
+
+    def pending_count(self) -> int:
+        return self._count(lambda item: item.get("cv", {}).get("N") != item["dv"]["N"])
+
+    def product_count(self) -> int:
+        return self._count(lambda item: not item.get("del", {}).get("BOOL", False))
+
+    def indexed_count(self) -> int:
+        return self._count(lambda item: "cv" in item)
+
+    # ------------------------------------------------------------ writes
+
+    def _update(self, key: dict[str, Any], **kwargs: Any) -> bool:
+        """One conditional update; False when its condition did not hold (a newer writer got there first)."""
+        try:
+            self._dynamodb.update_item(TableName=self.table, Key=key, **kwargs)
+        except Exception as exc:
+            if _conditional_check_failed(exc):
+                return False
+            raise StateWriteError(f"state write failed: {exc}") from exc
+        finally:
+            self.requests["write"] += 1
+        return True
+
+    def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None:
+        def desire(change: Change) -> bool:
+            values: dict[str, Any] = {":v": {"N": str(change.version)}}
+            if change.action is IndexAction.DELETE:
+                values[":true"] = {"BOOL": True}
+                values[":unknown"] = {"N": str(UNKNOWN_COMMITTED_VERSION)}
+                # An id the state never knew (an orphan in the index) is tracked as present, version unknown.
+                expression = "SET dv = :v, #del = :true, cv = if_not_exists(cv, :unknown)"
+            else:
+                values.update(
+                    {
+                        ":false": {"BOOL": False},
+                        ":th": {"S": change.text_hash or ""},
+                        ":mh": {"S": change.metadata_hash or ""},
+                        ":fh": {"B": orjson.dumps(change.field_hashes or {})},
+                    }
+                )
+                expression = "SET dv = :v, #del = :false, th = :th, mh = :mh, fh = :fh"
+                if change.fingerprint is not None:
+                    values[":fp"] = {"B": change.fingerprint}
+                    expression += ", fp = :fp"
+                else:
+                    expression += " REMOVE fp"
+            return self._update(
+                self._key(change.product_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(dv) OR dv < :v",
+                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeValues=values,
+            )
+
+        def respell(update: FingerprintUpdate) -> bool:
+            return self._update(
+                self._key(update.product_id),
+                UpdateExpression="SET fp = :fp",
+                ConditionExpression="dv = :v",
+                ExpressionAttributeValues={":fp": {"B": update.fingerprint}, ":v": {"N": str(update.desired_version)}},
+            )
+
+        self._parallel(desire, list(changes))
+        self._parallel(respell, list(fingerprint_updates))
+
+    def commit(self, changes: Sequence[Change]) -> int:
+        def commit_one(change: Change) -> bool:
+            version = {":v": {"N": str(change.version)}}
+            if change.action is IndexAction.DELETE:
+                try:
+                    self._dynamodb.delete_item(
+                        TableName=self.table,
+                        Key=self._key(change.product_id),
+                        ConditionExpression="dv = :v AND #del = :true",
+                        ExpressionAttributeNames=_NAMES,
+                        ExpressionAttributeValues={**version, ":true": {"BOOL": True}},
+                    )
+                except Exception as exc:
+                    if _conditional_check_failed(exc):
+                        return False
+                    raise StateWriteError(f"state write failed: {exc}") from exc
+                finally:
+                    self.requests["write"] += 1
+                return True
+            return self._update(
+                self._key(change.product_id),
+                UpdateExpression="SET cv = :v, cth = :th, cmh = :mh",
+                ConditionExpression="dv = :v AND #del = :false",
+                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeValues={
+                    **version,
+                    ":false": {"BOOL": False},
+                    ":th": {"S": change.text_hash or ""},
+                    ":mh": {"S": change.metadata_hash or ""},
+                },
+            )
+
+        return sum(self._parallel(commit_one, list(changes)))
+
+    def uncommit_all(self) -> int:
+        items = [item for items in self._parallel(self._query_shard, list(range(self.shards))) for item in items]
+
+        def forget(item: dict[str, Any]) -> bool:
+            key = {"pk": {"S": self._partition(item["sk"]["S"])}, "sk": item["sk"]}
+            if item.get("del", {}).get("BOOL", False):
+                self._dynamodb.delete_item(TableName=self.table, Key=key)
+                self.requests["write"] += 1
+                return False
+            return self._update(key, UpdateExpression="REMOVE cv, cth, cmh")
+
+        return sum(self._parallel(forget, items))
+
+    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
+        self._dynamodb.put_item(
+            TableName=self.table,
+            Item={
+                **self._meta_key("index"),
+                "embedding_model": {"S": embedding_model},
+                "text_template": {"S": text_template},
+            },
+        )
+        self.requests["write"] += 1
+
+    # ------------------------------------------------------------ runs
+
+    def begin_run(self, *, mode: str, source: str) -> RunRecord:
+        response = self._dynamodb.update_item(
+            TableName=self.table,
+            Key=self._meta_key("runs"),
+            UpdateExpression="ADD seq :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        seq = int(response["Attributes"]["seq"]["N"])
+        started = datetime.now(UTC)
+        run = RunRecord(
+            run_id=f"{started:%Y%m%dT%H%M%SZ}-{seq:05d}",
+            seq=seq,
+            catalog=self.catalog,
+            mode=mode,
+            source=source,
+            status=RunStatus.RUNNING,
+            started_at=started,
+        )
+        self.finish_run(run)
+        return run
+
+    def finish_run(self, run: RunRecord) -> None:
+        self._dynamodb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"R#{self.catalog}"},
+                "sk": {"S": f"{run.seq:012d}"},
+                "run": {"S": run.model_dump_json()},
+            },
+        )
+        self.requests["write"] += 1
+
+    def runs(self, limit: int = 30) -> list[RunRecord]:
+        response = self._dynamodb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"R#{self.catalog}"}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        self.requests["query"] += 1
+        return [RunRecord.model_validate_json(item["run"]["S"]) for item in response.get("Items", [])]
