@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -50,10 +50,16 @@ class VectorIndex(Protocol):
         """Housekeeping after many writes (compaction, indexes); a no-op where the service does its own."""
 
 
-class ChangeQueue(Protocol):
-    """Carries batches of changes from the diff to the consumers; priority batches go first."""
+@runtime_checkable
+class ChangeSender(Protocol):
+    """Carries batches of changes from the diff towards the consumers, on a priority or a normal lane."""
 
     def send(self, batches: Iterable[Sequence[Change]], *, priority: bool) -> int: ...
+
+
+@runtime_checkable
+class ChangeQueue(ChangeSender, Protocol):
+    """A queue the same process also consumes (the embedded default): priority batches come out first."""
 
     def receive(self) -> Sequence[Change] | None: ...
 

@@ -77,6 +77,8 @@ class DiffCounts(BaseModel):
 
 class RunStatus(StrEnum):
     RUNNING = "running"
+    # The diff recorded and queued its changes; consumers elsewhere apply them.
+    DISPATCHED = "dispatched"
     SUCCEEDED = "succeeded"
     HELD = "held"
     FAILED = "failed"

@@ -21,6 +21,7 @@ from catalog_sync.models.config import CatalogConfig
 from catalog_sync.ports import (
     CatalogSource,
     ChangeQueue,
+    ChangeSender,
     Embedder,
     EmbeddingCache,
     RunArtifacts,
@@ -72,13 +73,19 @@ class SyncService:
         state: StateStore,
         index: VectorIndex,
         embedder: Embedder,
-        queue: ChangeQueue,
+        queue: ChangeSender,
         artifacts: RunArtifacts,
         cache: EmbeddingCache,
         batch_size: int = 500,
         notes: list[str] | None = None,
         spool_limit: int = 20_000,
+        apply_changes: bool = True,
     ) -> None:
+        """`apply_changes=False` makes a dispatcher (the diff function): it records and queues the changes, and
+        consumers elsewhere apply them. Otherwise the same process drains its own queue."""
+        if apply_changes and not isinstance(queue, ChangeQueue):
+            raise TypeError("applying changes in process needs a queue this process can receive from")
+        self.apply_changes = apply_changes
         self.config = config
         self.state = state
         self.index = index
@@ -223,6 +230,14 @@ class SyncService:
         self.state.record_desired([], result.fingerprint_updates)
         timings["record_s"] = time.perf_counter() - clock
 
+        if not self.apply_changes:
+            clock = time.perf_counter()
+            counts["dispatched_messages"] = self.dispatch(result.changes)
+            timings["dispatch_s"] = time.perf_counter() - clock
+            run.status = RunStatus.DISPATCHED
+            self._finish(run, counts, timings)
+            return report
+
         clock = time.perf_counter()
         errors = self.dispatch_and_apply(result.changes, report.applied, progress=progress)
         timings["apply_s"] = time.perf_counter() - clock
@@ -247,6 +262,16 @@ class SyncService:
         counts["pending_after"] = report.pending_after
         self._finish(run, counts, timings)
         return report
+
+    def dispatch(self, changes: Iterable[Change]) -> int:
+        """Queue the changes, priority lane first, a window at a time; returns the messages sent."""
+        if iter(changes) is changes:
+            changes = list(changes)
+        sent = 0
+        for priority in (True, False):
+            for window in chunked((c for c in changes if c.priority is priority), DISPATCH_WINDOW):
+                sent += self.queue.send(batches(window, self.batch_size), priority=priority)
+        return sent
 
     def dispatch_and_apply(
         self, changes: Iterable[Change], stats: ApplyStats, *, progress: ProgressCallback | None = None
@@ -285,6 +310,7 @@ class SyncService:
         """Consume the queue until it is empty; a batch that fails is retried once, then left pending."""
         errors: list[str] = []
         done = done if done is not None else [0]
+        assert isinstance(self.queue, ChangeQueue)  # checked at construction
         while (batch := self.queue.receive()) is not None:
             for attempt in (1, 2):
                 try:
