@@ -14,6 +14,7 @@ from catalog_sync.models.config import CatalogConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "functions"))  # the Lambda handlers live beside the package
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

@@ -114,6 +114,7 @@ def pack_messages(
     compress: bool = True,
     claim: Callable[[OversizedChange], dict[str, Any]] | None = None,
     first_sequence: int = 1,
+    catalog: str | None = None,
 ) -> Iterator[PackedMessage]:
     """Pack changes, in order, into as few messages of at most `max_bytes` as the limit allows.
 
@@ -128,7 +129,10 @@ def pack_messages(
     raw_limit = max_bytes * 3 if compress else max_bytes - envelope
 
     def body_of(items: list[dict[str, Any]]) -> str:
-        return encode_body({"format": MESSAGE_FORMAT, "run": run_id, "changes": items}, compress=compress)
+        envelope: dict[str, Any] = {"format": MESSAGE_FORMAT, "run": run_id, "changes": items}
+        if catalog is not None:
+            envelope["catalog"] = catalog  # consumers serve many catalogs: the message says whose changes these are
+        return encode_body(envelope, compress=compress)
 
     def emit(items: list[dict[str, Any]], raw_size: int) -> Iterator[PackedMessage]:
         nonlocal sequence
@@ -164,10 +168,27 @@ def pack_messages(
         yield from emit(pending, pending_size)
 
 
+@dataclass(frozen=True)
+class UnpackedMessage:
+    catalog: str | None
+    run_id: str | None
+    changes: list[Change]
+
+
+def unpack_envelope(body: str, *, resolve_claim: Callable[[dict[str, Any]], bytes] | None = None) -> UnpackedMessage:
+    """A message's catalog, run and changes."""
+    payload = decode_body(body)
+    return UnpackedMessage(payload.get("catalog"), payload.get("run"), _changes(payload, resolve_claim))
+
+
 def unpack_message(body: str, *, resolve_claim: Callable[[dict[str, Any]], bytes] | None = None) -> list[Change]:
     """The changes of one message, claim checks resolved."""
+    return _changes(decode_body(body), resolve_claim)
+
+
+def _changes(payload: dict[str, Any], resolve_claim: Callable[[dict[str, Any]], bytes] | None) -> list[Change]:
     changes = []
-    for item in decode_body(body)["changes"]:
+    for item in payload["changes"]:
         if "claim" in item:
             if resolve_claim is None:
                 raise ValueError("message holds a claim check but no store to resolve it")

@@ -80,12 +80,14 @@ class SyncService:
         notes: list[str] | None = None,
         spool_limit: int = 20_000,
         apply_changes: bool = True,
+        on_run_started: Callable[[RunRecord], None] | None = None,
     ) -> None:
         """`apply_changes=False` makes a dispatcher (the diff function): it records and queues the changes, and
         consumers elsewhere apply them. Otherwise the same process drains its own queue."""
         if apply_changes and not isinstance(queue, ChangeQueue):
             raise TypeError("applying changes in process needs a queue this process can receive from")
         self.apply_changes = apply_changes
+        self.on_run_started = on_run_started
         self.config = config
         self.state = state
         self.index = index
@@ -182,6 +184,8 @@ class SyncService:
     ) -> SyncReport:
         mode = "full" if full else ("ids" if only_ids is not None else "incremental")
         run = self.state.begin_run(mode=mode, source=source.name)
+        if self.on_run_started is not None:
+            self.on_run_started(run)
         try:
             return self._sync(run, source, full=full, force=force, only_ids=only_ids, progress=progress)
         except BaseException as exc:

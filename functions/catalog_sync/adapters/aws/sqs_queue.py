@@ -50,6 +50,7 @@ class SqsChangeSender:
         run_id: str,
         max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
         claims: S3ClaimStore | None = None,
+        catalog: str | None = None,
         attempts: int = 5,
         backoff_seconds: float = 0.2,
     ) -> None:
@@ -59,6 +60,7 @@ class SqsChangeSender:
         self.run_id = run_id
         self.max_message_bytes = max_message_bytes
         self.claims = claims
+        self.catalog = catalog
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.requests = 0
@@ -77,6 +79,7 @@ class SqsChangeSender:
             max_bytes=self.max_message_bytes,
             claim=claim,
             first_sequence=self._next_sequence[lane],
+            catalog=self.catalog,
         )
         url = self.priority_queue_url if priority else self.queue_url
         sent = 0

@@ -1,0 +1,205 @@
+"""Wiring of the AWS pipeline: settings from the environment, secrets, catalog configs, and the services the
+two functions run (the diff dispatches; the consumer applies).
+
+Catalog configs live in the bucket at `<configs_prefix><catalog>.toml` (or `.yaml`); catalog drops under
+`<catalogs_prefix><catalog>/`. API keys come from Secrets Manager through powertools Parameters (cached), never
+from plain environment variables.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from catalog_sync.adapters.aws.dynamodb_cache import DynamoEmbeddingCache
+from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS, DynamoStateStore
+from catalog_sync.adapters.aws.s3 import S3CatalogSource, S3ClaimStore
+from catalog_sync.adapters.aws.sqs_queue import DEFAULT_MESSAGE_BYTES, SqsChangeSender
+from catalog_sync.adapters.aws.triggers import SyncMode, SyncRequest
+from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.embedders.openai import OpenAIEmbedder
+from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+from catalog_sync.models.changes import QuarantinedRecord
+from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, load_config
+from catalog_sync.ports import Embedder
+from catalog_sync.services.apply import ChangeApplier
+from catalog_sync.services.sync import SyncReport, SyncService
+
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+CONFIG_CACHE_SECONDS = 300
+
+
+class PipelineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CATALOG_SYNC_", extra="ignore")
+
+    table_name: str
+    bucket: str
+    queue_url: str
+    priority_queue_url: str
+    pinecone_host: str
+    pinecone_secret: str  # Secrets Manager name or ARN of the Pinecone API key
+    openai_secret: str | None = None  # the same, for OpenAI (only catalogs with the OpenAI embedder need it)
+    catalogs_prefix: str = "catalogs/"
+    configs_prefix: str = "config/"
+    max_message_bytes: int = DEFAULT_MESSAGE_BYTES
+    state_shards: int = DEFAULT_SHARDS
+    secrets_max_age: int = 300
+
+
+def get_secret(name: str, max_age: int) -> str:
+    # powertools Parameters caches the value for max_age seconds across invocations of a warm function.
+    from aws_lambda_powertools.utilities.parameters import get_secret as powertools_get_secret
+
+    value = powertools_get_secret(name, max_age=max_age)
+    return value if isinstance(value, str) else bytes(value).decode()
+
+
+class S3RunArtifacts:
+    """Quarantined records of a run, as JSON Lines in the bucket; change logs go to the logs (structured)."""
+
+    def __init__(self, s3: Any, *, bucket: str, catalog: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.catalog = catalog
+
+    def write_quarantine(self, run_id: str, records: Any) -> str:
+        import orjson
+
+        body = b"".join(
+            orjson.dumps({"run": run_id, **QuarantinedRecord.model_validate(r).model_dump()}, default=str) + b"\n"
+            for r in records
+        )
+        key = f"quarantine/{self.catalog}/{run_id}.jsonl"
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        return f"s3://{self.bucket}/{key}"
+
+    def append_change_log(self, run_id: str, changes: Any) -> None:
+        return None  # the run's counts are in the state table; per-change history is the queue's job here
+
+
+@dataclass
+class Pipeline:
+    settings: PipelineSettings
+    s3: Any = None
+    sqs: Any = None
+    dynamodb: Any = None
+    _configs: dict[str, tuple[float, CatalogConfig]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.s3 = self.s3 or boto3.client("s3")
+        self.sqs = self.sqs or boto3.client("sqs")
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
+
+    # ------------------------------------------------------------ configuration
+
+    def config(self, catalog: str) -> CatalogConfig:
+        cached = self._configs.get(catalog)
+        if cached is not None and time.monotonic() - cached[0] < CONFIG_CACHE_SECONDS:
+            return cached[1]
+        for suffix in CONFIG_SUFFIXES:
+            key = f"{self.settings.configs_prefix}{catalog}{suffix}"
+            try:
+                body = self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
+            except self.s3.exceptions.NoSuchKey:
+                continue
+            with tempfile.TemporaryDirectory() as scratch:
+                path = Path(scratch) / f"{catalog}{suffix}"
+                path.write_bytes(body)
+                config = load_config(path)
+            if config.name != catalog:
+                raise ConfigError(f"config {key} names catalog {config.name!r}, not {catalog!r}")
+            self._configs[catalog] = (time.monotonic(), config)
+            return config
+        raise ConfigError(f"no config for catalog {catalog!r} at {self.settings.configs_prefix}{catalog}.toml")
+
+    def embedder(self, config: CatalogConfig) -> Embedder:
+        settings = config.embedder
+        if settings.kind is EmbedderKind.OPENAI:
+            if not self.settings.openai_secret:
+                raise ConfigError(f"catalog {config.name!r} embeds with OpenAI but no OpenAI secret is configured")
+            return OpenAIEmbedder(
+                model=settings.openai_model,
+                dimensions=settings.openai_dimensions,
+                base_url=settings.openai_base_url,
+                api_key=get_secret(self.settings.openai_secret, self.settings.secrets_max_age),
+            )
+        if settings.kind is EmbedderKind.HASHING:
+            return HashingEmbedder(settings.hashing_dimensions)  # tests only: not semantic
+        raise ConfigError(f"catalog {config.name!r}: the {settings.kind} embedder does not run in the AWS pipeline")
+
+    def index(self, config: CatalogConfig) -> PineconeVectorIndex:
+        return PineconeVectorIndex(
+            host=self.settings.pinecone_host,
+            namespace=config.index_namespace,
+            metadata_fields=list(config.metadata),
+            api_key=get_secret(self.settings.pinecone_secret, self.settings.secrets_max_age),
+        )
+
+    def state(self, config: CatalogConfig) -> DynamoStateStore:
+        return DynamoStateStore(
+            self.dynamodb, table=self.settings.table_name, catalog=config.name, shards=self.settings.state_shards
+        )
+
+    def cache(self) -> DynamoEmbeddingCache:
+        return DynamoEmbeddingCache(self.dynamodb, table=self.settings.table_name)
+
+    def claims(self) -> S3ClaimStore:
+        return S3ClaimStore(self.s3, bucket=self.settings.bucket)
+
+    # ------------------------------------------------------------ the diff function
+
+    def newest_drop(self, catalog: str) -> str:
+        prefix = f"{self.settings.catalogs_prefix}{catalog}/"
+        newest: tuple[Any, str] | None = None
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if newest is None or (obj["LastModified"], obj["Key"]) > newest:
+                    newest = (obj["LastModified"], obj["Key"])
+        if newest is None:
+            raise ConfigError(f"no catalog object under s3://{self.settings.bucket}/{prefix}")
+        return newest[1]
+
+    def run_diff(self, request: SyncRequest) -> SyncReport:
+        config = self.config(request.catalog)
+        key = request.key or self.newest_drop(request.catalog)
+        source = S3CatalogSource(
+            self.s3, bucket=request.bucket or self.settings.bucket, key=key, version_id=request.version_id
+        )
+        state = self.state(config)
+        embedder = self.embedder(config)
+        # The run id names the messages; the run itself is numbered by the state store.
+        sender = SqsChangeSender(
+            self.sqs,
+            queue_url=self.settings.queue_url,
+            priority_queue_url=self.settings.priority_queue_url,
+            run_id="pending",
+            max_message_bytes=self.settings.max_message_bytes,
+            claims=self.claims(),
+            catalog=config.name,
+        )
+        service = SyncService(
+            config=config,
+            state=state,
+            index=self.index(config),
+            embedder=embedder,
+            queue=sender,
+            artifacts=S3RunArtifacts(self.s3, bucket=self.settings.bucket, catalog=config.name),
+            cache=self.cache(),
+            apply_changes=False,
+            on_run_started=lambda run: setattr(sender, "run_id", run.run_id),
+        )
+        return service.sync(source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids)
+
+    # ------------------------------------------------------------ the consumer function
+
+    def applier(self, catalog: str) -> ChangeApplier:
+        config = self.config(catalog)
+        return ChangeApplier(
+            state=self.state(config), index=self.index(config), embedder=self.embedder(config), cache=self.cache()
+        )

@@ -1,0 +1,46 @@
+"""The consumer function: SQS batches of packed changes -> embeddings (cache first) -> Pinecone -> commits.
+
+Partial batch responses: a message that fails is reported and comes back; after maxReceiveCount it goes to
+the dead-letter queue. The others are acknowledged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from catalog_sync.logic.packing import unpack_envelope
+from handlers._shared import logger, metrics, pipeline, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    message = unpack_envelope(record.body, resolve_claim=pipeline().claims().get)
+    if message.catalog is None:
+        raise ValueError("message names no catalog")
+    stats = pipeline().applier(message.catalog).apply(message.changes)
+    for name, value in (
+        ("VectorsUpserted", stats.upserted),
+        ("MetadataUpdated", stats.metadata_updated),
+        ("VectorsDeleted", stats.deleted),
+        ("TextsEmbedded", stats.embedded),
+        ("EmbeddingCacheHits", stats.cache_hits),
+        ("StaleChangesSkipped", stats.stale_skipped),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    logger.info("message applied", extra={"catalog": message.catalog, "run": message.run_id, **stats.as_dict()})
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -1,0 +1,64 @@
+"""The diff function: a catalog drop, a schedule or a direct call -> diff -> changes queued (both lanes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from catalog_sync.adapters.aws.triggers import BadTrigger, parse_trigger
+from catalog_sync.models.config import ConfigError
+from catalog_sync.services.sync import BadCatalog, SyncReport
+from handlers._shared import logger, metrics, pipeline, tracer
+
+
+def _summary(report: SyncReport) -> dict[str, Any]:
+    counts = report.diff.counts
+    return {
+        "catalog": report.catalog,
+        "run_id": report.run.run_id if report.run else None,
+        "status": report.run.status.value if report.run else "planned",
+        "held": report.guard.held,
+        "reason": report.guard.reason,
+        "counts": counts.model_dump(),
+        "quarantine": report.quarantine_location,
+    }
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        requests = parse_trigger(event, prefix=pipeline().settings.catalogs_prefix)
+    except BadTrigger as exc:
+        logger.error("rejected event", extra={"reason": str(exc)})
+        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected", "error": str(exc), "runs": []}
+    runs = []
+    for request in requests:
+        logger.info(
+            "sync requested", extra={"trigger": request.trigger, "catalog": request.catalog, "key": request.key}
+        )
+        try:
+            report = pipeline().run_diff(request)
+        except (BadCatalog, ConfigError) as exc:
+            logger.error("bad input", extra={"catalog": request.catalog, "error": str(exc)})
+            metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
+            runs.append({"catalog": request.catalog, "status": "bad_input", "error": str(exc)})
+            continue
+        summary = _summary(report)
+        counts = report.diff.counts
+        for name, value in (
+            ("ProductsAdded", counts.added),
+            ("ProductsModified", counts.text_changed),
+            ("ProductsMetadataOnly", counts.metadata_only),
+            ("ProductsDeleted", counts.deleted),
+            ("InvalidRecords", counts.invalid),
+            ("GuardTrips", int(report.guard.held)),
+        ):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        logger.info("diff done", extra=summary)
+        runs.append(summary)
+    return {"status": "ok", "runs": runs}

@@ -1,0 +1,226 @@
+"""The AWS pipeline end to end under moto: S3 drop -> diff function -> SQS -> consumer function -> Pinecone.
+
+Real event payloads (tests/data/events) drive the real handlers; AWS is moto, Pinecone and OpenAI are local
+doubles spoken to by their official SDKs, and the keys come from Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+from moto import mock_aws
+
+from catalog_sync.logic.validation import RecordValidator
+from catalog_sync.models.config import load_config
+from tests.conftest import product
+from tests.doubles.openai_server import OpenAIDouble
+from tests.doubles.pinecone_server import PineconeDouble
+from tests.integration.test_state_stores import create_table
+
+EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
+REGION = "us-east-1"
+BUCKET = "catalog-bucket"
+CONFIG = """
+name = "shop"
+id_field = "sku"
+[text]
+fields = ["title", "description"]
+[metadata]
+title = "string"
+price = "number"
+availability = "string"
+stock = "integer"
+tags = "string_list"
+[embedder]
+kind = "openai"
+openai_model = "text-embedding-3-small"
+openai_dimensions = 8
+openai_base_url = "{openai}"
+"""
+
+
+@dataclass
+class Context:
+    function_name: str = "catalog-sync-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:catalog-sync-test"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 600_000
+
+
+@dataclass
+class World:
+    s3: Any
+    sqs: Any
+    queues: dict[str, str]
+    pinecone: PineconeDouble
+    openai: OpenAIDouble
+    tmp: Path
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    from handlers import _shared
+
+    with mock_aws(), PineconeDouble(8) as pinecone, OpenAIDouble() as openai:
+        env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "CatalogSync",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        create_table(dynamodb)
+        queues = {
+            name: sqs.create_queue(QueueName=name, Attributes={"MaximumMessageSize": "262144"})["QueueUrl"]
+            for name in ("changes", "priority")
+        }
+        secrets.create_secret(Name="pinecone-key", SecretString="pc-test-key")
+        secrets.create_secret(Name="openai-key", SecretString="sk-test")
+        s3.put_object(Bucket=BUCKET, Key="config/shop.toml", Body=CONFIG.replace("{openai}", openai.base_url).encode())
+        settings = {
+            "CATALOG_SYNC_TABLE_NAME": "catalog-sync",
+            "CATALOG_SYNC_BUCKET": BUCKET,
+            "CATALOG_SYNC_QUEUE_URL": queues["changes"],
+            "CATALOG_SYNC_PRIORITY_QUEUE_URL": queues["priority"],
+            "CATALOG_SYNC_PINECONE_HOST": pinecone.host,
+            "CATALOG_SYNC_PINECONE_SECRET": "pinecone-key",
+            "CATALOG_SYNC_OPENAI_SECRET": "openai-key",
+            "CATALOG_SYNC_STATE_SHARDS": "4",
+        }
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        _shared.pipeline.cache_clear()
+        yield World(s3, sqs, queues, pinecone, openai, tmp_path)
+        _shared.pipeline.cache_clear()
+
+
+def drop(world: World, name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Upload a catalog and return the EventBridge "Object Created" event S3 would send."""
+    key = f"catalogs/shop/{name}"
+    body = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
+    event = json.loads((EVENTS / "eventbridge-s3-object-created.json").read_text())
+    event["detail"]["bucket"]["name"] = BUCKET
+    event["detail"]["object"].update({"key": key, "version-id": version, "size": len(body)})
+    return event
+
+
+def sqs_event(world: World) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """What the event source mapping would hand the consumer: the queued messages, priority lane first."""
+    template = json.loads((EVENTS / "sqs-receive-message.json").read_text())["Records"][0]
+    records, handles = [], []
+    for lane in ("priority", "changes"):
+        url = world.queues[lane]
+        while messages := world.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                record = copy.deepcopy(template)
+                record.update(
+                    messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"], body=message["Body"]
+                )
+                records.append(record)
+                handles.append((url, message["ReceiptHandle"]))
+    return {"Records": records}, handles
+
+
+def run_pipeline(world: World, event: dict[str, Any]) -> dict[str, Any]:
+    from handlers import consumer, diff
+
+    result = diff.handler(event, Context())
+    batch, handles = sqs_event(world)
+    response = consumer.handler(batch, Context())
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    for (url, handle), record in zip(handles, batch["Records"], strict=True):
+        if record["messageId"] not in failed:
+            world.sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)  # what Lambda does on success
+    return {"diff": result, "consumer": response}
+
+
+def index_matches(world: World, records: list[dict[str, Any]]) -> None:
+    config = load_config(_config_file(world))
+    validator = RecordValidator(config)
+    stored = world.pinecone.vectors("shop")
+    assert set(stored) == {r["sku"] for r in records}
+    for record in records:
+        metadata = dict(stored[record["sku"]]["metadata"])
+        metadata.pop("_text_hash")
+        assert metadata == validator.validate(record["sku"], record).metadata
+
+
+def _config_file(world: World) -> Path:
+    path = world.tmp / "shop.toml"
+    path.write_text(CONFIG.replace("{openai}", world.openai.base_url))
+    return path
+
+
+def embedded_inputs(world: World) -> int:
+    return sum(len(request["body"]["input"]) for request in world.openai.requests)
+
+
+def test_v1_then_v2_through_the_handlers(world: World):
+    v1 = [product(str(i)) for i in range(50)]
+    first = run_pipeline(world, drop(world, "v1.jsonl", v1))
+    [run] = first["diff"]["runs"]
+    assert run["status"] == "dispatched" and run["counts"]["added"] == 50
+    assert first["consumer"]["batchItemFailures"] == []
+    index_matches(world, v1)
+    assert embedded_inputs(world) == 50
+
+    v2 = [product(str(i), price=3.0) if i % 5 == 0 else product(str(i), description=f"v2 {i}") for i in range(45)]
+    second = run_pipeline(world, drop(world, "v2.jsonl", v2))
+    counts = second["diff"]["runs"][0]["counts"]
+    assert (counts["text_changed"], counts["metadata_only"], counts["deleted"]) == (36, 9, 5)
+    index_matches(world, v2)
+    # Embedding calls: exactly the text-changed products; metadata-only changes were updated in place.
+    assert embedded_inputs(world) == 50 + 36
+    assert sum(1 for r in world.pinecone.requests if r["path"] == "/vectors/update") == 9
+
+
+def test_a_bad_drop_and_a_poison_message_change_nothing(world: World):
+    v1 = [product(str(i)) for i in range(10)]
+    run_pipeline(world, drop(world, "v1.jsonl", v1))
+    from handlers import consumer, diff
+
+    key = "catalogs/shop/broken.jsonl"
+    version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"sku": "1", "ti')["VersionId"]
+    event = drop(world, "ignored.jsonl", v1)
+    event["detail"]["object"].update({"key": key, "version-id": version})
+    result = diff.handler(event, Context())
+    assert result["runs"][0]["status"] == "bad_input" and "broken.jsonl, line 1" in result["runs"][0]["error"]
+    rejected = diff.handler({"something": "else"}, Context())
+    assert rejected["status"] == "rejected"
+
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from catalog_sync.logic.packing import encode_body
+
+    template = json.loads((EVENTS / "sqs-receive-message.json").read_text())
+    poison = copy.deepcopy(template["Records"][0])
+    poison.update(messageId="poison", body="not a change message")
+    fine = copy.deepcopy(template["Records"][0])
+    fine.update(
+        messageId="fine", body=encode_body({"format": 1, "run": "r", "catalog": "shop", "changes": []}, compress=True)
+    )
+    response = consumer.handler({"Records": [fine, poison]}, Context())
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == ["poison"]
+    with pytest.raises(BatchProcessingError):  # every record failed: the whole batch goes back
+        consumer.handler({"Records": [poison]}, Context())
+    index_matches(world, v1)
