@@ -224,3 +224,57 @@ def test_a_bad_drop_and_a_poison_message_change_nothing(world: World):
     with pytest.raises(BatchProcessingError):  # every record failed: the whole batch goes back
         consumer.handler({"Records": [poison]}, Context())
     index_matches(world, v1)
+
+
+def collect(world: World) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    return sqs_event(world)
+
+
+def test_duplicate_and_reversed_deliveries_leave_the_index_unchanged(world: World):
+    from handlers import consumer, diff
+
+    v1 = [product(str(i)) for i in range(30)]
+    run_pipeline(world, drop(world, "v1.jsonl", v1))
+    v2 = [product(str(i), price=7.0) if i % 2 else product(str(i), description=f"v2 {i}") for i in range(28)]
+    diff.handler(drop(world, "v2.jsonl", v2), Context())
+    batch, _ = collect(world)
+    reversed_batch = {"Records": list(reversed(batch["Records"]))}
+    assert consumer.handler(reversed_batch, Context())["batchItemFailures"] == []
+    index_matches(world, v2)
+    snapshot = {k: (list(v["values"]), dict(v["metadata"])) for k, v in world.pinecone.vectors("shop").items()}
+    embedded = embedded_inputs(world)
+    assert consumer.handler(batch, Context())["batchItemFailures"] == []  # delivered again
+    assert {k: (list(v["values"]), dict(v["metadata"])) for k, v in world.pinecone.vectors("shop").items()} == snapshot
+    assert embedded_inputs(world) == embedded  # the second delivery embedded nothing
+
+
+def test_a_consumer_failing_mid_batch_is_retried_and_converges(world: World, monkeypatch: pytest.MonkeyPatch):
+    from handlers import _shared, consumer, diff
+
+    monkeypatch.setenv("CATALOG_SYNC_MAX_MESSAGE_BYTES", "2048")  # several messages in the batch
+    _shared.pipeline.cache_clear()
+    v1 = [product(str(i)) for i in range(40)]
+    diff.handler(drop(world, "v1.jsonl", v1), Context())
+    batch, _ = collect(world)
+    world.pinecone.failures.extend([500] * 8)  # outlasts the SDK's retries: the first message fails
+    first = consumer.handler(batch, Context())
+    failed = {item["itemIdentifier"] for item in first["batchItemFailures"]}
+    assert 0 < len(failed) < len(batch["Records"])  # only the failed message comes back, not the batch
+    redelivery = {"Records": [r for r in batch["Records"] if r["messageId"] in failed]}
+    assert consumer.handler(redelivery, Context())["batchItemFailures"] == []
+    index_matches(world, v1)
+
+
+def test_two_drops_a_second_apart_converge_to_the_later_one(world: World):
+    from handlers import consumer, diff
+
+    v1 = [product(str(i)) for i in range(20)]
+    run_pipeline(world, drop(world, "v1.jsonl", v1))
+    early = [product(str(i), price=1.0) for i in range(20)]
+    late = [product(str(i), price=2.0, description=f"late {i}") for i in range(20)]
+    diff.handler(drop(world, "a.jsonl", early), Context())
+    diff.handler(drop(world, "b.jsonl", late), Context())
+    batch, _ = collect(world)
+    # Whatever order the consumers see them in, the later drop wins.
+    assert consumer.handler({"Records": list(reversed(batch["Records"]))}, Context())["batchItemFailures"] == []
+    index_matches(world, late)
