@@ -734,6 +734,36 @@ def validate(
     _run(body, json_output=json_output)
 
 
+@app.command()
+def redrive(
+    dead_letter_queue: Annotated[str, typer.Option("--dlq-url", help="The dead-letter queue's URL.")],
+    target_queue: Annotated[str, typer.Option("--queue-url", help="The queue to put the messages back on.")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Move at most this many messages.")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region (default: the environment's).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Put dead-lettered change messages back on their queue (after fixing what made them fail)."""
+
+    def body() -> ExitCode:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from catalog_sync.adapters.aws.sqs_queue import redrive_dead_letters
+
+        try:
+            sqs = boto3.client("sqs", region_name=region)
+            moved = redrive_dead_letters(sqs, dead_letter_url=dead_letter_queue, target_url=target_queue, limit=limit)
+        except (BotoCoreError, ClientError) as exc:
+            raise CommandError(f"SQS: {exc}", ExitCode.FAILED) from exc
+        if json_output:
+            sys.stdout.write(orjson.dumps({"moved": moved}).decode() + "\n")
+        else:
+            out.print(f"moved {moved:,} messages back to {target_queue}")
+        return ExitCode.OK
+
+    _run(body, json_output=json_output)
+
+
 def main() -> None:
     # Click reports usage errors with exit code 2, which here means "held back by the guard": map them to 3.
     try:

@@ -278,3 +278,52 @@ def test_two_drops_a_second_apart_converge_to_the_later_one(world: World):
     # Whatever order the consumers see them in, the later drop wins.
     assert consumer.handler({"Records": list(reversed(batch["Records"]))}, Context())["batchItemFailures"] == []
     index_matches(world, late)
+
+
+def test_a_poison_message_is_dead_lettered_and_redrive_applies_it_once_fixed(world: World):
+    from typer.testing import CliRunner
+
+    from catalog_sync import cli
+    from handlers import _shared, consumer, diff
+
+    dlq = world.sqs.create_queue(QueueName="changes-dlq")["QueueUrl"]
+    dlq_arn = world.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for url in world.queues.values():
+        world.sqs.set_queue_attributes(
+            QueueUrl=url,
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
+                "VisibilityTimeout": "0",
+            },
+        )
+    v1 = [product(str(i)) for i in range(12)]
+    diff.handler(drop(world, "v1.jsonl", v1), Context())
+    # The consumers cannot load the catalog's config: every delivery fails.
+    config = world.s3.get_object(Bucket=BUCKET, Key="config/shop.toml")["Body"].read()
+    world.s3.delete_object(Bucket=BUCKET, Key="config/shop.toml")
+    _shared.pipeline.cache_clear()
+    for _ in range(3):
+        batch, _ = collect(world)
+        if not batch["Records"]:
+            break
+        with pytest.raises(Exception, match="All records failed"):
+            consumer.handler(batch, Context())
+    assert world.pinecone.vectors("shop") == {}
+    dead = int(
+        world.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
+    assert dead >= 1  # nothing was dropped: it waits in the dead-letter queue
+
+    # Fixed: the config is back. Redrive, and the same messages now apply.
+    world.s3.put_object(Bucket=BUCKET, Key="config/shop.toml", Body=config)
+    _shared.pipeline.cache_clear()
+    result = CliRunner().invoke(
+        cli.app, ["redrive", "--dlq-url", dlq, "--queue-url", world.queues["changes"], "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["moved"] == dead
+    batch, _ = collect(world)
+    assert consumer.handler(batch, Context())["batchItemFailures"] == []
+    index_matches(world, v1)

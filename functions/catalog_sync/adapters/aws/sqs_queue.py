@@ -128,3 +128,39 @@ class SqsChangeSender:
                 attributes["ApproximateNumberOfMessagesNotVisible"]
             )
         return total
+
+
+def redrive_dead_letters(sqs: Any, *, dead_letter_url: str, target_url: str, limit: int | None = None) -> int:
+    """Move messages from a dead-letter queue back to the queue they failed on; returns how many moved.
+
+    Each message is sent back (body and attributes as they were) before it is deleted from the dead-letter
+    queue, so a crash half way duplicates at worst, never loses: a duplicate change is harmless.
+    """
+    moved = 0
+    while limit is None or moved < limit:
+        wanted = MAX_BATCH_ENTRIES if limit is None else min(MAX_BATCH_ENTRIES, limit - moved)
+        messages = sqs.receive_message(
+            QueueUrl=dead_letter_url, MaxNumberOfMessages=wanted, MessageAttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", [])
+        if not messages:
+            break
+        entries = [
+            {
+                "Id": str(position),
+                "MessageBody": message["Body"],
+                "MessageAttributes": message.get("MessageAttributes", {}),
+            }
+            for position, message in enumerate(messages)
+        ]
+        response = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
+        if response.get("Failed"):
+            failure = response["Failed"][0]
+            raise QueueSendError(
+                f"redrive stopped: SQS refused a message ({failure.get('Code')}: {failure.get('Message')})"
+            )
+        sqs.delete_message_batch(
+            QueueUrl=dead_letter_url,
+            Entries=[{"Id": str(p), "ReceiptHandle": m["ReceiptHandle"]} for p, m in enumerate(messages)],
+        )
+        moved += len(messages)
+    return moved
