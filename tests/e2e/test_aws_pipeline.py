@@ -327,3 +327,21 @@ def test_a_poison_message_is_dead_lettered_and_redrive_applies_it_once_fixed(wor
     batch, _ = collect(world)
     assert consumer.handler(batch, Context())["batchItemFailures"] == []
     index_matches(world, v1)
+
+
+def test_rolling_back_to_an_earlier_version_of_the_catalog_object(world: World):
+    v1 = [product(str(i)) for i in range(15)]
+    v2 = [product(str(i), price=9.0) for i in range(14)]
+    first = drop(world, "feed.jsonl", v1)
+    run_pipeline(world, first)
+    run_pipeline(world, drop(world, "feed.jsonl", v2))
+    index_matches(world, v2)
+    # One call: the same object, at yesterday's version, through the same diff.
+    yesterday = {
+        "catalog": "shop",
+        "key": "catalogs/shop/feed.jsonl",
+        "version_id": first["detail"]["object"]["version-id"],
+    }
+    result = run_pipeline(world, yesterday)
+    assert result["diff"]["runs"][0]["counts"]["added"] == 1
+    index_matches(world, v1)
