@@ -94,6 +94,9 @@ class StateStore(Protocol):
 
     def runs(self, limit: int = 30) -> list[RunRecord]: ...
 
+    def record_progress(self, run_id: str, handled: int) -> None:
+        """Consumers count the changes of a dispatched run they handled (see the DynamoDB store)."""
+
 
 class CatalogSource(Protocol):
     """Where a catalog is read from: a local file, an S3 object (at a version), ..."""

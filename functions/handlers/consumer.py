@@ -23,7 +23,10 @@ def record_handler(record: SQSRecord) -> None:
     message = unpack_envelope(record.body, resolve_claim=pipeline().claims().get)
     if message.catalog is None:
         raise ValueError("message names no catalog")
-    stats = pipeline().applier(message.catalog).apply(message.changes)
+    applier = pipeline().applier(message.catalog)
+    stats = applier.apply(message.changes)
+    if message.run_id is not None:
+        applier.state.record_progress(message.run_id, len(message.changes))
     for name, value in (
         ("VectorsUpserted", stats.upserted),
         ("MetadataUpdated", stats.metadata_updated),

@@ -192,6 +192,15 @@ def test_v1_then_v2_through_the_handlers(world: World):
     # Embedding calls: exactly the text-changed products; metadata-only changes were updated in place.
     assert embedded_inputs(world) == 50 + 36
     assert sum(1 for r in world.pinecone.requests if r["path"] == "/vectors/update") == 9
+    # Each run is marked complete once its consumers have handled all of its changes.
+    from handlers import _shared
+
+    runs = _shared.pipeline().state(_shared.pipeline().config("shop")).runs()
+    v2_changes = counts["text_changed"] + counts["metadata_only"] + counts["deleted"]
+    assert [(r.status.value, r.counts["applied_changes"], r.counts["dispatched_changes"]) for r in runs] == [
+        ("succeeded", v2_changes, v2_changes),
+        ("succeeded", 50, 50),
+    ]
 
 
 def test_a_bad_drop_and_a_poison_message_change_nothing(world: World):

@@ -161,3 +161,22 @@ def test_embedding_cache_round_trip(tmp_path: Path):
     found = cache.get_many(["k1", "k2"])
     assert list(found) == ["k1"]
     np.testing.assert_array_equal(found["k1"], vector)
+
+
+def test_a_dispatched_run_completes_when_its_changes_are_handled(make_store):
+    store = make_store()
+    if not isinstance(store, DynamoStateStore):
+        pytest.skip("the embedded default applies its changes within the run")
+    run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
+    run.status = RunStatus.DISPATCHED
+    run.counts = {"dispatched_changes": 5}
+    store.finish_run(run)
+    store.record_progress(run.run_id, 3)
+    assert store.runs()[0].status is RunStatus.DISPATCHED
+    store.record_progress(run.run_id, 2)
+    finished = store.runs()[0]
+    assert finished.status is RunStatus.SUCCEEDED and finished.counts["applied_changes"] == 5
+    empty = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
+    empty.status, empty.counts = RunStatus.DISPATCHED, {"dispatched_changes": 0}
+    store.finish_run(empty)
+    assert store.runs()[0].status is RunStatus.SUCCEEDED

@@ -236,6 +236,7 @@ class SyncService:
 
         if not self.apply_changes:
             clock = time.perf_counter()
+            counts["dispatched_changes"] = len(result.changes)
             counts["dispatched_messages"] = self.dispatch(result.changes)
             timings["dispatch_s"] = time.perf_counter() - clock
             run.status = RunStatus.DISPATCHED

@@ -334,16 +334,48 @@ class DynamoStateStore:
         self.finish_run(run)
         return run
 
+    def _run_key(self, run_id: str) -> dict[str, Any]:
+        # Run ids begin with their start time, so the sort key orders runs by time.
+        return {"pk": {"S": f"R#{self.catalog}"}, "sk": {"S": run_id}}
+
     def finish_run(self, run: RunRecord) -> None:
-        self._dynamodb.put_item(
+        # An update, not a put: consumers may already be adding to this run's progress counter.
+        values: dict[str, Any] = {":run": {"S": run.model_dump_json()}}
+        expression = "SET run_json = :run"
+        if run.status is RunStatus.DISPATCHED:
+            total = run.counts.get("dispatched_changes", 0)
+            values[":total"] = {"N": str(total)}
+            expression += ", changes_total = :total"
+            if total == 0:  # nothing to wait for
+                values[":now"] = {"S": datetime.now(UTC).isoformat()}
+                expression += ", completed_at = :now"
+        self._dynamodb.update_item(
             TableName=self.table,
-            Item={
-                "pk": {"S": f"R#{self.catalog}"},
-                "sk": {"S": f"{run.seq:012d}"},
-                "run": {"S": run.model_dump_json()},
-            },
+            Key=self._run_key(run.run_id),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
         )
         self.requests["write"] += 1
+
+    def record_progress(self, run_id: str, handled: int) -> None:
+        """Count changes of a dispatched run that consumers handled; the last one marks the run succeeded."""
+        response = self._dynamodb.update_item(
+            TableName=self.table,
+            Key=self._run_key(run_id),
+            UpdateExpression="ADD changes_done :n",
+            ExpressionAttributeValues={":n": {"N": str(handled)}},
+            ReturnValues="ALL_NEW",
+        )
+        self.requests["write"] += 1
+        item = response["Attributes"]
+        total = item.get("changes_total")
+        if total is not None and int(item["changes_done"]["N"]) >= int(total["N"]) and "completed_at" not in item:
+            self._update(
+                self._run_key(run_id),
+                UpdateExpression="SET completed_at = :now",
+                ConditionExpression="attribute_not_exists(completed_at)",
+                ExpressionAttributeValues={":now": {"S": datetime.now(UTC).isoformat()}},
+            )
 
     def runs(self, limit: int = 30) -> list[RunRecord]:
         response = self._dynamodb.query(
@@ -354,4 +386,13 @@ class DynamoStateStore:
             Limit=limit,
         )
         self.requests["query"] += 1
-        return [RunRecord.model_validate_json(item["run"]["S"]) for item in response.get("Items", [])]
+        runs = []
+        for item in response.get("Items", []):
+            run = RunRecord.model_validate_json(item["run_json"]["S"])
+            if run.status is RunStatus.DISPATCHED:
+                run.counts["applied_changes"] = int(item.get("changes_done", {}).get("N", 0))
+                if "completed_at" in item:
+                    run.status = RunStatus.SUCCEEDED
+                    run.finished_at = datetime.fromisoformat(item["completed_at"]["S"])
+            runs.append(run)
+        return runs

@@ -314,6 +314,9 @@ class SqliteStateStore:
             ).rowcount
             return max(updated, 0) + max(removed, 0)
 
+    def record_progress(self, run_id: str, handled: int) -> None:
+        """Nothing to count: on the embedded default a run applies its own changes before it ends."""
+
     def uncommit_all(self) -> int:
         """Forget what the index holds (it was rebuilt): every product is re-sent on the next pass."""
         with self._transaction() as connection:
