@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,10 +27,26 @@ def _summary(report: SyncReport) -> dict[str, Any]:
     }
 
 
+def _out_of_time(context: LambdaContext) -> Callable[[], bool]:
+    margin_ms = pipeline().settings.time_margin_seconds * 1000
+    return lambda: context.get_remaining_time_in_millis() < margin_ms
+
+
+def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    resume = event["resume"]
+    progress = pipeline().resume_dispatch(resume["catalog"], resume["run_id"], out_of_time=_out_of_time(context))
+    if not progress.finished:
+        pipeline().invoke_self(context.invoked_function_arn, event)
+    logger.info("dispatch resumed", extra={**resume, "finished": progress.finished, "messages": progress.messages})
+    return {"status": "ok", "resumed": resume["run_id"], "finished": progress.finished}
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and "resume" in event:
+        return _resume(event, context)
     try:
         requests = parse_trigger(event, prefix=pipeline().settings.catalogs_prefix)
     except BadTrigger as exc:
@@ -42,13 +59,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "sync requested", extra={"trigger": request.trigger, "catalog": request.catalog, "key": request.key}
         )
         try:
-            report = pipeline().run_diff(request)
+            report = pipeline().run_diff(request, out_of_time=_out_of_time(context))
         except (BadCatalog, ConfigError) as exc:
             logger.error("bad input", extra={"catalog": request.catalog, "error": str(exc)})
             metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
             runs.append({"catalog": request.catalog, "status": "bad_input", "error": str(exc)})
             continue
         summary = _summary(report)
+        if report.dispatch is not None and not report.dispatch.finished:
+            # Near the timeout: the rest of the dispatch continues in a new invocation, from the checkpoint.
+            pipeline().invoke_self(
+                context.invoked_function_arn, {"resume": {"catalog": request.catalog, "run_id": report.dispatch.run_id}}
+            )
+            summary["status"] = "continuing"
         counts = report.diff.counts
         for name, value in (
             ("ProductsAdded", counts.added),

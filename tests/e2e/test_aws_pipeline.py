@@ -354,3 +354,46 @@ def test_rolling_back_to_an_earlier_version_of_the_catalog_object(world: World):
     result = run_pipeline(world, yesterday)
     assert result["diff"]["runs"][0]["counts"]["added"] == 1
     index_matches(world, v1)
+
+
+@dataclass
+class ShortContext(Context):
+    """A context whose clock runs out after a few looks, as a Lambda near its timeout would."""
+
+    looks_left: int = 2
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.looks_left -= 1
+        return 600_000 if self.looks_left >= 0 else 1_000
+
+
+def test_a_diff_near_its_timeout_checkpoints_and_continues_sending_nothing_twice(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    from handlers import _shared, consumer, diff
+
+    monkeypatch.setenv("CATALOG_SYNC_DISPATCH_WINDOW", "7")
+    _shared.pipeline.cache_clear()
+    continuations: list[dict[str, Any]] = []
+    monkeypatch.setattr(_shared.pipeline(), "invoke_self", lambda arn, payload: continuations.append(payload))
+
+    v1 = [product(str(i), price=float(i)) for i in range(40)]
+    result = diff.handler(drop(world, "v1.jsonl", v1), ShortContext(looks_left=2))
+    assert result["runs"][0]["status"] == "continuing"
+    invocations = 1
+    while continuations:
+        payload = continuations.pop()
+        assert payload["resume"]["run_id"] == result["runs"][0]["run_id"]
+        diff.handler(payload, ShortContext(looks_left=2))
+        invocations += 1
+    assert invocations == 3  # 40 changes in windows of 7, two windows per invocation: 14 + 14 + 12
+
+    batch, _ = collect(world)
+    ids = [r["messageId"] for r in batch["Records"]]
+    bodies = [r["body"] for r in batch["Records"]]
+    assert len(set(bodies)) == len(bodies)  # nothing was sent twice
+    assert consumer.handler(batch, Context())["batchItemFailures"] == []
+    index_matches(world, v1)
+    state = _shared.pipeline().state(_shared.pipeline().config("shop"))
+    [run] = state.runs()
+    assert run.status.value == "succeeded" and run.counts["applied_changes"] == 40 and ids

@@ -29,6 +29,7 @@ from catalog_sync.ports import (
     VectorIndex,
 )
 from catalog_sync.services.apply import ApplyStats, ChangeApplier
+from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
 
 ProgressCallback = Callable[[str, int, int | None], None]
 # Changes whose desired state is recorded per transaction, and changes queued before the queue is drained.
@@ -55,6 +56,7 @@ class SyncReport:
     pending_after: int = 0
     error: str | None = None
     dry_run: bool = False
+    dispatch: DispatchProgress | None = None
 
     @property
     def held(self) -> bool:
@@ -81,6 +83,8 @@ class SyncService:
         spool_limit: int = 20_000,
         apply_changes: bool = True,
         on_run_started: Callable[[RunRecord], None] | None = None,
+        dispatcher: Dispatcher | None = None,
+        out_of_time: Callable[[], bool] = lambda: False,
     ) -> None:
         """`apply_changes=False` makes a dispatcher (the diff function): it records and queues the changes, and
         consumers elsewhere apply them. Otherwise the same process drains its own queue."""
@@ -88,6 +92,9 @@ class SyncService:
             raise TypeError("applying changes in process needs a queue this process can receive from")
         self.apply_changes = apply_changes
         self.on_run_started = on_run_started
+        # A dispatcher makes dispatch resumable (archive, windows, checkpoint); out_of_time says when to stop.
+        self.dispatcher = dispatcher
+        self.out_of_time = out_of_time
         self.config = config
         self.state = state
         self.index = index
@@ -221,6 +228,21 @@ class SyncService:
         counts = result.counts.model_dump()
         if report.guard.held:
             run.status, run.message = RunStatus.HELD, report.guard.reason
+            self._finish(run, counts, timings)
+            return report
+
+        if self.dispatcher is not None:
+            # Resumable dispatch: desired state and messages go together, window by window.
+            clock = time.perf_counter()
+            self.state.record_desired([], result.fingerprint_updates)
+            report.dispatch = self.dispatcher.start(run.run_id, result.changes, out_of_time=self.out_of_time)
+            counts["dispatched_changes"] = len(result.changes)
+            timings["dispatch_s"] = time.perf_counter() - clock
+            if report.dispatch.finished:
+                counts["dispatched_messages"] = report.dispatch.messages
+                run.status = RunStatus.DISPATCHED
+            else:
+                run.message = "dispatch continues in another invocation"
             self._finish(run, counts, timings)
             return report
 

@@ -349,13 +349,21 @@ class DynamoStateStore:
             if total == 0:  # nothing to wait for
                 values[":now"] = {"S": datetime.now(UTC).isoformat()}
                 expression += ", completed_at = :now"
-        self._dynamodb.update_item(
+        item = self._dynamodb.update_item(
             TableName=self.table,
             Key=self._run_key(run.run_id),
             UpdateExpression=expression,
             ExpressionAttributeValues=values,
-        )
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
         self.requests["write"] += 1
+        self._complete_if_done(run.run_id, item)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        item = self._dynamodb.get_item(TableName=self.table, Key=self._run_key(run_id)).get("Item")
+        if item is None:
+            raise KeyError(f"no run {run_id!r} of catalog {self.catalog!r}")
+        return RunRecord.model_validate_json(item["run_json"]["S"])
 
     def record_progress(self, run_id: str, handled: int) -> None:
         """Count changes of a dispatched run that consumers handled; the last one marks the run succeeded."""
@@ -367,9 +375,13 @@ class DynamoStateStore:
             ReturnValues="ALL_NEW",
         )
         self.requests["write"] += 1
-        item = response["Attributes"]
+        self._complete_if_done(run_id, response["Attributes"])
+
+    def _complete_if_done(self, run_id: str, item: dict[str, Any]) -> None:
+        # Whichever comes last, the dispatch's total or the consumers' count, completes the run.
         total = item.get("changes_total")
-        if total is not None and int(item["changes_done"]["N"]) >= int(total["N"]) and "completed_at" not in item:
+        done = int(item.get("changes_done", {}).get("N", 0))
+        if total is not None and done >= int(total["N"]) and "completed_at" not in item:
             self._update(
                 self._run_key(run_id),
                 UpdateExpression="SET completed_at = :now",

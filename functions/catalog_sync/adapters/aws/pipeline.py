@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalog_sync.adapters.aws.dynamodb_cache import DynamoEmbeddingCache
 from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS, DynamoStateStore
-from catalog_sync.adapters.aws.s3 import S3CatalogSource, S3ClaimStore
+from catalog_sync.adapters.aws.s3 import S3CatalogSource, S3ChangeArchive, S3ClaimStore
 from catalog_sync.adapters.aws.sqs_queue import DEFAULT_MESSAGE_BYTES, SqsChangeSender
 from catalog_sync.adapters.aws.triggers import SyncMode, SyncRequest
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.embedders.openai import OpenAIEmbedder
 from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
-from catalog_sync.models.changes import QuarantinedRecord
+from catalog_sync.models.changes import QuarantinedRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, load_config
 from catalog_sync.ports import Embedder
 from catalog_sync.services.apply import ChangeApplier
+from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
 from catalog_sync.services.sync import SyncReport, SyncService
 
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
@@ -50,6 +52,10 @@ class PipelineSettings(BaseSettings):
     max_message_bytes: int = DEFAULT_MESSAGE_BYTES
     state_shards: int = DEFAULT_SHARDS
     secrets_max_age: int = 300
+    # A diff stops dispatching and continues in a new invocation when less than this is left.
+    time_margin_seconds: float = 60.0
+    # Changes whose desired state is recorded and which are queued between two looks at the clock.
+    dispatch_window: int = 5_000
 
 
 def get_secret(name: str, max_age: int) -> str:
@@ -165,7 +171,21 @@ class Pipeline:
             raise ConfigError(f"no catalog object under s3://{self.settings.bucket}/{prefix}")
         return newest[1]
 
-    def run_diff(self, request: SyncRequest) -> SyncReport:
+    def archive(self) -> S3ChangeArchive:
+        return S3ChangeArchive(self.s3, bucket=self.settings.bucket)
+
+    def sender(self, config: CatalogConfig, run_id: str) -> SqsChangeSender:
+        return SqsChangeSender(
+            self.sqs,
+            queue_url=self.settings.queue_url,
+            priority_queue_url=self.settings.priority_queue_url,
+            run_id=run_id,
+            max_message_bytes=self.settings.max_message_bytes,
+            claims=self.claims(),
+            catalog=config.name,
+        )
+
+    def run_diff(self, request: SyncRequest, *, out_of_time: Callable[[], bool] = lambda: False) -> SyncReport:
         config = self.config(request.catalog)
         key = request.key or self.newest_drop(request.catalog)
         source = S3CatalogSource(
@@ -174,14 +194,9 @@ class Pipeline:
         state = self.state(config)
         embedder = self.embedder(config)
         # The run id names the messages; the run itself is numbered by the state store.
-        sender = SqsChangeSender(
-            self.sqs,
-            queue_url=self.settings.queue_url,
-            priority_queue_url=self.settings.priority_queue_url,
-            run_id="pending",
-            max_message_bytes=self.settings.max_message_bytes,
-            claims=self.claims(),
-            catalog=config.name,
+        sender = self.sender(config, run_id="pending")
+        dispatcher = Dispatcher(
+            state=state, sender=sender, archive=self.archive(), window=self.settings.dispatch_window
         )
         service = SyncService(
             config=config,
@@ -193,8 +208,43 @@ class Pipeline:
             cache=self.cache(),
             apply_changes=False,
             on_run_started=lambda run: setattr(sender, "run_id", run.run_id),
+            dispatcher=dispatcher,
+            out_of_time=out_of_time,
         )
-        return service.sync(source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids)
+        report = service.sync(source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids)
+        if report.dispatch is not None and not report.dispatch.finished:
+            self.archive().save_checkpoint(report.dispatch.run_id, report.dispatch.model_dump_json().encode())
+        return report
+
+    def resume_dispatch(
+        self, catalog: str, run_id: str, *, out_of_time: Callable[[], bool] = lambda: False
+    ) -> DispatchProgress:
+        """Continue a dispatch that ran out of time, from its checkpoint."""
+        config = self.config(catalog)
+        state = self.state(config)
+        progress = DispatchProgress.model_validate_json(self.archive().load_checkpoint(run_id))
+        dispatcher = Dispatcher(
+            state=state,
+            sender=self.sender(config, run_id),
+            archive=self.archive(),
+            window=self.settings.dispatch_window,
+        )
+        progress = dispatcher.resume(progress, out_of_time=out_of_time)
+        if not progress.finished:
+            self.archive().save_checkpoint(run_id, progress.model_dump_json().encode())
+            return progress
+        run = state.get_run(run_id)
+        run.status = RunStatus.DISPATCHED
+        run.message = None
+        run.counts["dispatched_messages"] = progress.messages
+        state.finish_run(run)
+        return progress
+
+    def invoke_self(self, function_arn: str, payload: dict[str, Any]) -> None:
+        """Continue in a new invocation of the same function (asynchronous: this one returns at once)."""
+        import orjson
+
+        boto3.client("lambda").invoke(FunctionName=function_arn, InvocationType="Event", Payload=orjson.dumps(payload))
 
     # ------------------------------------------------------------ the consumer function
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import tempfile
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from catalog_sync.logic.packing import OversizedChange
+from catalog_sync.models.changes import Change
 
 
 class S3CatalogSource:
@@ -46,4 +50,38 @@ class S3ClaimStore:
     def get(self, reference: dict[str, Any]) -> bytes:
         response = self._s3.get_object(Bucket=reference["bucket"], Key=reference["key"])
         data: bytes = response["Body"].read()
+        return data
+
+
+class S3ChangeArchive:
+    """A run's changes as gzipped JSON Lines in the bucket, read back as a stream when a dispatch resumes."""
+
+    def __init__(self, s3: Any, *, bucket: str, prefix: str = "runs/") -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def put(self, run_id: str, changes: Iterable[Change]) -> str:
+        key = f"{self.prefix}{run_id}/changes.jsonl.gz"
+        with tempfile.TemporaryFile() as spool:
+            with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as packed:
+                for change in changes:
+                    packed.write(change.model_dump_json().encode() + b"\n")
+            spool.seek(0)
+            self._s3.upload_fileobj(spool, self.bucket, key)
+        return key
+
+    def read(self, key: str) -> Iterator[Change]:
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        with gzip.GzipFile(fileobj=body, mode="rb") as packed:
+            for line in packed:
+                yield Change.model_validate_json(line)
+
+    def save_checkpoint(self, run_id: str, checkpoint: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}{run_id}/checkpoint.json", Body=checkpoint)
+
+    def load_checkpoint(self, run_id: str) -> bytes:
+        data: bytes = self._s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}{run_id}/checkpoint.json")[
+            "Body"
+        ].read()
         return data

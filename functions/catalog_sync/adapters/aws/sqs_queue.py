@@ -65,7 +65,7 @@ class SqsChangeSender:
         self.backoff_seconds = backoff_seconds
         self.requests = 0
         self.messages_sent = 0
-        self._next_sequence = {"p": 1, "n": 1}
+        self.next_sequence = {"p": 1, "n": 1}
 
     def send(self, batches: Iterable[Sequence[Change]], *, priority: bool) -> int:
         changes = (change for batch in batches for change in batch)
@@ -78,7 +78,7 @@ class SqsChangeSender:
             lane=lane,
             max_bytes=self.max_message_bytes,
             claim=claim,
-            first_sequence=self._next_sequence[lane],
+            first_sequence=self.next_sequence[lane],
             catalog=self.catalog,
         )
         url = self.priority_queue_url if priority else self.queue_url
@@ -86,7 +86,7 @@ class SqsChangeSender:
         for group in group_for_batches(messages):
             self._send_group(url, group)
             sent += len(group)
-            self._next_sequence[lane] += len(group)
+            self.next_sequence[lane] += len(group)
         self.messages_sent += sent
         return sent
 
