@@ -86,6 +86,9 @@ class StateStore(Protocol):
 
     def uncommit_all(self) -> int: ...
 
+    def mark_pending(self, ids: Sequence[str]) -> None:
+        """Forget what the index holds for these products, so that the next sync re-sends them."""
+
     def pending_count(self) -> int: ...
 
     def product_count(self) -> int: ...

@@ -27,6 +27,13 @@ def record_handler(record: SQSRecord) -> None:
     stats = applier.apply(message.changes)
     if message.run_id is not None:
         applier.state.record_progress(message.run_id, len(message.changes))
+    if stats.repairs:
+        # A newer change overtook these writes: the products are pending again; re-sync them.
+        asked = pipeline().request_repair(message.catalog, stats.repairs)
+        logger.warning(
+            "writes overtaken by newer changes",
+            extra={"catalog": message.catalog, "products": stats.repairs[:20], "re_sync_requested": asked},
+        )
     for name, value in (
         ("VectorsUpserted", stats.upserted),
         ("MetadataUpdated", stats.metadata_updated),

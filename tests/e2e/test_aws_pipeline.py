@@ -397,3 +397,55 @@ def test_a_diff_near_its_timeout_checkpoints_and_continues_sending_nothing_twice
     state = _shared.pipeline().state(_shared.pipeline().config("shop"))
     [run] = state.runs()
     assert run.status.value == "succeeded" and run.counts["applied_changes"] == 40 and ids
+
+
+def test_a_write_overtaken_by_a_newer_change_is_repaired(world: World, monkeypatch: pytest.MonkeyPatch):
+    """A slow consumer writes an old version after a newer one was applied and committed: the product is put
+    back by a targeted re-sync, so the index ends up at the latest catalog."""
+    from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+    from handlers import _shared, consumer, diff
+
+    repairs: list[dict[str, Any]] = []
+    monkeypatch.setenv("CATALOG_SYNC_DIFF_FUNCTION", "arn:aws:lambda:us-east-1:123456789012:function:diff")
+    _shared.pipeline.cache_clear()
+    monkeypatch.setattr(_shared.pipeline(), "invoke_self", lambda arn, payload: repairs.append(payload))
+
+    v1 = [product(str(i)) for i in range(6)]
+    run_pipeline(world, drop(world, "v1.jsonl", v1))
+    old = [product(str(i), description="old edit") for i in range(6)]
+    diff.handler(drop(world, "old.jsonl", old), Context())
+    slow_batch, _ = collect(world)
+
+    newest = [product(str(i), description="newest edit") for i in range(6)]
+    original_upsert = PineconeVectorIndex.upsert
+    raced = []
+
+    def upsert_slowly(self, ids, vectors, changes):  # type: ignore[no-untyped-def]
+        if not raced:  # while the old write is in flight, the newest catalog arrives and is applied
+            raced.append(True)
+            run_pipeline(world, drop(world, "newest.jsonl", newest))
+        return original_upsert(self, ids, vectors, changes)
+
+    monkeypatch.setattr(PineconeVectorIndex, "upsert", upsert_slowly)
+    assert consumer.handler(slow_batch, Context())["batchItemFailures"] == []
+    monkeypatch.setattr(PineconeVectorIndex, "upsert", original_upsert)
+    config = load_config(_config_file(world))
+    validator = RecordValidator(config)
+    embedder_id = f"openai/{config.embedder.openai_model}@{config.embedder.openai_dimensions}"
+
+    def expected_hash(record: dict[str, Any]) -> str:
+        from catalog_sync.logic.canonical import text_hash
+
+        valid = validator.validate(record["sku"], record)
+        return text_hash(valid.text, model_id=embedder_id, template_id=config.text.fingerprint())
+
+    stored = world.pinecone.vectors("shop")
+    assert raced and stored["0"]["metadata"]["_text_hash"] == expected_hash(old[0])  # the old write landed last...
+    assert [(r["catalog"], r["ids"], r["key"]) for r in repairs] == [
+        ("shop", [str(i) for i in range(6)], "catalogs/shop/newest.jsonl")
+    ]  # ...and was noticed
+
+    run_pipeline(world, repairs[0])  # the repair: a targeted re-sync of those products
+    index_matches(world, newest)
+    stored = world.pinecone.vectors("shop")
+    assert all(stored[r["sku"]]["metadata"]["_text_hash"] == expected_hash(r) for r in newest)

@@ -8,7 +8,7 @@ index write succeeded, so a crash anywhere leaves the product pending and the ne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,13 +27,19 @@ class ApplyStats:
     stale_skipped: int = 0
     committed: int = 0
     failed: int = 0
+    # Products whose write was overtaken by a newer change: marked pending, to be re-synced.
+    repairs: list[str] = field(default_factory=list)
 
     def add(self, other: ApplyStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {
+            name: len(value) if isinstance(value, list) else value
+            for name in self.__dataclass_fields__
+            for value in [getattr(self, name)]
+        }
 
 
 class ChangeApplier:
@@ -92,5 +98,13 @@ class ChangeApplier:
         if deletes:
             self.index.delete([c.product_id for c in deletes])
             stats.deleted = len(deletes)
-        stats.committed = self.state.commit(live)
+        # A newer change of a product may have been recorded, and even applied, while this one was being
+        # written: then this (older) write may have overwritten the newer one in the index. Such products are
+        # marked pending, so that a re-sync puts the desired version back; the caller asks for it (repairs).
+        now = self.state.desired_versions([c.product_id for c in live])
+        overtaken = [c.product_id for c in live if now.get(c.product_id, c.version) != c.version]
+        if overtaken:
+            self.state.mark_pending(overtaken)
+            stats.repairs = overtaken
+        stats.committed = self.state.commit([c for c in live if c.product_id not in set(overtaken)])
         return stats

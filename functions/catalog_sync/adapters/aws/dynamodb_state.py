@@ -286,6 +286,16 @@ class DynamoStateStore:
 
         return sum(self._parallel(commit_one, list(changes)))
 
+    def mark_pending(self, ids: Sequence[str]) -> None:
+        def forget(product_id: str) -> bool:
+            return self._update(
+                self._key(product_id),
+                UpdateExpression="REMOVE cv, cth, cmh",
+                ConditionExpression="attribute_exists(dv)",
+            )
+
+        self._parallel(forget, list(ids))
+
     def uncommit_all(self) -> int:
         items = [item for items in self._parallel(self._query_shard, list(range(self.shards))) for item in items]
 

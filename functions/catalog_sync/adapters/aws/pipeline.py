@@ -56,6 +56,8 @@ class PipelineSettings(BaseSettings):
     time_margin_seconds: float = 60.0
     # Changes whose desired state is recorded and which are queued between two looks at the clock.
     dispatch_window: int = 5_000
+    # The diff function, which consumers ask to re-sync products whose write a newer change overtook.
+    diff_function: str | None = None
 
 
 def get_secret(name: str, max_age: int) -> str:
@@ -245,6 +247,20 @@ class Pipeline:
         import orjson
 
         boto3.client("lambda").invoke(FunctionName=function_arn, InvocationType="Event", Payload=orjson.dumps(payload))
+
+    def request_repair(self, catalog: str, product_ids: list[str]) -> bool:
+        """Ask the diff function to re-sync some products now; False when there is none to ask."""
+        if not self.settings.diff_function:
+            return False
+        request: dict[str, Any] = {"catalog": catalog, "ids": product_ids}
+        # Re-read the object the latest run read: the desired state came from it. ("The newest object" is
+        # ambiguous when drops land within the same second.)
+        latest = self.state(self.config(catalog)).runs(1)
+        prefix = f"s3://{self.settings.bucket}/"
+        if latest and latest[0].source.startswith(prefix):
+            request["key"] = latest[0].source[len(prefix) :]
+        self.invoke_self(self.settings.diff_function, request)
+        return True
 
     # ------------------------------------------------------------ the consumer function
 

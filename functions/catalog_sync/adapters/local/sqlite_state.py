@@ -317,6 +317,14 @@ class SqliteStateStore:
     def record_progress(self, run_id: str, handled: int) -> None:
         """Nothing to count: on the embedded default a run applies its own changes before it ends."""
 
+    def mark_pending(self, ids: Sequence[str]) -> None:
+        with self._transaction() as connection:
+            connection.executemany(
+                "UPDATE products SET committed_version = NULL, committed_text_hash = NULL, "
+                "committed_metadata_hash = NULL WHERE id = ? AND deleted = 0",
+                [(product_id,) for product_id in ids],
+            )
+
     def uncommit_all(self) -> int:
         """Forget what the index holds (it was rebuilt): every product is re-sent on the next pass."""
         with self._transaction() as connection:
