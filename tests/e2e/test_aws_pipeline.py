@@ -449,3 +449,15 @@ def test_a_write_overtaken_by_a_newer_change_is_repaired(world: World, monkeypat
     index_matches(world, newest)
     stored = world.pinecone.vectors("shop")
     assert all(stored[r["sku"]]["metadata"]["_text_hash"] == expected_hash(r) for r in newest)
+
+
+def test_messages_are_packed_up_to_the_queues_configured_maximum(world: World):
+    from handlers import _shared, diff
+
+    for url in world.queues.values():
+        world.sqs.set_queue_attributes(QueueUrl=url, Attributes={"MaximumMessageSize": "4096"})
+    _shared.pipeline.cache_clear()
+    diff.handler(drop(world, "v1.jsonl", [product(str(i), description="x" * 400) for i in range(60)]), Context())
+    batch, _ = collect(world)
+    assert len(batch["Records"]) > 1
+    assert all(len(record["body"].encode()) <= 4096 for record in batch["Records"])

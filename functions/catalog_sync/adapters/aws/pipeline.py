@@ -49,7 +49,8 @@ class PipelineSettings(BaseSettings):
     openai_secret: str | None = None  # the same, for OpenAI (only catalogs with the OpenAI embedder need it)
     catalogs_prefix: str = "catalogs/"
     configs_prefix: str = "config/"
-    max_message_bytes: int = DEFAULT_MESSAGE_BYTES
+    # Unset: the queues' own MaximumMessageSize (the smaller of the two), read once.
+    max_message_bytes: int | None = None
     state_shards: int = DEFAULT_SHARDS
     secrets_max_age: int = 300
     # A diff stops dispatching and continues in a new invocation when less than this is left.
@@ -182,10 +183,23 @@ class Pipeline:
             queue_url=self.settings.queue_url,
             priority_queue_url=self.settings.priority_queue_url,
             run_id=run_id,
-            max_message_bytes=self.settings.max_message_bytes,
+            max_message_bytes=self.max_message_bytes(),
             claims=self.claims(),
             catalog=config.name,
         )
+
+    def max_message_bytes(self) -> int:
+        if self.settings.max_message_bytes is None:
+            sizes = [
+                int(
+                    self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])[
+                        "Attributes"
+                    ].get("MaximumMessageSize", DEFAULT_MESSAGE_BYTES)
+                )
+                for url in (self.settings.queue_url, self.settings.priority_queue_url)
+            ]
+            self.settings.max_message_bytes = min(sizes)
+        return self.settings.max_message_bytes
 
     def run_diff(self, request: SyncRequest, *, out_of_time: Callable[[], bool] = lambda: False) -> SyncReport:
         config = self.config(request.catalog)
