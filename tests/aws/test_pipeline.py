@@ -55,7 +55,7 @@ def test_diff_dispatches_and_consumers_converge(tmp_path: Path, aws_credentials:
         create_table(dynamodb)
         s3.create_bucket(Bucket="catalogs")
         urls = [sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("priority", "changes")]
-        state = DynamoStateStore(dynamodb, table=TABLE, catalog=config.name, shards=4)
+        state = DynamoStateStore(dynamodb, table=TABLE, catalog=config.name, shards=4, concurrency=1)
         index = PineconeVectorIndex(
             host=double.host,
             namespace=config.index_namespace,

@@ -31,7 +31,7 @@ def test_v1_then_v2_converge_on_dynamodb_and_pinecone(tmp_path: Path, aws_creden
     with mock_aws(), PineconeDouble(embedder.dimension) as double:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_table(dynamodb)
-        state = DynamoStateStore(dynamodb, table=TABLE, catalog=config.name, shards=4)
+        state = DynamoStateStore(dynamodb, table=TABLE, catalog=config.name, shards=4, concurrency=1)
         index = PineconeVectorIndex(
             host=double.host,
             namespace=config.index_namespace,

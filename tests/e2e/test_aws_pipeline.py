@@ -105,6 +105,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "CATALOG_SYNC_PINECONE_SECRET": "pinecone-key",
             "CATALOG_SYNC_OPENAI_SECRET": "openai-key",
             "CATALOG_SYNC_STATE_SHARDS": "4",
+            "CATALOG_SYNC_STATE_CONCURRENCY": "1",  # moto is not safe for concurrent writes
         }
         for name, value in settings.items():
             monkeypatch.setenv(name, value)

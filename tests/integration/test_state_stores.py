@@ -46,7 +46,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyte
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client)
-        yield lambda: DynamoStateStore(client, table=TABLE, catalog="shop", shards=4, concurrency=2)
+        # One request at a time: moto is not safe for concurrent writes (DynamoDB is).
+        yield lambda: DynamoStateStore(client, table=TABLE, catalog="shop", shards=4, concurrency=1)
 
 
 def upsert(pid: str, version: int, text_hash: str = "t", fingerprint: bytes = b"f" * 16) -> Change:

@@ -12,12 +12,13 @@ decides what the index should hold is conditional, so that concurrent runs and c
 - a desired write applies only if it is newer than the stored desired version (overlapping diff runs);
 - a commit applies only if its change is still the desired version (a late consumer commits nothing);
 - a fingerprint update applies only while the desired version it was computed against still holds.
-Conditional writes have no batch form short of transactions (twice the write units), so they go one item per
-request, in parallel.
+Conditional writes go in transactions of up to 100 items (TransactWriteItems, the only batch form that carries
+conditions; a transactional write costs twice the write units of a plain one), several in parallel.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatu
 
 DEFAULT_SHARDS = 16
 MAX_BATCH_GET = 100
+MAX_TRANSACTION_ITEMS = 100
+_RETRYABLE = {
+    "TransactionCanceledException",  # cancelled for a conflict or throttling, not a condition
+    "TransactionConflictException",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+}
 # Orphans found in the index have no known version: they count as present.
 UNKNOWN_COMMITTED_VERSION = 0
 _PRODUCT_FIELDS = "sk, dv, #del, fp, th, mh, fh, cv, cth, cmh"
@@ -86,8 +96,18 @@ class DynamoSnapshot:
 
 class DynamoStateStore:
     def __init__(
-        self, dynamodb: Any, *, table: str, catalog: str, shards: int = DEFAULT_SHARDS, concurrency: int = 8
+        self,
+        dynamodb: Any,
+        *,
+        table: str,
+        catalog: str,
+        shards: int = DEFAULT_SHARDS,
+        concurrency: int = 8,
+        attempts: int = 6,
+        backoff_seconds: float = 0.05,
     ) -> None:
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
         self._dynamodb = dynamodb
         self.table = table
         self.catalog = catalog
@@ -210,8 +230,44 @@ class DynamoStateStore:
             self.requests["write"] += 1
         return True
 
+    def _transact(self, operations: Sequence[dict[str, Any]]) -> int:
+        """Conditional writes, up to 100 per TransactWriteItems call; returns how many applied.
+
+        A write whose condition fails is dropped (a newer writer got there first) and the rest of its
+        transaction is retried without it; conflicts and throttling are retried with backoff.
+        """
+        applied = 0
+        for start in range(0, len(operations), MAX_TRANSACTION_ITEMS):
+            chunk = list(operations[start : start + MAX_TRANSACTION_ITEMS])
+            attempt = 0
+            while chunk:
+                try:
+                    self._dynamodb.transact_write_items(TransactItems=chunk)
+                    self.requests["write"] += 1
+                    applied += len(chunk)
+                    break
+                except Exception as exc:
+                    self.requests["write"] += 1
+                    response = getattr(exc, "response", None) or {}
+                    code = response.get("Error", {}).get("Code")
+                    reasons = response.get("CancellationReasons") or []
+                    if code == "TransactionCanceledException" and len(reasons) == len(chunk):
+                        failed = {
+                            i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"
+                        }
+                        chunk = [op for i, op in enumerate(chunk) if i not in failed]
+                        if failed:
+                            continue  # the others were only cancelled with them: retry those at once
+                    elif code not in _RETRYABLE:
+                        raise StateWriteError(f"state write failed: {exc}") from exc
+                    attempt += 1
+                    if attempt >= self.attempts:
+                        raise StateWriteError(f"state write kept failing: {exc}") from exc
+                    time.sleep(self.backoff_seconds * 2**attempt)
+        return applied
+
     def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None:
-        def desire(change: Change) -> bool:
+        def desire(change: Change) -> dict[str, Any]:
             values: dict[str, Any] = {":v": {"N": str(change.version)}}
             if change.action is IndexAction.DELETE:
                 values[":true"] = {"BOOL": True}
@@ -233,58 +289,70 @@ class DynamoStateStore:
                     expression += ", fp = :fp"
                 else:
                     expression += " REMOVE fp"
-            return self._update(
-                self._key(change.product_id),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(dv) OR dv < :v",
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues=values,
-            )
+            return {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(change.product_id),
+                    "UpdateExpression": expression,
+                    # An older run never overwrites a newer run's desired state.
+                    "ConditionExpression": "attribute_not_exists(dv) OR dv < :v",
+                    "ExpressionAttributeNames": _NAMES,
+                    "ExpressionAttributeValues": values,
+                }
+            }
 
-        def respell(update: FingerprintUpdate) -> bool:
-            return self._update(
-                self._key(update.product_id),
-                UpdateExpression="SET fp = :fp",
-                ConditionExpression="dv = :v",
-                ExpressionAttributeValues={":fp": {"B": update.fingerprint}, ":v": {"N": str(update.desired_version)}},
-            )
+        def respell(update: FingerprintUpdate) -> dict[str, Any]:
+            return {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(update.product_id),
+                    "UpdateExpression": "SET fp = :fp",
+                    "ConditionExpression": "dv = :v",
+                    "ExpressionAttributeValues": {
+                        ":fp": {"B": update.fingerprint},
+                        ":v": {"N": str(update.desired_version)},
+                    },
+                }
+            }
 
-        self._parallel(desire, list(changes))
-        self._parallel(respell, list(fingerprint_updates))
+        self._in_parallel_transactions([desire(change) for change in changes])
+        self._in_parallel_transactions([respell(update) for update in fingerprint_updates])
+
+    def _in_parallel_transactions(self, operations: list[dict[str, Any]]) -> int:
+        groups = [operations[i : i + MAX_TRANSACTION_ITEMS] for i in range(0, len(operations), MAX_TRANSACTION_ITEMS)]
+        return sum(self._parallel(self._transact, groups))
 
     def commit(self, changes: Sequence[Change]) -> int:
-        def commit_one(change: Change) -> bool:
+        def commit_one(change: Change) -> dict[str, Any]:
             version = {":v": {"N": str(change.version)}}
             if change.action is IndexAction.DELETE:
-                try:
-                    self._dynamodb.delete_item(
-                        TableName=self.table,
-                        Key=self._key(change.product_id),
-                        ConditionExpression="dv = :v AND #del = :true",
-                        ExpressionAttributeNames=_NAMES,
-                        ExpressionAttributeValues={**version, ":true": {"BOOL": True}},
-                    )
-                except Exception as exc:
-                    if _conditional_check_failed(exc):
-                        return False
-                    raise StateWriteError(f"state write failed: {exc}") from exc
-                finally:
-                    self.requests["write"] += 1
-                return True
-            return self._update(
-                self._key(change.product_id),
-                UpdateExpression="SET cv = :v, cth = :th, cmh = :mh",
-                ConditionExpression="dv = :v AND #del = :false",
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues={
-                    **version,
-                    ":false": {"BOOL": False},
-                    ":th": {"S": change.text_hash or ""},
-                    ":mh": {"S": change.metadata_hash or ""},
-                },
-            )
+                return {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": self._key(change.product_id),
+                        "ConditionExpression": "dv = :v AND #del = :true",
+                        "ExpressionAttributeNames": _NAMES,
+                        "ExpressionAttributeValues": {**version, ":true": {"BOOL": True}},
+                    }
+                }
+            return {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(change.product_id),
+                    "UpdateExpression": "SET cv = :v, cth = :th, cmh = :mh",
+                    # Only while the change is still the desired one: a late consumer commits nothing.
+                    "ConditionExpression": "dv = :v AND #del = :false",
+                    "ExpressionAttributeNames": _NAMES,
+                    "ExpressionAttributeValues": {
+                        **version,
+                        ":false": {"BOOL": False},
+                        ":th": {"S": change.text_hash or ""},
+                        ":mh": {"S": change.metadata_hash or ""},
+                    },
+                }
+            }
 
-        return sum(self._parallel(commit_one, list(changes)))
+        return self._in_parallel_transactions([commit_one(change) for change in changes])
 
     def mark_pending(self, ids: Sequence[str]) -> None:
         def forget(product_id: str) -> bool:

@@ -52,6 +52,8 @@ class PipelineSettings(BaseSettings):
     # Unset: the queues' own MaximumMessageSize (the smaller of the two), read once.
     max_message_bytes: int | None = None
     state_shards: int = DEFAULT_SHARDS
+    # Parallel requests to DynamoDB (shard queries, transactions).
+    state_concurrency: int = 8
     secrets_max_age: int = 300
     # A diff stops dispatching and continues in a new invocation when less than this is left.
     time_margin_seconds: float = 60.0
@@ -152,7 +154,11 @@ class Pipeline:
 
     def state(self, config: CatalogConfig) -> DynamoStateStore:
         return DynamoStateStore(
-            self.dynamodb, table=self.settings.table_name, catalog=config.name, shards=self.settings.state_shards
+            self.dynamodb,
+            table=self.settings.table_name,
+            catalog=config.name,
+            shards=self.settings.state_shards,
+            concurrency=self.settings.state_concurrency,
         )
 
     def cache(self) -> DynamoEmbeddingCache:
