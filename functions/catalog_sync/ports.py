@@ -73,7 +73,8 @@ class StateStore(Protocol):
 
     def begin_run(self, *, mode: str, source: str) -> RunRecord: ...
 
-    def finish_run(self, run: RunRecord) -> None: ...
+    def finish_run(self, run: RunRecord) -> bool:
+        """Save the run; True when this call completed it (a dispatched run whose changes were all handled)."""
 
     def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None: ...
 
@@ -97,8 +98,8 @@ class StateStore(Protocol):
 
     def runs(self, limit: int = 30) -> list[RunRecord]: ...
 
-    def record_progress(self, run_id: str, handled: int) -> None:
-        """Consumers count the changes of a dispatched run they handled (see the DynamoDB store)."""
+    def record_progress(self, run_id: str, handled: int) -> bool:
+        """Consumers count the changes of a dispatched run they handled; True when this call completed the run."""
 
 
 class CatalogSource(Protocol):

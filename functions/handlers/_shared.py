@@ -5,14 +5,22 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.pipeline import Pipeline, PipelineSettings
 
-logger = Logger(service="catalog-sync")
-metrics = Metrics(namespace="CatalogSync", service="catalog-sync")
-tracer = Tracer(service="catalog-sync")
+logger = Logger(service=names.SERVICE)
+metrics = Metrics(namespace=names.NAMESPACE, service=names.SERVICE)
+tracer = Tracer(service=names.SERVICE)
 
 
 @cache
 def pipeline() -> Pipeline:
     return Pipeline(PipelineSettings())  # settings come from the environment
+
+
+def run_succeeded(catalog: str) -> None:
+    """A run of `catalog` completed: one data point on the per-catalog metric the staleness alarms watch."""
+    with single_metric(name=names.RUNS_SUCCEEDED, unit=MetricUnit.Count, value=1, namespace=names.NAMESPACE) as metric:
+        metric.add_dimension(name=names.CATALOG_DIMENSION, value=catalog)

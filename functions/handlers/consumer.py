@@ -13,8 +13,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from catalog_sync.adapters.aws import observability as names
 from catalog_sync.logic.packing import unpack_envelope
-from handlers._shared import logger, metrics, pipeline, tracer
+from handlers._shared import logger, metrics, pipeline, run_succeeded, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -25,8 +26,8 @@ def record_handler(record: SQSRecord) -> None:
         raise ValueError("message names no catalog")
     applier = pipeline().applier(message.catalog)
     stats = applier.apply(message.changes)
-    if message.run_id is not None:
-        applier.state.record_progress(message.run_id, len(message.changes))
+    if message.run_id is not None and applier.state.record_progress(message.run_id, len(message.changes)):
+        run_succeeded(message.catalog)
     if stats.repairs:
         # A newer change overtook these writes: the products are pending again; re-sync them.
         asked = pipeline().request_repair(message.catalog, stats.repairs)
@@ -35,12 +36,12 @@ def record_handler(record: SQSRecord) -> None:
             extra={"catalog": message.catalog, "products": stats.repairs[:20], "re_sync_requested": asked},
         )
     for name, value in (
-        ("VectorsUpserted", stats.upserted),
-        ("MetadataUpdated", stats.metadata_updated),
-        ("VectorsDeleted", stats.deleted),
-        ("TextsEmbedded", stats.embedded),
-        ("EmbeddingCacheHits", stats.cache_hits),
-        ("StaleChangesSkipped", stats.stale_skipped),
+        (names.VECTORS_UPSERTED, stats.upserted),
+        (names.METADATA_UPDATED, stats.metadata_updated),
+        (names.VECTORS_DELETED, stats.deleted),
+        (names.TEXTS_EMBEDDED, stats.embedded),
+        (names.EMBEDDING_CACHE_HITS, stats.cache_hits),
+        (names.STALE_CHANGES_SKIPPED, stats.stale_skipped),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     logger.info("message applied", extra={"catalog": message.catalog, "run": message.run_id, **stats.as_dict()})
@@ -52,5 +53,10 @@ def record_handler(record: SQSRecord) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # The failure-rate alarms divide the one by the other.
+    metrics.add_metric(name=names.MESSAGES_PROCESSED, unit=MetricUnit.Count, value=len(event.get("Records", [])))
+    metrics.add_metric(
+        name=names.MESSAGES_FAILED, unit=MetricUnit.Count, value=len(response.get("batchItemFailures", []))
     )
     return dict(response)

@@ -8,10 +8,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.triggers import BadTrigger, parse_trigger
 from catalog_sync.models.config import ConfigError
 from catalog_sync.services.sync import BadCatalog, SyncReport
-from handlers._shared import logger, metrics, pipeline, tracer
+from handlers._shared import logger, metrics, pipeline, run_succeeded, tracer
 
 
 def _summary(report: SyncReport) -> dict[str, Any]:
@@ -34,7 +35,11 @@ def _out_of_time(context: LambdaContext) -> Callable[[], bool]:
 
 def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resume = event["resume"]
-    progress = pipeline().resume_dispatch(resume["catalog"], resume["run_id"], out_of_time=_out_of_time(context))
+    progress, completed = pipeline().resume_dispatch(
+        resume["catalog"], resume["run_id"], out_of_time=_out_of_time(context)
+    )
+    if completed:
+        run_succeeded(resume["catalog"])
     if not progress.finished:
         pipeline().invoke_self(context.invoked_function_arn, event)
     logger.info("dispatch resumed", extra={**resume, "finished": progress.finished, "messages": progress.messages})
@@ -51,7 +56,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         requests = parse_trigger(event, prefix=pipeline().settings.catalogs_prefix)
     except BadTrigger as exc:
         logger.error("rejected event", extra={"reason": str(exc)})
-        metrics.add_metric(name="RejectedEvents", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=names.REJECTED_EVENTS, unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "error": str(exc), "runs": []}
     runs = []
     for request in requests:
@@ -62,7 +67,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             report = pipeline().run_diff(request, out_of_time=_out_of_time(context))
         except (BadCatalog, ConfigError) as exc:
             logger.error("bad input", extra={"catalog": request.catalog, "error": str(exc)})
-            metrics.add_metric(name="BadInput", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=names.BAD_INPUT, unit=MetricUnit.Count, value=1)
             runs.append({"catalog": request.catalog, "status": "bad_input", "error": str(exc)})
             continue
         summary = _summary(report)
@@ -74,14 +79,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             summary["status"] = "continuing"
         counts = report.diff.counts
         for name, value in (
-            ("ProductsAdded", counts.added),
-            ("ProductsModified", counts.text_changed),
-            ("ProductsMetadataOnly", counts.metadata_only),
-            ("ProductsDeleted", counts.deleted),
-            ("InvalidRecords", counts.invalid),
-            ("GuardTrips", int(report.guard.held)),
+            (names.PRODUCTS_ADDED, counts.added),
+            (names.PRODUCTS_MODIFIED, counts.text_changed),
+            (names.PRODUCTS_METADATA_ONLY, counts.metadata_only),
+            (names.PRODUCTS_DELETED, counts.deleted),
+            (names.INVALID_RECORDS, counts.invalid),
+            (names.GUARD_TRIPS, int(report.guard.held)),
         ):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if report.run_completed:
+            run_succeeded(request.catalog)
         logger.info("diff done", extra=summary)
         runs.append(summary)
     return {"status": "ok", "runs": runs}

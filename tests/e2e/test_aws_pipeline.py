@@ -18,6 +18,7 @@ import orjson
 import pytest
 from moto import mock_aws
 
+from catalog_sync.adapters.aws import observability
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.config import load_config
 from tests.conftest import product
@@ -147,6 +148,8 @@ def run_pipeline(world: World, event: dict[str, Any]) -> dict[str, Any]:
 
     result = diff.handler(event, Context())
     batch, handles = sqs_event(world)
+    if not batch["Records"]:  # Lambda never invokes a consumer with an empty batch
+        return {"diff": result, "consumer": {"batchItemFailures": []}}
     response = consumer.handler(batch, Context())
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     for (url, handle), record in zip(handles, batch["Records"], strict=True):
@@ -462,3 +465,43 @@ def test_messages_are_packed_up_to_the_queues_configured_maximum(world: World):
     batch, _ = collect(world)
     assert len(batch["Records"]) > 1
     assert all(len(record["body"].encode()) <= 4096 for record in batch["Records"])
+
+
+def emitted_metrics(output: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, dimensions, value) of every EMF data point the functions printed."""
+    points = []
+    for line in output.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == observability.NAMESPACE
+            dimensions = {name: blob[name] for names in directive["Dimensions"] for name in names}
+            for metric in directive["Metrics"]:
+                values = blob[metric["Name"]]
+                values = values if isinstance(values, list) else [values]
+                points.extend((metric["Name"], dimensions, value) for value in values)
+    return points
+
+
+def test_the_metrics_the_alarms_watch_are_published(world: World, capsys: pytest.CaptureFixture[str]):
+    v1 = [product(str(i)) for i in range(20)]
+    run_pipeline(world, drop(world, "v1.jsonl", v1))
+    points = emitted_metrics(capsys.readouterr().out)
+    service = {"service": observability.SERVICE}
+    # The run completed once, in the consumer, on the per-catalog metric of the staleness alarms.
+    assert [p for p in points if p[0] == observability.RUNS_SUCCEEDED] == [
+        (observability.RUNS_SUCCEEDED, {"catalog": "shop"}, 1.0)
+    ]
+    processed = sum(v for name, dims, v in points if name == observability.MESSAGES_PROCESSED and dims == service)
+    failed = [v for name, dims, v in points if name == observability.MESSAGES_FAILED and dims == service]
+    assert processed >= 1 and failed == [0.0]
+    assert (observability.PRODUCTS_ADDED, service, 20.0) in points
+    assert (observability.GUARD_TRIPS, service, 0.0) in points
+
+    # An unchanged drop: the run has nothing to dispatch and completes in the diff function itself.
+    run_pipeline(world, drop(world, "v1-again.jsonl", v1))
+    points = emitted_metrics(capsys.readouterr().out)
+    assert [p for p in points if p[0] == observability.RUNS_SUCCEEDED] == [
+        (observability.RUNS_SUCCEEDED, {"catalog": "shop"}, 1.0)
+    ]

@@ -171,13 +171,21 @@ def test_a_dispatched_run_completes_when_its_changes_are_handled(make_store):
     run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
     run.status = RunStatus.DISPATCHED
     run.counts = {"dispatched_changes": 5}
-    store.finish_run(run)
-    store.record_progress(run.run_id, 3)
+    assert store.finish_run(run) is False
+    assert store.record_progress(run.run_id, 3) is False
     assert store.runs()[0].status is RunStatus.DISPATCHED
-    store.record_progress(run.run_id, 2)
+    # Exactly one caller completes the run (it publishes the metric the staleness alarms watch).
+    assert store.record_progress(run.run_id, 2) is True
+    assert store.record_progress(run.run_id, 1) is False  # a duplicate delivery
     finished = store.runs()[0]
-    assert finished.status is RunStatus.SUCCEEDED and finished.counts["applied_changes"] == 5
+    assert finished.status is RunStatus.SUCCEEDED and finished.counts["applied_changes"] == 6
     empty = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
     empty.status, empty.counts = RunStatus.DISPATCHED, {"dispatched_changes": 0}
-    store.finish_run(empty)
+    assert store.finish_run(empty) is True
     assert store.runs()[0].status is RunStatus.SUCCEEDED
+    # Consumers may finish before the dispatch records its total (a resumed dispatch): then finishing completes.
+    late = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
+    assert store.record_progress(late.run_id, 2) is False
+    late.status, late.counts = RunStatus.DISPATCHED, {"dispatched_changes": 2}
+    assert store.finish_run(late) is True
+    assert store.finish_run(late) is False

@@ -57,6 +57,8 @@ class SyncReport:
     error: str | None = None
     dry_run: bool = False
     dispatch: DispatchProgress | None = None
+    # The run completed within this call (on AWS: a dispatched run with nothing left for consumers to do).
+    run_completed: bool = False
 
     @property
     def held(self) -> bool:
@@ -107,6 +109,7 @@ class SyncService:
         self.notes = list(notes or [])
         self.differ = CatalogDiff(config, model_id=embedder.model_id)
         self.applier = ChangeApplier(state=state, index=index, embedder=embedder, cache=cache)
+        self.run_completed = False  # set by each run: whether finishing it completed it
 
     def _diff(
         self,
@@ -193,8 +196,9 @@ class SyncService:
         run = self.state.begin_run(mode=mode, source=source.name)
         if self.on_run_started is not None:
             self.on_run_started(run)
+        self.run_completed = False
         try:
-            return self._sync(run, source, full=full, force=force, only_ids=only_ids, progress=progress)
+            report = self._sync(run, source, full=full, force=force, only_ids=only_ids, progress=progress)
         except BaseException as exc:
             # Whatever stopped the run (a bug, Ctrl+C), its row must not stay "running"; what was recorded as
             # desired but not committed is re-sent by the next sync.
@@ -202,6 +206,8 @@ class SyncService:
                 run.status, run.message = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
                 self._finish(run, run.counts, run.timings)
             raise
+        report.run_completed = self.run_completed
+        return report
 
     def _sync(
         self,
@@ -356,4 +362,4 @@ class SyncService:
         run.finished_at = datetime.now(UTC)
         run.counts = counts
         run.timings = {name: round(value, 4) for name, value in timings.items()}
-        self.state.finish_run(run)
+        self.run_completed = self.state.finish_run(run)

@@ -416,17 +416,14 @@ class DynamoStateStore:
         # Run ids begin with their start time, so the sort key orders runs by time.
         return {"pk": {"S": f"R#{self.catalog}"}, "sk": {"S": run_id}}
 
-    def finish_run(self, run: RunRecord) -> None:
+    def finish_run(self, run: RunRecord) -> bool:
         # An update, not a put: consumers may already be adding to this run's progress counter.
         values: dict[str, Any] = {":run": {"S": run.model_dump_json()}}
         expression = "SET run_json = :run"
         if run.status is RunStatus.DISPATCHED:
             total = run.counts.get("dispatched_changes", 0)
             values[":total"] = {"N": str(total)}
-            expression += ", changes_total = :total"
-            if total == 0:  # nothing to wait for
-                values[":now"] = {"S": datetime.now(UTC).isoformat()}
-                expression += ", completed_at = :now"
+            expression += ", changes_total = :total"  # none: completed at once, below
         item = self._dynamodb.update_item(
             TableName=self.table,
             Key=self._run_key(run.run_id),
@@ -435,7 +432,7 @@ class DynamoStateStore:
             ReturnValues="ALL_NEW",
         )["Attributes"]
         self.requests["write"] += 1
-        self._complete_if_done(run.run_id, item)
+        return self._complete_if_done(run.run_id, item)
 
     def get_run(self, run_id: str) -> RunRecord:
         item = self._dynamodb.get_item(TableName=self.table, Key=self._run_key(run_id)).get("Item")
@@ -443,7 +440,7 @@ class DynamoStateStore:
             raise KeyError(f"no run {run_id!r} of catalog {self.catalog!r}")
         return RunRecord.model_validate_json(item["run_json"]["S"])
 
-    def record_progress(self, run_id: str, handled: int) -> None:
+    def record_progress(self, run_id: str, handled: int) -> bool:
         """Count changes of a dispatched run that consumers handled; the last one marks the run succeeded."""
         response = self._dynamodb.update_item(
             TableName=self.table,
@@ -453,19 +450,21 @@ class DynamoStateStore:
             ReturnValues="ALL_NEW",
         )
         self.requests["write"] += 1
-        self._complete_if_done(run_id, response["Attributes"])
+        return self._complete_if_done(run_id, response["Attributes"])
 
-    def _complete_if_done(self, run_id: str, item: dict[str, Any]) -> None:
-        # Whichever comes last, the dispatch's total or the consumers' count, completes the run.
+    def _complete_if_done(self, run_id: str, item: dict[str, Any]) -> bool:
+        # Whichever comes last, the dispatch's total or the consumers' count, completes the run: exactly once,
+        # by the conditional write (True for the caller that made it).
         total = item.get("changes_total")
         done = int(item.get("changes_done", {}).get("N", 0))
         if total is not None and done >= int(total["N"]) and "completed_at" not in item:
-            self._update(
+            return self._update(
                 self._run_key(run_id),
                 UpdateExpression="SET completed_at = :now",
                 ConditionExpression="attribute_not_exists(completed_at)",
                 ExpressionAttributeValues={":now": {"S": datetime.now(UTC).isoformat()}},
             )
+        return False
 
     def runs(self, limit: int = 30) -> list[RunRecord]:
         response = self._dynamodb.query(

@@ -240,8 +240,8 @@ class Pipeline:
 
     def resume_dispatch(
         self, catalog: str, run_id: str, *, out_of_time: Callable[[], bool] = lambda: False
-    ) -> DispatchProgress:
-        """Continue a dispatch that ran out of time, from its checkpoint."""
+    ) -> tuple[DispatchProgress, bool]:
+        """Continue a dispatch that ran out of time, from its checkpoint; also whether that completed the run."""
         config = self.config(catalog)
         state = self.state(config)
         progress = DispatchProgress.model_validate_json(self.archive().load_checkpoint(run_id))
@@ -254,13 +254,12 @@ class Pipeline:
         progress = dispatcher.resume(progress, out_of_time=out_of_time)
         if not progress.finished:
             self.archive().save_checkpoint(run_id, progress.model_dump_json().encode())
-            return progress
+            return progress, False
         run = state.get_run(run_id)
         run.status = RunStatus.DISPATCHED
         run.message = None
         run.counts["dispatched_messages"] = progress.messages
-        state.finish_run(run)
-        return progress
+        return progress, state.finish_run(run)
 
     def invoke_self(self, function_arn: str, payload: dict[str, Any]) -> None:
         """Continue in a new invocation of the same function (asynchronous: this one returns at once)."""

@@ -205,7 +205,7 @@ class SqliteStateStore:
             started_at=started,
         )
 
-    def finish_run(self, run: RunRecord) -> None:
+    def finish_run(self, run: RunRecord) -> bool:
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, counts = ?, timings = ?, message = ? WHERE seq = ?",
@@ -218,6 +218,8 @@ class SqliteStateStore:
                     run.seq,
                 ),
             )
+        # Here a run applies its own changes: it is complete when it succeeded.
+        return run.status is RunStatus.SUCCEEDED
 
     def runs(self, limit: int = 30) -> list[RunRecord]:
         rows = self._connection.execute(
@@ -314,8 +316,9 @@ class SqliteStateStore:
             ).rowcount
             return max(updated, 0) + max(removed, 0)
 
-    def record_progress(self, run_id: str, handled: int) -> None:
+    def record_progress(self, run_id: str, handled: int) -> bool:
         """Nothing to count: on the embedded default a run applies its own changes before it ends."""
+        return False
 
     def mark_pending(self, ids: Sequence[str]) -> None:
         with self._transaction() as connection:

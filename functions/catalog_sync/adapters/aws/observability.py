@@ -1,0 +1,29 @@
+"""The names the functions publish metrics under, shared with the alarms and the dashboard that read them."""
+
+from __future__ import annotations
+
+NAMESPACE = "CatalogSync"
+SERVICE = "catalog-sync"
+
+# Published by the functions with the dimension {"service": SERVICE}.
+MESSAGES_PROCESSED = "MessagesProcessed"
+MESSAGES_FAILED = "MessagesFailed"
+GUARD_TRIPS = "GuardTrips"
+PRODUCTS_ADDED = "ProductsAdded"
+PRODUCTS_MODIFIED = "ProductsModified"
+PRODUCTS_METADATA_ONLY = "ProductsMetadataOnly"
+PRODUCTS_DELETED = "ProductsDeleted"
+INVALID_RECORDS = "InvalidRecords"
+VECTORS_UPSERTED = "VectorsUpserted"
+METADATA_UPDATED = "MetadataUpdated"
+VECTORS_DELETED = "VectorsDeleted"
+TEXTS_EMBEDDED = "TextsEmbedded"
+EMBEDDING_CACHE_HITS = "EmbeddingCacheHits"
+STALE_CHANGES_SKIPPED = "StaleChangesSkipped"
+REJECTED_EVENTS = "RejectedEvents"
+BAD_INPUT = "BadInput"
+
+# Published with the dimension {"catalog": <name>} only: a run of that catalog completed (all its changes
+# handled). The staleness alarms watch it per catalog.
+RUNS_SUCCEEDED = "RunsSucceeded"
+CATALOG_DIMENSION = "catalog"
