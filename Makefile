@@ -11,8 +11,12 @@ BENCH_N ?= 100000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+LAYER_DIR ?= layers/build/dependencies
+LAYER_ARCH ?= arm64
 
-.PHONY: demo test lint typecheck unit bench bench-1m static-model clean
+.PHONY: demo test lint typecheck unit bench bench-1m static-model layer synth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,14 +43,27 @@ demo: $(VENV)/.local-installed
 	$(BIN)/catalog-sync status --config examples/catalog.toml --state-dir $(DEMO_STATE)
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check functions tests bench
-	$(BIN)/ruff format --check functions tests bench
+	$(BIN)/ruff check functions tests bench infra layers
+	$(BIN)/ruff format --check functions tests bench infra layers
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The Lambda dependency layer (layers/requirements.txt), for arm64 and Python 3.12, with pip: no Docker.
+layer: | $(BIN)/python
+	$(BIN)/python layers/build.py --output $(LAYER_DIR) --architecture $(LAYER_ARCH)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# The CloudFormation template and assets in cdk.out (the layer is built by the app, locally), then cfn-lint.
+synth: $(VENV)/.dev-installed node_modules/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet
+	$(BIN)/cfn-lint
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/diff_bench.py --n $(BENCH_N)
@@ -63,4 +80,4 @@ static-model:
 	.venv-distill/bin/python bench/distill_static_model.py functions/catalog_sync/adapters/embedders/static_minilm
 
 clean:
-	rm -rf $(VENV) $(DEMO_STATE) .pytest_cache .ruff_cache .mypy_cache bench/.data
+	rm -rf $(VENV) $(DEMO_STATE) .pytest_cache .ruff_cache .mypy_cache bench/.data layers/build cdk.out node_modules

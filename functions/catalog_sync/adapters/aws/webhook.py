@@ -1,0 +1,177 @@
+"""Wiring of the webhook function: settings from the environment, the signing key, the HTTP contract, and the
+asynchronous hand-off to the diff function.
+
+The signing key is read from Secrets Manager through powertools Parameters (cached for `secrets_max_age`
+seconds): the secret's value, as stored, is the key (a SecretString as UTF-8 bytes, or a SecretBinary). Clients
+are made on first use, not at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Annotated, Any, Literal
+
+import boto3
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from catalog_sync.adapters.aws.triggers import BadTrigger, SyncMode, catalog_for_key, parse_trigger
+from catalog_sync.logic.signing import DEFAULT_TOLERANCE_SECONDS
+
+# The names a catalog config accepts (catalog_sync.models.config.CatalogConfig.name): 1-63 characters, letters,
+# digits, "_", "." and "-", starting with a letter or a digit (so never "." or "..").
+CATALOG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+MAX_IDS = 1_000
+MAX_ID_LENGTH = 256
+MAX_KEY_LENGTH = 1_024  # S3's limit on an object key (and on a version id)
+# The largest payload Lambda accepts for an asynchronous ("Event") invocation.
+MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
+
+
+class WebhookSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CATALOG_SYNC_", extra="ignore")
+
+    webhook_secret: str = Field(min_length=1)  # Secrets Manager name or ARN of the signing key
+    diff_function: str = Field(min_length=1)  # name or ARN of the diff function
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    signature_tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, gt=0)
+    secrets_max_age: int = Field(default=300, ge=0)
+    catalogs_prefix: str = "catalogs/"  # the diff function's own setting: where a catalog's objects live
+
+
+# ---------------------------------------------------------------- the HTTP contract
+
+
+ProductId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class SyncNow(BaseModel):
+    """The body of POST /catalogs/{catalog}/sync. Empty: an incremental sync of the newest object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SyncMode = SyncMode.INCREMENTAL
+    force: bool = Field(default=False, description="Sync even if the deletion guard would hold the run back.")
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="The object to sync, under the catalog's prefix; unset: the newest object.",
+    )
+    version_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="A version of `key` (a rollback); unset: the latest version. Requires `key`.",
+    )
+    ids: list[ProductId] | None = Field(
+        default=None, min_length=1, max_length=MAX_IDS, description="Only these products; unset: all."
+    )
+
+    @model_validator(mode="after")
+    def _version_needs_key(self) -> SyncNow:
+        if self.version_id is not None and self.key is None:
+            # Without a key, the version would apply to whichever object is newest when the diff runs.
+            raise ValueError("version_id requires key")
+        return self
+
+    def direct_invocation(self, catalog: str, *, prefix: str) -> dict[str, Any]:
+        """The diff function's direct-invocation event for this request, checked with the diff function's parser.
+
+        Raises BadSyncRequest when `key` is not an object of `catalog`.
+        """
+        payload: dict[str, Any] = {"catalog": catalog, "mode": self.mode.value, "force": self.force}
+        if self.key is not None:
+            try:
+                owner = catalog_for_key(self.key, prefix)
+            except BadTrigger:
+                owner = None
+            if owner != catalog:
+                raise BadSyncRequest(("body", "key"), f"key must name an object under {prefix}{catalog}/")
+            payload["key"] = self.key
+        if self.version_id is not None:
+            payload["version_id"] = self.version_id
+        if self.ids is not None:
+            payload["ids"] = list(self.ids)
+        parse_trigger(payload, prefix=prefix)  # what the diff function will do with it; BadTrigger here is a bug
+        return payload
+
+
+class SyncAccepted(BaseModel):
+    catalog: str
+    accepted: Literal[True] = True
+    request_id: str = Field(description="API Gateway's id of the request, for the logs.")
+
+
+class ProblemLocation(BaseModel):
+    loc: list[str | int]
+
+
+class Problem(BaseModel):
+    """An error, as application/problem+json (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemLocation] | None = Field(default=None, description="The invalid fields, by location.")
+
+
+class BadSyncRequest(ValueError):
+    """The request is well-formed but asks for something the diff function would refuse."""
+
+    def __init__(self, loc: tuple[str | int, ...], detail: str) -> None:
+        super().__init__(detail)
+        self.loc = loc
+        self.detail = detail
+
+
+# ---------------------------------------------------------------- AWS
+
+
+class PayloadTooLarge(ValueError):
+    """The invocation would exceed what Lambda accepts for an asynchronous invocation."""
+
+
+class InvokeFailed(RuntimeError):
+    """Lambda did not queue the asynchronous invocation."""
+
+
+class DiffInvoker:
+    """Queues a direct invocation of the diff function (asynchronous: Lambda answers once it is queued)."""
+
+    def __init__(self, function: str, client: Any = None) -> None:
+        self.function = function
+        self.client = client if client is not None else boto3.client("lambda")
+
+    def invoke(self, payload: Mapping[str, Any]) -> None:
+        data = orjson.dumps(payload)
+        if len(data) > MAX_EVENT_PAYLOAD_BYTES:
+            raise PayloadTooLarge(f"{len(data)} bytes, at most {MAX_EVENT_PAYLOAD_BYTES}")
+        response = self.client.invoke(FunctionName=self.function, InvocationType="Event", Payload=data)
+        if response.get("StatusCode") != 202:
+            raise InvokeFailed(f"Lambda answered {response.get('StatusCode')} to an asynchronous invocation")
+
+
+@cache
+def settings() -> WebhookSettings:
+    return WebhookSettings()  # from the environment
+
+
+@cache
+def invoker() -> DiffInvoker:
+    return DiffInvoker(settings().diff_function)
+
+
+def signing_key() -> bytes:
+    """The webhook's signing key, from Secrets Manager (cached by powertools for `secrets_max_age` seconds)."""
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    config = settings()
+    value = get_secret(config.webhook_secret, max_age=config.secrets_max_age)
+    key = value.encode() if isinstance(value, str) else bytes(value)
+    if not key:
+        raise ValueError("the webhook secret is empty")  # never sign or verify with an empty key
+    return key

@@ -1,0 +1,345 @@
+"""The webhook function: an API Gateway HTTP API (payload v2) in front of the diff function.
+
+- POST /catalogs/{catalog}/sync, signed: queues a sync of the catalog now (an asynchronous invocation of the diff
+  function, with its direct-invocation event) and answers 202;
+- GET /health and GET /openapi.json: public.
+
+Every other request must be signed (catalog_sync.logic.signing) over its raw body; the size limit and the
+signature are checked before anything else about the request is answered. Errors are application/problem+json
+(RFC 9457) and carry no internal detail.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.adapters.aws.webhook import (
+    CATALOG_PATTERN,
+    BadSyncRequest,
+    PayloadTooLarge,
+    Problem,
+    ProblemLocation,
+    SyncAccepted,
+    SyncNow,
+)
+from catalog_sync.logic.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from handlers._shared import logger, metrics, tracer
+
+API_VERSION = "1"
+PROBLEM_JSON = "application/problem+json"
+# Answered to anyone: liveness and the API's description. (Unknown paths are not public: they answer 404 only
+# to signed requests, 401 to the rest, as a protected route would.)
+PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json")})
+_CHECKED = "_webhook_request_checked"  # in app.context (cleared after each request): the gate was passed
+
+app = APIGatewayHttpResolver(
+    enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+)
+
+
+class _ProblemError(Exception):
+    """A request that gets an error answer."""
+
+    def __init__(self, status: HTTPStatus, detail: str, errors: list[tuple[str | int, ...]] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+
+def _problem(
+    status: HTTPStatus,
+    detail: str,
+    *,
+    errors: list[tuple[str | int, ...]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
+    problem = Problem(
+        title=status.phrase,
+        status=status.value,
+        detail=detail,
+        errors=[ProblemLocation(loc=list(loc)) for loc in errors] if errors is not None else None,
+    )
+    return Response(
+        status_code=status.value,
+        content_type=PROBLEM_JSON,
+        body=problem.model_dump_json(exclude_none=True),
+        headers=headers,
+    )
+
+
+# ---------------------------------------------------------------- the gate: size, then signature
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.body or ""
+    return base64.b64decode(body, validate=True) if event.is_base64_encoded else body.encode()
+
+
+def _check() -> Response[str] | None:
+    """Public routes read no body and need no configuration: they are answered as they are."""
+    route = app.context.get("_route")
+    if route is not None and (route.method, route.path) in PUBLIC_ROUTES:
+        return None
+    settings = wiring.settings()
+    try:
+        body = _raw_body()
+    except (binascii.Error, ValueError):
+        return _problem(HTTPStatus.BAD_REQUEST, "the body is marked base64-encoded but is not valid base64")
+    if len(body) > settings.max_body_bytes:
+        return _problem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body must be at most {settings.max_body_bytes} bytes"
+        )
+    headers = app.current_event.headers
+    try:
+        verify(
+            wiring.signing_key(),
+            body,
+            headers.get(TIMESTAMP_HEADER),
+            headers.get(SIGNATURE_HEADER),
+            now=time.time(),
+            tolerance_seconds=settings.signature_tolerance_seconds,
+        )
+    except SignatureError as exc:
+        logger.warning(
+            "request refused: bad signature",
+            extra={
+                "reason": exc.reason.value,
+                "request_id": app.current_event.request_context.request_id,
+                "source_ip": app.current_event.request_context.http.source_ip,
+            },
+        )
+        metrics.add_metric(name="UnauthenticatedRequests", unit=MetricUnit.Count, value=1)
+        return _problem(
+            HTTPStatus.UNAUTHORIZED, exc.description, headers={"WWW-Authenticate": "CatalogSync-HMAC-SHA256"}
+        )
+    return None
+
+
+def _gate() -> Response[str] | None:
+    """None when the request may be answered (size within limits; signed, unless the route is public), else the
+    answer. Checked once per request; never raises."""
+    if app.context.get(_CHECKED):
+        return None
+    try:
+        refusal = _check()
+    except Exception:
+        logger.exception("could not check the request")  # nothing on this path puts the key in an exception
+        return _problem(HTTPStatus.INTERNAL_SERVER_ERROR, "the request could not be checked")
+    if refusal is None:
+        app.context[_CHECKED] = True
+    return refusal
+
+
+def _gated(answer: Callable[[Any], Response[str]]) -> Callable[[Any], Response[str]]:
+    """An exception handler that answers only requests that passed the gate.
+
+    powertools validates a request before any middleware runs: without this, an unsigned request would learn
+    whether its body is valid (422) before it is told it is not signed (401).
+    """
+
+    def handle(exc: Any) -> Response[str]:
+        return _gate() or answer(exc)
+
+    handle.__name__ = answer.__name__
+    return handle
+
+
+def _authenticate(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    return _gate() or next_middleware(router)
+
+
+app.use(middlewares=[_authenticate])
+
+
+# ---------------------------------------------------------------- errors, as application/problem+json
+
+
+def _locations(errors: Any) -> list[tuple[str | int, ...]]:
+    return list(dict.fromkeys(tuple(error["loc"]) for error in errors))  # unique, in order; no messages or inputs
+
+
+def _invalid_request(exc: RequestValidationError) -> Response[str]:
+    return _problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the request is not valid", errors=_locations(exc.errors()))
+
+
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[str]:
+    return _problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json")
+
+
+def _problem_error(exc: _ProblemError) -> Response[str]:
+    return _problem(exc.status, exc.detail, errors=exc.errors)
+
+
+def _not_found(exc: NotFoundError) -> Response[str]:
+    return _problem(HTTPStatus.NOT_FOUND, "no such route")
+
+
+def _service_error(exc: ServiceError) -> Response[str]:
+    status = HTTPStatus(exc.status_code)
+    return _problem(status, status.description)
+
+
+def _unexpected(exc: Exception) -> Response[str]:
+    if isinstance(exc, UnicodeDecodeError):  # powertools decodes the body as UTF-8 before it parses the JSON
+        return _problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the request is not valid", errors=[("body",)])
+    if isinstance(exc, ResponseValidationError):
+        logger.error("response failed its own schema", extra={"errors": _locations(exc.errors())})
+    else:
+        logger.exception("unexpected error")
+    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+    return _problem(HTTPStatus.INTERNAL_SERVER_ERROR, "an internal error occurred")
+
+
+for _exc_class, _answer in (
+    (RequestValidationError, _invalid_request),
+    (RequestUnsupportedContentType, _unsupported_content_type),
+    (_ProblemError, _problem_error),
+    (NotFoundError, _not_found),
+    (ServiceError, _service_error),
+    (Exception, _unexpected),
+):
+    app.exception_handler(_exc_class)(_gated(_answer))
+
+
+# ---------------------------------------------------------------- routes
+
+_SYNC_RESPONSES: dict[int, Any] = {
+    HTTPStatus.ACCEPTED.value: {
+        "description": "The sync is queued.",
+        "content": {"application/json": {"model": SyncAccepted}},
+    },
+    **{
+        status.value: {"description": status.phrase, "content": {PROBLEM_JSON: {"model": Problem}}}
+        for status in (
+            HTTPStatus.UNAUTHORIZED,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+        )
+    },
+}
+_SIGNED: list[dict[str, list[str]]] = [{"timestamp": [], "signature": []}]
+
+
+@app.post(
+    "/catalogs/<catalog>/sync",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Sync a catalog now",
+    description=(
+        "Queues a sync of the catalog (the diff function, invoked asynchronously) and answers at once. "
+        f"Signed: {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} (HMAC-SHA256 over `<timestamp>.<raw body>`)."
+    ),
+    responses=_SYNC_RESPONSES,
+    security=_SIGNED,
+    tags=["sync"],
+)
+def sync_now(
+    catalog: Annotated[str, Path(pattern=CATALOG_PATTERN, description="The catalog's name.")],
+    body: Annotated[SyncNow | None, Body()] = None,
+) -> SyncAccepted:
+    request = body or SyncNow()
+    try:
+        payload = request.direct_invocation(catalog, prefix=wiring.settings().catalogs_prefix)
+        wiring.invoker().invoke(payload)
+    except BadSyncRequest as exc:
+        raise _ProblemError(HTTPStatus.UNPROCESSABLE_ENTITY, exc.detail, errors=[exc.loc]) from None
+    except PayloadTooLarge:
+        raise _ProblemError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the request is too large to queue") from None
+    request_id = app.current_event.request_context.request_id
+    logger.info(
+        "sync queued",
+        extra={
+            "catalog": catalog,
+            "mode": request.mode.value,
+            "force": request.force,
+            "key": request.key,
+            "version_id": request.version_id,
+            "ids": len(request.ids) if request.ids is not None else None,
+            "request_id": request_id,
+        },
+    )
+    metrics.add_metric(name="SyncRequestsQueued", unit=MetricUnit.Count, value=1)
+    return SyncAccepted(catalog=catalog, request_id=request_id)
+
+
+@app.get("/health", summary="Liveness", tags=["meta"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _problems_only(document: dict[str, Any]) -> dict[str, Any]:
+    """powertools documents its own error shapes (422 and 500 as application/json); this API answers problems."""
+    problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            responses = operation["responses"]
+            responses[str(HTTPStatus.INTERNAL_SERVER_ERROR.value)] = {
+                "description": HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
+                **problem,
+            }
+            unprocessable = str(HTTPStatus.UNPROCESSABLE_ENTITY.value)
+            if "application/json" in responses.get(unprocessable, {}).get("content", {}):
+                if "parameters" in operation or "requestBody" in operation:
+                    responses[unprocessable] = {"description": HTTPStatus.UNPROCESSABLE_ENTITY.phrase, **problem}
+                else:
+                    del responses[unprocessable]  # nothing to validate
+    paths = json.dumps(document["paths"])
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
+        if f'"#/components/schemas/{name}"' not in paths:
+            schemas.pop(name, None)
+    return document
+
+
+@cache
+def _openapi_document() -> dict[str, Any]:
+    document = app.get_openapi_json_schema(
+        title="catalog-sync",
+        version=API_VERSION,
+        description="Ask for catalog syncs. Signed requests: see the `timestamp` and `signature` security schemes.",
+        security_schemes={
+            "timestamp": APIKey(in_=APIKeyIn.header, name=TIMESTAMP_HEADER, description="Unix seconds."),
+            "signature": APIKey(
+                in_=APIKeyIn.header,
+                name=SIGNATURE_HEADER,
+                description="v1=<hex HMAC-SHA256(key, '<timestamp>.' + raw body)>; several comma-separated.",
+            ),
+        },
+    )
+    return _problems_only(json.loads(document))
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI document", tags=["meta"])
+def openapi_document() -> dict[str, Any]:
+    return _openapi_document()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

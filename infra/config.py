@@ -1,0 +1,218 @@
+"""What a deployment is made of: catalogs and their schedules, function sizes, queue settings, rate limits and
+alarm thresholds. Read from a TOML file (`infra/stack.toml` unless `-c config=PATH` says otherwise) and
+validated here, before anything is synthesised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The Lambda event source mapping's own bounds for SQS.
+MIN_CONSUMER_CONCURRENCY = 2
+MAX_CONSUMER_CONCURRENCY = 1000
+MAX_LAMBDA_TIMEOUT_SECONDS = 900
+# SQS: a queue's visibility timeout should be at least six times the function's timeout (AWS's advice for
+# event source mappings), so a message is not handed to a second consumer while the first still works on it.
+VISIBILITY_TIMEOUT_FACTOR = 6
+
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+_SCHEDULE = re.compile(r"^(cron\(\S+( \S+){5}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
+CatalogName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyncMode(StrEnum):
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+class CatalogSchedule(_Strict):
+    """A catalog the stack knows; with a schedule, an EventBridge rule syncs it on that schedule."""
+
+    name: CatalogName
+    schedule: str | None = None  # cron(...) or rate(...), EventBridge syntax
+    mode: SyncMode = SyncMode.INCREMENTAL
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _schedule_syntax(self) -> Self:
+        if self.schedule is not None and not _SCHEDULE.match(self.schedule):
+            raise ValueError(f"catalog {self.name!r}: {self.schedule!r} is not a cron(...) or rate(...) expression")
+        return self
+
+
+class FunctionSize(_Strict):
+    memory_mb: int = Field(ge=128, le=10_240)
+    timeout_seconds: int = Field(ge=1, le=MAX_LAMBDA_TIMEOUT_SECONDS)
+
+
+class Functions(_Strict):
+    # The diff streams the catalog and loads a catalog's state: memory grows with the catalog (about 1 GB
+    # for a million products); 1,769 MB is one full vCPU.
+    diff: FunctionSize = FunctionSize(memory_mb=1769, timeout_seconds=900)
+    consumer: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=120)
+    webhook: FunctionSize = FunctionSize(memory_mb=256, timeout_seconds=10)
+    log_retention_days: int = 30
+
+    @model_validator(mode="after")
+    def _retention_offered(self) -> Self:
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            offered = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"log_retention_days must be one CloudWatch Logs offers: {offered}")
+        return self
+
+
+class Queues(_Strict):
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    # Changes are packed into messages up to this size (SQS allows up to 1 MiB).
+    max_message_bytes: int = Field(default=1_048_576, ge=1024, le=1_048_576)
+    retention_days: int = Field(default=14, ge=1, le=14)
+    batch_size: int = Field(default=10, ge=1, le=10_000)
+    batching_window_seconds: int = Field(default=5, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _window_for_big_batches(self) -> Self:
+        if self.batch_size > 10 and self.batching_window_seconds == 0:
+            raise ValueError("an SQS batch size over 10 needs a batching window of at least 1 second")
+        return self
+
+
+class RateLimits(_Strict):
+    """The services' rate limits the consumers must stay within, and the least time one request takes.
+
+    A consumer works through its batch one request at a time, so it makes at most 1/latency requests per
+    second to each service; N consumers make N/latency. The shortest plausible latency gives the most
+    requests per consumer, hence the fewest consumers: the bound is conservative. Both lanes (the change
+    queue and the priority queue) share the limits, so the bound is split between them.
+    """
+
+    openai_requests_per_minute: int = Field(default=3_000, ge=1)
+    openai_tokens_per_minute: int = Field(default=1_000_000, ge=1)
+    openai_min_request_seconds: float = Field(default=0.5, gt=0)
+    # Tokens one embedding request carries at most (the adapter packs up to 300k; a message rarely holds more
+    # than its text: about a quarter of its packed size once unzipped is text, at 4 bytes a token).
+    openai_tokens_per_request: int = Field(default=100_000, ge=1)
+    pinecone_write_requests_per_second: float = Field(default=100.0, gt=0)
+    pinecone_min_request_seconds: float = Field(default=0.02, gt=0)
+    # Set to override the derived bound (per queue).
+    max_concurrency: int | None = Field(default=None, ge=MIN_CONSUMER_CONCURRENCY, le=MAX_CONSUMER_CONCURRENCY)
+
+    def consumers_allowed(self) -> dict[str, int]:
+        """How many consumers each limit allows in all (floor of limit x latency, by Little's law)."""
+        openai_rps = self.openai_requests_per_minute / 60
+        tokens_per_second_each = self.openai_tokens_per_request / self.openai_min_request_seconds
+        return {
+            "openai_requests": math.floor(openai_rps * self.openai_min_request_seconds),
+            "openai_tokens": math.floor(self.openai_tokens_per_minute / 60 / tokens_per_second_each),
+            "pinecone_writes": math.floor(self.pinecone_write_requests_per_second * self.pinecone_min_request_seconds),
+        }
+
+    def per_queue_concurrency(self) -> int:
+        """The event source mappings' maximum concurrency, for each of the two queues."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        total = min(self.consumers_allowed().values())
+        # Lambda allows no fewer than 2 per mapping; below 4 in all, the SDKs' backoff on 429 absorbs the rest.
+        return max(MIN_CONSUMER_CONCURRENCY, min(MAX_CONSUMER_CONCURRENCY, total // 2))
+
+
+class Alarms(_Strict):
+    # Share of the consumers' messages that failed, in percent, over `failure_rate_period_minutes`.
+    failure_rate_warning_percent: float = Field(default=5.0, gt=0, le=100)
+    failure_rate_critical_percent: float = Field(default=10.0, gt=0, le=100)
+    failure_rate_period_minutes: int = Field(default=15, ge=1, le=1440)
+    # Any message in a dead-letter queue.
+    dead_letters: int = Field(default=1, ge=1)
+    oldest_message_age_minutes: int = Field(default=60, ge=1)
+    # No successful run of a catalog for this long.
+    stale_warning_hours: int = Field(default=48, ge=1, le=168)
+    stale_critical_hours: int = Field(default=72, ge=1, le=168)
+    guard_trips: int = Field(default=1, ge=1)
+    # The diff's longest invocation, as a share of its timeout.
+    diff_duration_share: float = Field(default=0.8, gt=0, lt=1)
+    alert_emails: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.failure_rate_critical_percent < self.failure_rate_warning_percent:
+            raise ValueError("the critical failure rate must not be below the warning one")
+        if self.stale_critical_hours < self.stale_warning_hours:
+            raise ValueError("the critical staleness must not be below the warning one")
+        return self
+
+
+class StackConfig(_Strict):
+    stack_name: str = Field(default="CatalogSync", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$")
+    # The Pinecone index's data-plane host (https://<index>-<project>.svc.<region>.pinecone.io).
+    pinecone_host: str = Field(pattern=r"^https://\S+$")
+    # Whether any catalog embeds with OpenAI (creates its secret and lets the functions read it).
+    openai: bool = True
+    # The AWS-published Powertools layer, by the version the tests run with (resolved through SSM at deploy).
+    powertools_version: str = "3.37.0"
+    state_shards: int = Field(default=16, ge=1, le=256)
+    catalogs: list[CatalogSchedule] = Field(default_factory=list)
+    functions: Functions = Functions()
+    queues: Queues = Queues()
+    limits: RateLimits = RateLimits()
+    alarms: Alarms = Alarms()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [c.name for c in self.catalogs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"catalogs listed twice: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # Six times the consumer's timeout, plus the batching window the messages may wait in.
+        return VISIBILITY_TIMEOUT_FACTOR * self.functions.consumer.timeout_seconds + self.queues.batching_window_seconds
+
+
+class InfraConfigError(ValueError):
+    """The stack configuration cannot be read; the message names the file and the problem."""
+
+
+def load_stack_config(path: Path) -> StackConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InfraConfigError(f"{path}: {exc}") from exc
+    try:
+        return StackConfig.model_validate(data)
+    except ValueError as exc:
+        raise InfraConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,437 @@
+"""The webhook function under moto: real API Gateway HTTP API (payload v2) events through the real handler.
+
+The signing key is in (moto's) Secrets Manager. moto would need Docker to run an invoked function, so the diff
+function's invoker is replaced by a recorder; one test drives the real boto3 call through botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
+from catalog_sync.logic.signing import signature_headers
+from catalog_sync.models.config import CatalogConfig
+
+EVENT = Path(__file__).resolve().parent.parent / "data" / "events" / "apigateway-http-api-proxy.json"
+DIFF_FUNCTION = "catalog-sync-diff"
+REQUEST_ID = "JKJaXmPLvHcESHA="
+
+
+@dataclass
+class Context:
+    function_name: str = "catalog-sync-webhook"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:catalog-sync-webhook"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class Recorder:
+    """Stands in for the diff function's invoker: what would have been sent."""
+
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, payload: Mapping[str, Any]) -> None:
+        self.payloads.append(dict(payload))
+
+
+@dataclass
+class Webhook:
+    key: bytes
+    secret_name: str
+    recorder: Recorder
+    secrets: Any
+
+
+@pytest.fixture
+def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+    key = f"whsec-{uuid.uuid4().hex}".encode()
+    secret_name = f"catalog-sync/webhook-{uuid.uuid4().hex[:8]}"  # distinct: powertools caches secrets by name
+    with mock_aws():
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(Name=secret_name, SecretString=key.decode())
+        for name, value in {
+            "CATALOG_SYNC_WEBHOOK_SECRET": secret_name,
+            "CATALOG_SYNC_DIFF_FUNCTION": DIFF_FUNCTION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }.items():
+            monkeypatch.setenv(name, value)
+        for name in ("CATALOG_SYNC_MAX_BODY_BYTES", "CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS"):
+            monkeypatch.delenv(name, raising=False)
+        parameters.clear_caches()
+        wiring.settings.cache_clear()
+        wiring.invoker.cache_clear()
+        recorder = Recorder()
+        monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+        yield Webhook(key=key, secret_name=secret_name, recorder=recorder, secrets=secrets)
+        parameters.clear_caches()
+        wiring.settings.cache_clear()
+
+
+def event(
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    *,
+    key: bytes | None = None,
+    timestamp: int | None = None,
+    base64_body: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An HTTP API event, signed with `key` if given (over the raw body, as the sender sends it)."""
+    payload = copy.deepcopy(json.loads(EVENT.read_text()))
+    payload["routeKey"] = payload["requestContext"]["routeKey"] = "$default"
+    payload["rawPath"] = payload["requestContext"]["http"]["path"] = path
+    payload["rawQueryString"] = ""
+    payload.pop("queryStringParameters", None)
+    payload.pop("pathParameters", None)
+    payload["requestContext"]["http"]["method"] = method
+    payload["requestContext"]["requestId"] = REQUEST_ID
+    sent: dict[str, str] = {"content-type": "application/json", "user-agent": "catalog-sync-tests"}
+    if key is not None:
+        signed = signature_headers(key, body or b"", int(time.time()) if timestamp is None else timestamp)
+        sent.update({name.lower(): value for name, value in signed.items()})  # HTTP APIs lower-case names
+    sent.update(headers or {})
+    payload["headers"] = sent
+    if body is None:
+        payload.pop("body", None)
+        payload["isBase64Encoded"] = False
+    elif base64_body:
+        payload["body"] = base64.b64encode(body).decode()
+        payload["isBase64Encoded"] = True
+    else:
+        payload["body"] = body.decode()
+        payload["isBase64Encoded"] = False
+    return payload
+
+
+def call(request: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    from handlers import webhook
+
+    response = webhook.handler(request, Context())
+    headers = {name.lower(): value for name, value in response["headers"].items()}
+    return response["statusCode"], headers, json.loads(response["body"]) if response["body"] else {}
+
+
+def assert_problem(
+    response: tuple[int, dict[str, Any], dict[str, Any]], status: int, *, detail: str | None = None
+) -> dict[str, Any]:
+    code, headers, body = response
+    assert code == status, body
+    assert headers["content-type"] == "application/problem+json"
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    if detail is not None:
+        assert detail in body["detail"]
+    return body
+
+
+SYNC = "/catalogs/shop/sync"
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """What the function logs, as it would reach CloudWatch (the powertools Logger's JSON lines)."""
+    from handlers._shared import logger
+
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous, level = handler.setStream(stream), logger.log_level
+    logger.setLevel("DEBUG")
+    try:
+        yield stream
+    finally:
+        handler.setStream(previous)
+        logger.setLevel(level)
+
+
+# ---------------------------------------------------------------- accepted
+
+
+def test_a_signed_sync_is_queued_with_the_diff_functions_direct_invocation(webhook: Webhook):
+    body = {
+        "mode": "full",
+        "force": True,
+        "key": "catalogs/shop/2026-11-22.jsonl",
+        "version_id": "3sL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo",
+        "ids": ["sku-1", "sku-2"],
+    }
+    code, headers, answer = call(event("POST", SYNC, orjson.dumps(body), key=webhook.key))
+    assert (code, headers["content-type"]) == (202, "application/json")
+    assert answer == {"catalog": "shop", "accepted": True, "request_id": REQUEST_ID}
+    [payload] = webhook.recorder.payloads
+    assert payload == {"catalog": "shop", **body}
+    # What the diff function will make of it, with its own parser:
+    [request] = parse_trigger(payload)
+    assert request.trigger is Trigger.DIRECT
+    assert (request.catalog, request.key, request.version_id) == ("shop", body["key"], body["version_id"])
+    assert (request.mode, request.force, request.ids) == (SyncMode.FULL, True, ("sku-1", "sku-2"))
+
+
+def test_an_empty_body_asks_for_an_incremental_sync_of_the_newest_object(webhook: Webhook):
+    for body in (None, b"{}"):
+        code, _, answer = call(event("POST", SYNC, body, key=webhook.key))
+        assert (code, answer["accepted"]) == (202, True)
+    assert webhook.recorder.payloads == [{"catalog": "shop", "mode": "incremental", "force": False}] * 2
+    [request] = parse_trigger(webhook.recorder.payloads[0])
+    assert (request.trigger, request.key, request.ids, request.mode) == (
+        Trigger.DIRECT,
+        None,
+        None,
+        SyncMode.INCREMENTAL,
+    )
+
+
+def test_a_base64_encoded_body_is_verified_as_the_raw_bytes_sent(webhook: Webhook):
+    raw = '{"ids": ["café-1"]}'.encode()
+    assert call(event("POST", SYNC, raw, key=webhook.key, base64_body=True))[0] == 202
+    assert webhook.recorder.payloads == [{"catalog": "shop", "mode": "incremental", "force": False, "ids": ["café-1"]}]
+    # Signing what API Gateway handed the function (the base64 text) instead of the body is not the same thing.
+    signed_wrongly = event("POST", SYNC, raw, base64_body=True)
+    wrong = signature_headers(webhook.key, signed_wrongly["body"].encode(), int(time.time()))
+    signed_wrongly["headers"].update({name.lower(): value for name, value in wrong.items()})
+    assert_problem(call(signed_wrongly), 401, detail="does not match")
+
+
+def test_the_real_lambda_call_is_an_asynchronous_invocation(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
+    client = boto3.client("lambda")
+    expected = {"catalog": "shop", "mode": "full", "force": False, "ids": ["sku-9"]}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "invoke",
+            {"StatusCode": 202},
+            {"FunctionName": DIFF_FUNCTION, "InvocationType": "Event", "Payload": orjson.dumps(expected)},
+        )
+        monkeypatch.setattr(wiring, "invoker", lambda: wiring.DiffInvoker(DIFF_FUNCTION, client))
+        body = orjson.dumps({"mode": "full", "ids": ["sku-9"]})
+        assert call(event("POST", SYNC, body, key=webhook.key))[0] == 202
+        stub.assert_no_pending_responses()
+
+
+def test_a_failed_invocation_is_a_500_without_the_services_words(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
+    client = boto3.client("lambda")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "invoke",
+            service_error_code="TooManyRequestsException",
+            service_message="Rate exceeded for arn:aws:lambda:us-east-1:123456789012:function:catalog-sync-diff",
+            http_status_code=429,
+        )
+        monkeypatch.setattr(wiring, "invoker", lambda: wiring.DiffInvoker(DIFF_FUNCTION, client))
+        response = call(event("POST", SYNC, b"{}", key=webhook.key))
+    problem = assert_problem(response, 500)
+    text = json.dumps(problem)
+    assert "TooManyRequests" not in text and "arn:aws" not in text and "Traceback" not in text
+
+
+# ---------------------------------------------------------------- refused: the signature
+
+
+def test_an_unsigned_request_is_401_and_nothing_is_queued(webhook: Webhook):
+    _, headers, _ = response = call(event("POST", SYNC, b"{}"))
+    assert_problem(response, 401, detail="headers are required")
+    assert headers["www-authenticate"] == "CatalogSync-HMAC-SHA256"
+    assert webhook.recorder.payloads == []
+
+
+@pytest.mark.parametrize(("offset", "detail"), [(-310, "expired"), (-3_600, "expired"), (310, "in the future")])
+def test_a_signature_outside_the_window_is_401(webhook: Webhook, offset: int, detail: str):
+    request = event("POST", SYNC, b"{}", key=webhook.key, timestamp=int(time.time()) + offset)
+    assert_problem(call(request), 401, detail=detail)
+    assert webhook.recorder.payloads == []
+
+
+def test_the_window_is_a_setting(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS", "30")
+    wiring.settings.cache_clear()
+    assert_problem(call(event("POST", SYNC, b"{}", key=webhook.key, timestamp=int(time.time()) - 60)), 401)
+
+
+def test_a_tampered_body_is_401(webhook: Webhook):
+    request = event("POST", SYNC, b'{"mode": "incremental"}', key=webhook.key)
+    request["body"] = '{"mode": "full", "force": true}'
+    assert_problem(call(request), 401, detail="does not match")
+    assert webhook.recorder.payloads == []
+
+
+def test_a_tampered_timestamp_is_401(webhook: Webhook):
+    request = event("POST", SYNC, b"{}", key=webhook.key, timestamp=int(time.time()) - 3_600)
+    request["headers"]["x-catalog-sync-timestamp"] = str(int(time.time()))  # refresh an old, captured request
+    assert_problem(call(request), 401, detail="does not match")
+
+
+def test_another_key_is_401(webhook: Webhook):
+    assert_problem(call(event("POST", SYNC, b"{}", key=b"not-the-key")), 401, detail="does not match")
+
+
+def test_a_malformed_signature_is_401(webhook: Webhook):
+    request = event("POST", SYNC, b"{}", key=webhook.key)
+    request["headers"]["x-catalog-sync-signature"] = "sha256=abc"
+    assert_problem(call(request), 401, detail="must be v1=")
+
+
+def test_the_signature_comes_before_the_body_is_judged(webhook: Webhook):
+    # powertools validates before middlewares run: an unsigned caller must still not learn what is valid.
+    for body in (b'{"mode": "sideways"}', b"{not json"):
+        assert_problem(call(event("POST", SYNC, body)), 401)
+    assert_problem(call(event("POST", SYNC, "é".encode("latin-1"), base64_body=True)), 401)  # not UTF-8
+    assert_problem(call(event("POST", "/catalogs/../sync", b"{}")), 401)
+    assert_problem(call(event("POST", SYNC, b"{}", headers={"content-type": "text/plain"})), 401)
+
+
+# ---------------------------------------------------------------- refused: the request
+
+
+def test_an_oversized_body_is_413_signed_or_not(webhook: Webhook):
+    big = orjson.dumps({"ids": ["x" * 200] * 1_400})
+    assert len(big) > 256 * 1024
+    assert_problem(call(event("POST", SYNC, big, key=webhook.key)), 413, detail=str(256 * 1024))
+    assert_problem(call(event("POST", SYNC, big)), 413)  # the size is checked first
+    assert webhook.recorder.payloads == []
+
+
+def test_the_size_limit_is_a_setting(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CATALOG_SYNC_MAX_BODY_BYTES", "64")
+    wiring.settings.cache_clear()
+    body = orjson.dumps({"ids": ["sku-1", "sku-2", "sku-3", "sku-4", "sku-5", "sku-6", "sku-7"]})
+    assert_problem(call(event("POST", SYNC, body, key=webhook.key, base64_body=True)), 413)
+    assert call(event("POST", SYNC, b'{"ids": ["sku-1"]}', key=webhook.key))[0] == 202
+
+
+def test_bad_json_is_422_problem_json(webhook: Webhook):
+    problem = assert_problem(call(event("POST", SYNC, b'{"mode": "full",', key=webhook.key)), 422)
+    assert [error["loc"][0] for error in problem["errors"]] == ["body"]
+    assert webhook.recorder.payloads == []
+
+
+@pytest.mark.parametrize(
+    ("body", "locations"),
+    [
+        ({"mode": "sideways"}, [["body", "mode"]]),
+        ({"force": "maybe"}, [["body", "force"]]),
+        ({"surprise": 1}, [["body", "surprise"]]),
+        ({"ids": []}, [["body", "ids"]]),
+        ({"ids": [""]}, [["body", "ids", 0]]),
+        ({"ids": [f"sku-{i}" for i in range(1_001)]}, [["body", "ids"]]),
+        ({"version_id": "v1"}, [["body"]]),
+        ({"key": "catalogs/outlet/all.jsonl"}, [["body", "key"]]),
+        ({"key": "elsewhere/shop/all.jsonl"}, [["body", "key"]]),
+        ([1, 2], [["body"]]),
+    ],
+)
+def test_an_invalid_body_is_422_listing_field_locations_only(webhook: Webhook, body: Any, locations: list[list[Any]]):
+    problem = assert_problem(call(event("POST", SYNC, orjson.dumps(body), key=webhook.key)), 422)
+    assert [error["loc"] for error in problem["errors"]][: len(locations)] == locations
+    assert all(set(error) == {"loc"} for error in problem["errors"])  # no messages, no echoed input
+    assert webhook.recorder.payloads == []
+
+
+def test_a_body_that_is_not_utf8_is_422(webhook: Webhook):
+    body = "é".encode("latin-1")
+    problem = assert_problem(call(event("POST", SYNC, body, key=webhook.key, base64_body=True)), 422)
+    assert problem["errors"] == [{"loc": ["body"]}]
+
+
+@pytest.mark.parametrize("catalog", ["..", ".hidden", "-x", "a" * 64, "sh%20op", "shop%2Fother", "ça"])
+def test_an_unsafe_catalog_name_is_422(webhook: Webhook, catalog: str):
+    problem = assert_problem(call(event("POST", f"/catalogs/{catalog}/sync", b"{}", key=webhook.key)), 422)
+    assert problem["errors"] == [{"loc": ["path", "catalog"]}]
+
+
+def test_catalog_names_are_the_ones_a_catalog_config_accepts(webhook: Webhook):
+    patterns = [meta.pattern for meta in CatalogConfig.model_fields["name"].metadata if hasattr(meta, "pattern")]
+    assert patterns == [wiring.CATALOG_PATTERN]
+    for catalog in ("shop", "Shop-2.eu_west", "a" * 63, "0"):
+        assert call(event("POST", f"/catalogs/{catalog}/sync", b"{}", key=webhook.key))[0] == 202
+
+
+def test_another_content_type_is_415(webhook: Webhook):
+    request = event("POST", SYNC, b"mode=full", key=webhook.key, headers={"content-type": "text/plain"})
+    assert_problem(call(request), 415)
+
+
+def test_an_unknown_route_is_404_problem_json_to_a_signed_caller(webhook: Webhook):
+    assert_problem(call(event("GET", "/catalogs/shop", key=webhook.key)), 404)
+    assert_problem(call(event("DELETE", SYNC, key=webhook.key)), 404)
+    assert_problem(call(event("GET", "/admin")), 401)  # unsigned: told nothing about what exists
+
+
+def test_a_missing_secret_is_a_500_that_says_nothing_internal(webhook: Webhook, logs: io.StringIO):
+    webhook.secrets.delete_secret(SecretId=webhook.secret_name, ForceDeleteWithoutRecovery=True)
+    problem = assert_problem(call(event("POST", SYNC, b"{}", key=webhook.key)), 500)
+    assert problem["detail"] == "the request could not be checked"
+    assert "ResourceNotFound" not in json.dumps(problem) and webhook.secret_name not in json.dumps(problem)
+    [record] = [json.loads(line) for line in logs.getvalue().splitlines() if '"ERROR"' in line]
+    assert record["message"] == "could not check the request"  # logged, for the operator
+    assert "ResourceNotFoundException" in record["exception"]
+    assert webhook.recorder.payloads == []
+
+
+# ---------------------------------------------------------------- public
+
+
+def test_health_is_public(webhook: Webhook):
+    assert call(event("GET", "/health")) == (200, {"content-type": "application/json"}, {"status": "ok"})
+
+
+def test_the_openapi_document_is_public_and_valid(webhook: Webhook):
+    code, headers, document = call(event("GET", "/openapi.json"))
+    assert (code, headers["content-type"]) == (200, "application/json")
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"] == "catalog-sync"
+    assert {"/catalogs/{catalog}/sync", "/health", "/openapi.json"} <= set(document["paths"])
+    sync = document["paths"]["/catalogs/{catalog}/sync"]["post"]
+    assert set(sync["responses"]) >= {"202", "401", "413", "422", "500"}
+    for status in ("401", "413", "422", "500"):
+        assert list(sync["responses"][status]["content"]) == ["application/problem+json"]
+    assert sync["security"] == [{"timestamp": [], "signature": []}]
+    assert document["components"]["schemas"]["SyncNow"]["additionalProperties"] is False
+    assert set(document["components"]["securitySchemes"]) == {"timestamp", "signature"}
+
+    from openapi_spec_validator import validate
+
+    validate(document)
+
+
+# ---------------------------------------------------------------- the key stays secret
+
+
+def test_the_secret_is_never_logged(
+    webhook: Webhook, logs: io.StringIO, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="aws_lambda_powertools")
+    call(event("POST", SYNC, b'{"mode": "full"}', key=webhook.key))  # accepted
+    call(event("POST", SYNC, b"{}", key=b"wrong"))  # refused
+    call(event("POST", SYNC, b'{"mode": 1}', key=webhook.key))  # invalid
+    call(event("GET", "/health"))
+    webhook.recorder.invoke = None  # type: ignore[assignment,method-assign]  # an internal error
+    call(event("POST", SYNC, b"{}", key=webhook.key))
+    logged = logs.getvalue()
+    assert "sync queued" in logged and "bad signature" in logged and "unexpected error" in logged  # it sees the logs
+    printed = capsys.readouterr()
+    secret = webhook.key.decode()
+    for text in (logged, printed.out, printed.err, caplog.text):
+        assert secret not in text
