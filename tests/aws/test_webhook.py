@@ -29,21 +29,11 @@ from catalog_sync.adapters.aws import webhook as wiring
 from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
 from catalog_sync.logic.signing import signature_headers
 from catalog_sync.models.config import CatalogConfig
+from tests.doubles.lambda_context import Context
 
 EVENT = Path(__file__).resolve().parent.parent / "data" / "events" / "apigateway-http-api-proxy.json"
 DIFF_FUNCTION = "catalog-sync-diff"
 REQUEST_ID = "JKJaXmPLvHcESHA="
-
-
-@dataclass
-class Context:
-    function_name: str = "catalog-sync-webhook"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:catalog-sync-webhook"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @dataclass

@@ -22,6 +22,7 @@ from catalog_sync.adapters.aws import observability
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.config import load_config
 from tests.conftest import product
+from tests.doubles.lambda_context import Context
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
 from tests.integration.test_state_stores import create_table
@@ -46,17 +47,6 @@ openai_model = "text-embedding-3-small"
 openai_dimensions = 8
 openai_base_url = "{openai}"
 """
-
-
-@dataclass
-class Context:
-    function_name: str = "catalog-sync-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:catalog-sync-test"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 600_000
 
 
 @dataclass
