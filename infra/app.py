@@ -26,6 +26,10 @@ DEFAULT_CONFIG = ROOT / "infra" / "stack.toml"
 FEATURE_FLAGS = {
     # Grant S3 server access logging through a bucket policy, not the legacy ACL.
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # A layer change publishes a new function version.
+    "@aws-cdk/aws-lambda:recognizeLayerVersion": True,
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+    "@aws-cdk/core:stackRelativeExports": True,
 }
 
 

@@ -47,7 +47,8 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 _SCHEDULE = re.compile(r"^(cron\(\S+( \S+){5}\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
-CatalogName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+# As the catalog configuration and the webhook accept them.
+CatalogName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
 
 class _Strict(BaseModel):
@@ -66,6 +67,8 @@ class CatalogSchedule(_Strict):
     schedule: str | None = None  # cron(...) or rate(...), EventBridge syntax
     mode: SyncMode = SyncMode.INCREMENTAL
     enabled: bool = True
+    # Alarm when the catalog has had no successful run (from any trigger) for the staleness thresholds.
+    stale_alarms: bool = True
 
     @model_validator(mode="after")
     def _schedule_syntax(self) -> Self:
@@ -175,7 +178,8 @@ class Alarms(_Strict):
 
 
 class StackConfig(_Strict):
-    stack_name: str = Field(default="CatalogSync", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$")
+    # Functions are named <stack>-consumer: Lambda allows 64 characters.
+    stack_name: str = Field(default="CatalogSync", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,54}$")
     # The Pinecone index's data-plane host (https://<index>-<project>.svc.<region>.pinecone.io).
     pinecone_host: str = Field(pattern=r"^https://\S+$")
     # Whether any catalog embeds with OpenAI (creates its secret and lets the functions read it).

@@ -5,6 +5,7 @@ resources; every threshold comes from the StackConfig.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,19 @@ CONFIGS_PREFIX = "config/"
 CLAIMS_PREFIX = "claims/"
 RUNS_PREFIX = "runs/"
 QUARANTINE_PREFIX = "quarantine/"
+# HTTP API access log fields ($context variables of HTTP APIs, not REST APIs').
+HTTP_API_ACCESS_LOG = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "method": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "integrationError": "$context.integrationErrorMessage",
+}
 TTL_ATTRIBUTE = "expires_at"  # the embedding cache's expiry (DynamoEmbeddingCache)
 
 
@@ -322,9 +336,11 @@ class CatalogSyncStack(cdk.Stack):
                 self, f"/aws/service/powertools/python/arm64/python3.12/{config.powertools_version}"
             ),
         )
+        # Layers unpack in order, later ones over earlier ones: ours must come after Powertools (which ships its
+        # own pydantic), and CDK orders a function's layers by construct path, hence the name.
         self.dependency_layer = lambda_.LayerVersion(
             self,
-            "Dependencies",
+            "RuntimeDependencies",
             description="catalog-sync runtime dependencies (layers/requirements.txt)",
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.ARM_64],
@@ -338,7 +354,7 @@ class CatalogSyncStack(cdk.Stack):
                 ),
             ),
         )
-        diff_name = f"{self.stack_name}-diff"
+        diff_name = self.diff_name = f"{self.stack_name}-diff"
         pipeline_environment = {
             "CATALOG_SYNC_TABLE_NAME": self.table.table_name,
             "CATALOG_SYNC_BUCKET": self.bucket.bucket_name,
@@ -410,12 +426,28 @@ class CatalogSyncStack(cdk.Stack):
     def _grant_pipeline(self, function: lambda_.Function, diff_arn: str, *, writes: bool) -> None:
         """What the diff (writes=True) and the consumer need: their prefixes, the table, queues and secrets."""
         bucket = self.bucket
-        reads = [f"{CONFIGS_PREFIX}*", f"{CLAIMS_PREFIX}*"]
+        # The diff writes claim checks and the consumer reads them; the diff reads its run archives and any version
+        # of a catalog drop (rollbacks); both read the catalogs' configurations.
+        reads = [CONFIGS_PREFIX, RUNS_PREFIX] if writes else [CONFIGS_PREFIX, CLAIMS_PREFIX]
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{p}*") for p in reads])
+        )
+        listed = [f"{CONFIGS_PREFIX}*"]
         if writes:
-            reads += [f"{CATALOGS_PREFIX}*", f"{RUNS_PREFIX}*"]
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[bucket.arn_for_objects(f"{CATALOGS_PREFIX}*")],
+                )
+            )
+            # The newest drop of a catalog (a scheduled run) is found by listing its prefix.
+            listed.append(f"{CATALOGS_PREFIX}*")
+        # A catalog's configuration is found by listing (config.toml or .yaml).
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[bucket.arn_for_objects(p) for p in reads]
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": listed}},
             )
         )
         if writes:
@@ -425,14 +457,6 @@ class CatalogSyncStack(cdk.Stack):
                     resources=[
                         bucket.arn_for_objects(f"{p}*") for p in (CLAIMS_PREFIX, RUNS_PREFIX, QUARANTINE_PREFIX)
                     ],
-                )
-            )
-            # The newest drop of a catalog (a scheduled run) is found by listing its prefix.
-            function.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{CATALOGS_PREFIX}*"]}},
                 )
             )
             for queue in (self.change_queue, self.priority_queue):
@@ -447,24 +471,18 @@ class CatalogSyncStack(cdk.Stack):
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:BatchWriteItem",
-                    "dynamodb:ConditionCheckItem",
                 ],
                 resources=[self.table.table_arn],
             )
         )
-        if writes:
-            # The queues' MaximumMessageSize is read when it is not configured.
-            function.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["sqs:GetQueueAttributes"],
-                    resources=[self.change_queue.queue_arn, self.priority_queue.queue_arn],
-                )
-            )
         self.pinecone_secret.grant_read(function)
         if self.openai_secret is not None:
             self.openai_secret.grant_read(function)
-        # The diff continues in a new invocation of itself near its timeout; consumers ask it for repairs.
-        function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn]))
+        # The diff continues in a new invocation of itself near its timeout (by its invoked ARN, which may carry a
+        # version or alias); consumers ask it for repairs.
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn, f"{diff_arn}:*"])
+        )
 
     # ------------------------------------------------------------------ triggers
 
@@ -530,17 +548,7 @@ class CatalogSyncStack(cdk.Stack):
             throttle=apigw.ThrottleSettings(rate_limit=20, burst_limit=40),
             access_log_settings=AccessLogs(
                 destination=apigw.LogGroupLogDestination(access_logs),
-                log_format=apigateway_v1.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=False,
-                ),
+                log_format=apigateway_v1.AccessLogFormat.custom(json.dumps(HTTP_API_ACCESS_LOG)),
             ),
         )
 
@@ -594,7 +602,12 @@ class CatalogSyncStack(cdk.Stack):
         ):
             self._alarm(
                 alarm_id,
-                f"CRITICAL: messages in {alarm_id}: changes that kept failing (catalog-sync redrive puts them back)",
+                f"CRITICAL: messages in {alarm_id}: "
+                + (
+                    "diff invocations that failed after retries (the event is in the message)"
+                    if queue is self.diff_failures
+                    else "changes that kept failing (catalog-sync redrive puts them back once fixed)"
+                ),
                 metric=queue.metric_approximate_number_of_messages_visible(
                     period=cdk.Duration.minutes(1), statistic="Maximum"
                 ),
@@ -615,8 +628,10 @@ class CatalogSyncStack(cdk.Stack):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-        for catalog in self.config.catalogs:
-            runs = self._metric(names.RUNS_SUCCEEDED, minutes=60, **{names.CATALOG_DIMENSION: catalog.name})
+        for catalog in (c for c in self.config.catalogs if c.stale_alarms):
+            runs = self._metric(
+                names.RUNS_SUCCEEDED, minutes=60, service=names.SERVICE, **{names.CATALOG_DIMENSION: catalog.name}
+            )
             for level, hours in (
                 ("Warning", thresholds.stale_warning_hours),
                 ("Critical", thresholds.stale_critical_hours),
@@ -737,6 +752,7 @@ class CatalogSyncStack(cdk.Stack):
             ("PriorityQueueUrl", self.priority_queue.queue_url),
             ("ChangeDeadLetterQueueUrl", self.change_dlq.queue_url),
             ("PriorityDeadLetterQueueUrl", self.priority_dlq.queue_url),
+            ("DiffFailuresQueueUrl", self.diff_failures.queue_url),
             ("WebhookUrl", self.api_stage.url),
             ("WebhookSecretArn", self.webhook_secret.secret_arn),
             ("PineconeSecretArn", self.pinecone_secret.secret_arn),
@@ -797,6 +813,14 @@ class CatalogSyncStack(cdk.Stack):
                     f"IAM5[Resource::{bucket}/{prefix}*]",
                     f"Objects under one prefix of the stack's own bucket: {prefixes[prefix]}",
                 )
+        qualified_diff = f"arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:{self.diff_name}:*"
+        for function in (self.diff, self.consumer):
+            policy = function.role.node.find_child("DefaultPolicy") if function.role else function
+            acknowledge(
+                policy,
+                f"IAM5[Resource::{qualified_diff}]",
+                "The diff function's own versions and aliases: it re-invokes itself by the ARN it was invoked with",
+            )
         for secret, why in (
             (self.pinecone_secret, "a Pinecone API key is issued by Pinecone; rotate it there, then put the new value"),
             (self.openai_secret, "an OpenAI API key is issued by OpenAI; rotate it there, then put the new value"),

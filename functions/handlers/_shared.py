@@ -22,5 +22,12 @@ def pipeline() -> Pipeline:
 
 def run_succeeded(catalog: str) -> None:
     """A run of `catalog` completed: one data point on the per-catalog metric the staleness alarms watch."""
-    with single_metric(name=names.RUNS_SUCCEEDED, unit=MetricUnit.Count, value=1, namespace=names.NAMESPACE) as metric:
+    # The service dimension is explicit: the alarms must match the dimensions exactly, wherever this runs.
+    with single_metric(
+        name=names.RUNS_SUCCEEDED,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=names.NAMESPACE,
+        default_dimensions={"service": names.SERVICE},
+    ) as metric:
         metric.add_dimension(name=names.CATALOG_DIMENSION, value=catalog)

@@ -481,7 +481,7 @@ def test_the_metrics_the_alarms_watch_are_published(world: World, capsys: pytest
     service = {"service": observability.SERVICE}
     # The run completed once, in the consumer, on the per-catalog metric of the staleness alarms.
     assert [p for p in points if p[0] == observability.RUNS_SUCCEEDED] == [
-        (observability.RUNS_SUCCEEDED, {"catalog": "shop"}, 1.0)
+        (observability.RUNS_SUCCEEDED, {"service": observability.SERVICE, "catalog": "shop"}, 1.0)
     ]
     processed = sum(v for name, dims, v in points if name == observability.MESSAGES_PROCESSED and dims == service)
     failed = [v for name, dims, v in points if name == observability.MESSAGES_FAILED and dims == service]
@@ -493,5 +493,5 @@ def test_the_metrics_the_alarms_watch_are_published(world: World, capsys: pytest
     run_pipeline(world, drop(world, "v1-again.jsonl", v1))
     points = emitted_metrics(capsys.readouterr().out)
     assert [p for p in points if p[0] == observability.RUNS_SUCCEEDED] == [
-        (observability.RUNS_SUCCEEDED, {"catalog": "shop"}, 1.0)
+        (observability.RUNS_SUCCEEDED, {"service": observability.SERVICE, "catalog": "shop"}, 1.0)
     ]

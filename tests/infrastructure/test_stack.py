@@ -31,6 +31,11 @@ def logical_id(resources: dict[str, dict[str, Any]], kind: str, construct: str) 
     return name
 
 
+def lanes(resources: dict[str, dict[str, Any]]) -> set[str]:
+    """The logical ids of the two change queues (not their dead-letter queues)."""
+    return {logical_id(resources, "AWS::SQS::Queue", name) for name in ("ChangeQueue", "PriorityQueue")}
+
+
 def functions(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The project's functions by handler (CDK adds one of its own for the bucket notifications)."""
     return {
@@ -143,7 +148,7 @@ def test_the_consumer_reads_both_queues_with_partial_batch_responses_and_a_concu
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": CONFIG.limits.per_queue_concurrency()}
         sources |= refs(mapping["EventSourceArn"])
-    assert {source.split("Queue")[0] for source in sources} == {"Change", "Priority"}
+    assert sources == lanes(resources)
 
 
 def test_functions_run_python_3_12_on_arm64_with_both_layers_and_sizes_from_the_config(resources):
@@ -154,7 +159,7 @@ def test_functions_run_python_3_12_on_arm64_with_both_layers_and_sizes_from_the_
         "handlers.consumer.handler": CONFIG.functions.consumer,
         "handlers.webhook.handler": CONFIG.functions.webhook,
     }
-    dependency_layer = logical_id(resources, "AWS::Lambda::LayerVersion", "Dependencies")
+    dependency_layer = logical_id(resources, "AWS::Lambda::LayerVersion", "RuntimeDependencies")
     [powertools_parameter] = [name for name in refs(next(iter(found.values()))["Layers"]) if "Ssm" in name]
     for handler, function in found.items():
         assert function["Runtime"] == "python3.12"
@@ -162,7 +167,8 @@ def test_functions_run_python_3_12_on_arm64_with_both_layers_and_sizes_from_the_
         assert function["MemorySize"] == sizes[handler].memory_mb
         assert function["Timeout"] == sizes[handler].timeout_seconds
         assert function["TracingConfig"] == {"Mode": "Active"}
-        assert refs(function["Layers"]) == {powertools_parameter, dependency_layer}
+        # Ours after Powertools: a later layer's files win, and both ship pydantic.
+        assert [refs(layer) for layer in function["Layers"]] == [{powertools_parameter}, {dependency_layer}]
         assert function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == names.NAMESPACE
     # The AWS-published Powertools layer, resolved through its public SSM parameter at deploy time.
     layer = properties(resources, "AWS::Lambda::LayerVersion")[0]
@@ -311,7 +317,11 @@ def test_staleness_alarms_per_catalog_treat_missing_data_as_breaching(resources)
         for level, hours in (("Warning", 48), ("Critical", 72)):
             found = alarm(resources, f"Stale{level}{catalog.name}")
             assert found["MetricName"] == names.RUNS_SUCCEEDED
-            assert found["Dimensions"] == [{"Name": names.CATALOG_DIMENSION, "Value": catalog.name}]
+            # Exactly the dimensions the functions publish it with (see test_aws_pipeline's metrics test).
+            assert sorted(found["Dimensions"], key=lambda d: d["Name"]) == [
+                {"Name": names.CATALOG_DIMENSION, "Value": catalog.name},
+                {"Name": "service", "Value": names.SERVICE},
+            ]
             assert found["Period"] * found["EvaluationPeriods"] == hours * 3600
             assert found["DatapointsToAlarm"] == found["EvaluationPeriods"]
             assert found["TreatMissingData"] == "breaching"
@@ -380,13 +390,15 @@ def test_the_webhook_may_only_read_its_key_and_invoke_the_diff(resources):
 def test_the_consumer_reads_the_bucket_but_never_writes_it_nor_sends_changes(resources):
     allowed = _allowed(resources, "ConsumerRole")
     assert "s3:PutObject" not in allowed and "sqs:SendMessage" not in allowed
-    assert "s3:ListBucket" not in allowed
+    [listing] = [s for s in policy_statements(resources, "ConsumerRole") if "s3:ListBucket" in actions_of(s)]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["config/*"]}}
+    assert "s3:GetObjectVersion" not in allowed
     webhook_key = logical_id(resources, "AWS::SecretsManager::Secret", "WebhookSigningKey")
     assert webhook_key not in allowed["secretsmanager:GetSecretValue"]
     table = logical_id(resources, "AWS::DynamoDB::Table", "StateTable")
     assert allowed["dynamodb:UpdateItem"] == {table}
     # Receiving from exactly the two queues it consumes (granted by the event source mappings).
-    assert {q.split("Queue")[0] for q in allowed["sqs:ReceiveMessage"]} == {"Change", "Priority"}
+    assert allowed["sqs:ReceiveMessage"] == lanes(resources)
 
 
 def test_the_diff_writes_only_its_prefixes_and_lists_only_the_catalogs(resources):
@@ -395,11 +407,12 @@ def test_the_diff_writes_only_its_prefixes_and_lists_only_the_catalogs(resources
     prefixes = sorted(re.findall(r'"/([a-z]+)/\*"', json.dumps(resources_of(put))))
     assert prefixes == ["claims", "quarantine", "runs"]
     [listing] = [s for s in statements if "s3:ListBucket" in actions_of(s)]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["catalogs/*"]}}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["config/*", "catalogs/*"]}}
+    [versions] = [s for s in statements if "s3:GetObjectVersion" in actions_of(s)]
+    assert re.findall(r'"/([a-z]+)/\*"', json.dumps(resources_of(versions))) == ["catalogs"]
     allowed = _allowed(resources, "DiffRole")
     # Both lanes, and its own failure destination (Lambda sends failed async invocations with the function's role).
-    sent_to = {q.split("Queue")[0] for q in allowed["sqs:SendMessage"]}
-    assert sent_to == {"Change", "Priority", logical_id(resources, "AWS::SQS::Queue", "DiffFailures")}
+    assert allowed["sqs:SendMessage"] == lanes(resources) | {logical_id(resources, "AWS::SQS::Queue", "DiffFailures")}
     assert "sqs:ReceiveMessage" not in allowed
 
 
@@ -425,6 +438,7 @@ catalogs = [
   { name = "eu", schedule = "rate(6 hours)", mode = "full" },
   { name = "us", schedule = "cron(0 4 * * ? *)", enabled = false },
   { name = "push-only" },
+  { name = "quiet", stale_alarms = false },
 ]
 [queues]
 max_receive_count = 3
@@ -444,6 +458,7 @@ stale_critical_hours = 36
     assert alarm(resources, "FailureRateCritical")["Threshold"] == 4
     assert alarm(resources, "StaleWarningeu")["EvaluationPeriods"] == 24
     assert alarm(resources, "StaleCriticalpushonly")["EvaluationPeriods"] == 36
+    assert not any(name.startswith("StaleWarningquiet") for name in alarms_by_id(resources))
     schedules = {
         json.loads(r["Targets"][0]["Input"])["catalog"]: r
         for r in properties(resources, "AWS::Events::Rule")

@@ -23,7 +23,7 @@ STALE_CHANGES_SKIPPED = "StaleChangesSkipped"
 REJECTED_EVENTS = "RejectedEvents"
 BAD_INPUT = "BadInput"
 
-# Published with the dimension {"catalog": <name>} only: a run of that catalog completed (all its changes
-# handled). The staleness alarms watch it per catalog.
+# Published with the dimensions {"service": SERVICE, "catalog": <name>}: a run of that catalog completed (all
+# its changes handled). The staleness alarms watch it per catalog.
 RUNS_SUCCEEDED = "RunsSucceeded"
 CATALOG_DIMENSION = "catalog"

@@ -113,12 +113,15 @@ class Pipeline:
         cached = self._configs.get(catalog)
         if cached is not None and time.monotonic() - cached[0] < CONFIG_CACHE_SECONDS:
             return cached[1]
+        # Listed rather than probed: without a listing permission S3 answers a missing key with 403, not 404.
+        base = f"{self.settings.configs_prefix}{catalog}"
+        listed = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=f"{base}.", MaxKeys=10)
+        present = {obj["Key"] for obj in listed.get("Contents", [])}
         for suffix in CONFIG_SUFFIXES:
-            key = f"{self.settings.configs_prefix}{catalog}{suffix}"
-            try:
-                body = self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
-            except self.s3.exceptions.NoSuchKey:
+            key = f"{base}{suffix}"
+            if key not in present:
                 continue
+            body = self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
             with tempfile.TemporaryDirectory() as scratch:
                 path = Path(scratch) / f"{catalog}{suffix}"
                 path.write_bytes(body)
