@@ -33,6 +33,7 @@ from _common import bench_config, dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.doubles import moto_transactions
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
 from tests.integration.test_state_stores import TABLE, create_table
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     args = parser.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    moto_transactions.install()  # moto copies whole tables to roll a transaction back: quadratic here
     v1, v2, _ = dataset(args.n)
     config = bench_config()
     with (

@@ -17,6 +17,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "functions"))  # the Lambda handlers live beside the package
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tests.doubles import moto_transactions  # noqa: E402
+
+moto_transactions.install()  # moto's transactions, with a rollback that does not copy whole tables
+
 
 def make_config(**overrides: Any) -> CatalogConfig:
     data: dict[str, Any] = {
