@@ -21,6 +21,7 @@ MAX_LAMBDA_TIMEOUT_SECONDS = 900
 # SQS: a queue's visibility timeout should be at least six times the function's timeout (AWS's advice for
 # event source mappings), so a message is not handed to a second consumer while the first still works on it.
 VISIBILITY_TIMEOUT_FACTOR = 6
+MAX_RULE_NAME = 64
 
 LOG_RETENTION_DAYS = (
     1,
@@ -88,6 +89,7 @@ class Functions(_Strict):
     diff: FunctionSize = FunctionSize(memory_mb=1769, timeout_seconds=900)
     consumer: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=120)
     webhook: FunctionSize = FunctionSize(memory_mb=256, timeout_seconds=10)
+    health: FunctionSize = FunctionSize(memory_mb=512, timeout_seconds=300)
     log_retention_days: int = 30
 
     @model_validator(mode="after")
@@ -187,6 +189,8 @@ class StackConfig(_Strict):
     # The AWS-published Powertools layer, by the version the tests run with (resolved through SSM at deploy).
     powertools_version: str = "3.37.0"
     state_shards: int = Field(default=16, ge=1, le=256)
+    # How often the health function scores every catalog (and publishes HealthScore).
+    health_schedule: str = "rate(15 minutes)"
     catalogs: list[CatalogSchedule] = Field(default_factory=list)
     functions: Functions = Functions()
     queues: Queues = Queues()
@@ -199,7 +203,23 @@ class StackConfig(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"catalogs listed twice: {', '.join(duplicates)}")
+        if not _SCHEDULE.match(self.health_schedule):
+            raise ValueError(f"health_schedule {self.health_schedule!r} is not a cron(...) or rate(...) expression")
+        for catalog in self.catalogs:
+            if catalog.schedule is not None and len(self.schedule_rule_name(catalog.name)) > MAX_RULE_NAME:
+                raise ValueError(
+                    f"the schedule rule {self.schedule_rule_name(catalog.name)!r} is longer than EventBridge's "
+                    f"{MAX_RULE_NAME} characters: shorten the stack or catalog name"
+                )
         return self
+
+    def schedule_rule_name(self, catalog: str) -> str:
+        """The catalog's schedule rule: named, so that the webhook can enable, disable or change it."""
+        return f"{self.schedule_rule_prefix}{catalog}"
+
+    @property
+    def schedule_rule_prefix(self) -> str:
+        return f"{self.stack_name}-schedule-"
 
     @property
     def visibility_timeout_seconds(self) -> int:

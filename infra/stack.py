@@ -85,6 +85,8 @@ CONFIGS_PREFIX = "config/"
 # Written by the functions; kept only while a run may need them (claim checks and dispatch archives).
 CLAIMS_PREFIX = "claims/"
 RUNS_PREFIX = "runs/"
+# Products pushed through the webhook, read by the diff like a catalog restricted to the pushed ids.
+PUSHES_PREFIX = "pushes/"
 QUARANTINE_PREFIX = "quarantine/"
 # HTTP API access log fields ($context variables of HTTP APIs, not REST APIs').
 HTTP_API_ACCESS_LOG = {
@@ -189,6 +191,7 @@ class CatalogSyncStack(cdk.Stack):
                 # Claim checks and dispatch archives outlive the messages that point at them, then go.
                 s3.LifecycleRule(id="claims", prefix=CLAIMS_PREFIX, expiration=queue_days),
                 s3.LifecycleRule(id="runs", prefix=RUNS_PREFIX, expiration=queue_days),
+                s3.LifecycleRule(id="pushes", prefix=PUSHES_PREFIX, expiration=queue_days),
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=cdk.Duration.days(90)),
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -390,6 +393,19 @@ class CatalogSyncStack(cdk.Stack):
             timeout_seconds=config.functions.consumer.timeout_seconds,
             environment=pipeline_environment,
         )
+        settings = config.queues
+        self.consumer_mappings = []
+        for queue in (self.priority_queue, self.change_queue):
+            source = event_sources.SqsEventSource(
+                queue,
+                batch_size=settings.batch_size,
+                max_batching_window=cdk.Duration.seconds(settings.batching_window_seconds),
+                report_batch_item_failures=True,
+                max_concurrency=config.limits.per_queue_concurrency(),
+            )
+            self.consumer.add_event_source(source)
+            self.consumer_mappings.append(source)
+        consumer_name = f"{self.stack_name}-consumer"
         self.webhook_function = self._function(
             "Webhook",
             handler="handlers.webhook.handler",
@@ -398,37 +414,35 @@ class CatalogSyncStack(cdk.Stack):
             environment={
                 "CATALOG_SYNC_WEBHOOK_SECRET": self.webhook_secret.secret_arn,
                 "CATALOG_SYNC_DIFF_FUNCTION": diff_name,
+                "CATALOG_SYNC_CONSUMER_FUNCTION": consumer_name,
+                "CATALOG_SYNC_TABLE_NAME": self.table.table_name,
+                "CATALOG_SYNC_BUCKET": self.bucket.bucket_name,
                 "CATALOG_SYNC_CATALOGS_PREFIX": CATALOGS_PREFIX,
+                "CATALOG_SYNC_CONFIGS_PREFIX": CONFIGS_PREFIX,
+                "CATALOG_SYNC_SCHEDULE_RULE_PREFIX": config.schedule_rule_prefix,
             },
+        )
+        self.health_function = self._function(
+            "Health",
+            handler="handlers.health.handler",
+            memory_mb=config.functions.health.memory_mb,
+            timeout_seconds=config.functions.health.timeout_seconds,
+            environment=pipeline_environment,
         )
         diff_arn = self.format_arn(
             service="lambda", resource="function", resource_name=diff_name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
         )
         self._grant_pipeline(self.diff, diff_arn, writes=True)
         self._grant_pipeline(self.consumer, diff_arn, writes=False)
-        self.webhook_secret.grant_read(self.webhook_function)
-        self.webhook_function.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn])
-        )
-
-        settings = config.queues
-        for queue in (self.priority_queue, self.change_queue):
-            self.consumer.add_event_source(
-                event_sources.SqsEventSource(
-                    queue,
-                    batch_size=settings.batch_size,
-                    max_batching_window=cdk.Duration.seconds(settings.batching_window_seconds),
-                    report_batch_item_failures=True,
-                    max_concurrency=config.limits.per_queue_concurrency(),
-                )
-            )
+        self._grant_webhook(diff_arn)
+        self._grant_health()
 
     def _grant_pipeline(self, function: lambda_.Function, diff_arn: str, *, writes: bool) -> None:
         """What the diff (writes=True) and the consumer need: their prefixes, the table, queues and secrets."""
         bucket = self.bucket
         # The diff writes claim checks and the consumer reads them; the diff reads its run archives and any version
         # of a catalog drop (rollbacks); both read the catalogs' configurations.
-        reads = [CONFIGS_PREFIX, RUNS_PREFIX] if writes else [CONFIGS_PREFIX, CLAIMS_PREFIX]
+        reads = [CONFIGS_PREFIX, RUNS_PREFIX, PUSHES_PREFIX] if writes else [CONFIGS_PREFIX, CLAIMS_PREFIX]
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{p}*") for p in reads])
         )
@@ -484,6 +498,72 @@ class CatalogSyncStack(cdk.Stack):
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn, f"{diff_arn}:*"])
         )
 
+    def _grant_webhook(self, diff_arn: str) -> None:
+        """Sync and push (via the diff), idempotency records, the catalogs' schedules, pausing consumption."""
+        function = self.webhook_function
+        self.webhook_secret.grant_read(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn, f"{diff_arn}:*"])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{CONFIGS_PREFIX}*")])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{CONFIGS_PREFIX}*"]}},
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(f"{PUSHES_PREFIX}*")])
+        )
+        # powertools Idempotency keeps its records in the state table (a partition of their own).
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                resources=[self.table.table_arn],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:DescribeRule", "events:EnableRule", "events:DisableRule", "events:PutRule"],
+                resources=[
+                    self.format_arn(
+                        service="events", resource="rule", resource_name=f"{self.config.schedule_rule_prefix}*"
+                    )
+                ],
+            )
+        )
+        # Pausing and resuming consumption: the consumer's two event source mappings, nothing else.
+        function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:ListEventSourceMappings"], resources=["*"]))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:UpdateEventSourceMapping", "lambda:GetEventSourceMapping"],
+                resources=[mapping.event_source_mapping_arn for mapping in self.consumer_mappings],
+            )
+        )
+
+    def _grant_health(self) -> None:
+        """The health function reads the state and the catalogs' configurations; it writes nothing."""
+        function = self.health_function
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+                resources=[self.table.table_arn],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{CONFIGS_PREFIX}*")])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{CONFIGS_PREFIX}*"]}},
+            )
+        )
+
     # ------------------------------------------------------------------ triggers
 
     def _triggers(self) -> None:
@@ -506,12 +586,20 @@ class CatalogSyncStack(cdk.Stack):
             ),
             targets=[targets.LambdaFunction(self.diff, **target_options)],
         )
+        events.Rule(
+            self,
+            "HealthSchedule",
+            description="Score every catalog's health and publish it",
+            schedule=events.Schedule.expression(self.config.health_schedule),
+            targets=[targets.LambdaFunction(self.health_function, retry_attempts=0)],
+        )
         for catalog in self.config.catalogs:
             if catalog.schedule is None:
                 continue
             events.Rule(
                 self,
                 f"Schedule-{catalog.name}",
+                rule_name=self.config.schedule_rule_name(catalog.name),
                 description=f"Scheduled {catalog.mode} sync of catalog {catalog.name}",
                 schedule=events.Schedule.expression(catalog.schedule),
                 enabled=catalog.enabled,
@@ -776,51 +864,72 @@ class CatalogSyncStack(cdk.Stack):
             logical_id, attribute = resolved["Fn::GetAtt"]
             return f"<{logical_id}.{attribute}>"
 
+        def policy_of(function: lambda_.Function) -> IConstruct:
+            return function.role.node.find_child("DefaultPolicy") if function.role else function
+
         bucket = arn(self.bucket.bucket_arn)
-        for name, function in (("Diff", self.diff), ("Consumer", self.consumer), ("Webhook", self.webhook_function)):
+        functions = {
+            "Diff": self.diff,
+            "Consumer": self.consumer,
+            "Webhook": self.webhook_function,
+            "Health": self.health_function,
+        }
+        for name, function in functions.items():
             acknowledge(
                 function,
                 "L1",
                 "Python 3.12 is the runtime the functions and their dependency layer are built and tested for; "
                 "moving to a newer one is a deliberate upgrade, not a default",
             )
-            policy = function.role.node.find_child("DefaultPolicy") if function.role else function
             acknowledge(
-                policy,
+                policy_of(function),
                 f"IAM5[Resource::{arn(self.log_groups[name].log_group_arn)}:log-stream:*]",
                 "Lambda creates a new log stream per execution environment, in the function's own log group only",
             )
             acknowledge(
-                policy,
+                policy_of(function),
                 "IAM5[Resource::*]",
-                "X-Ray tracing: xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions",
+                "X-Ray tracing: xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions"
+                + (
+                    "; lambda:ListEventSourceMappings neither (updates are limited to the consumer's two mappings)"
+                    if function is self.webhook_function
+                    else ""
+                ),
             )
         prefixes = {
-            CONFIGS_PREFIX: "catalog configurations, read by the diff and the consumer",
+            CONFIGS_PREFIX: "catalog configurations, read by the functions that load a catalog's settings",
             CLAIMS_PREFIX: "claim checks of changes too large for a message, written by the diff, read by consumers",
             CATALOGS_PREFIX: "catalog drops, read by the diff at any version",
             RUNS_PREFIX: "a run's archived changes and checkpoint, written and read by the diff",
             QUARANTINE_PREFIX: "quarantined records, written by the diff",
+            PUSHES_PREFIX: "products pushed through the webhook, written by it and read by the diff",
         }
         for function, used in (
             (self.diff, list(prefixes)),
             (self.consumer, [CONFIGS_PREFIX, CLAIMS_PREFIX]),
+            (self.webhook_function, [CONFIGS_PREFIX, PUSHES_PREFIX]),
+            (self.health_function, [CONFIGS_PREFIX]),
         ):
-            policy = function.role.node.find_child("DefaultPolicy") if function.role else function
             for prefix in used:
                 acknowledge(
-                    policy,
+                    policy_of(function),
                     f"IAM5[Resource::{bucket}/{prefix}*]",
                     f"Objects under one prefix of the stack's own bucket: {prefixes[prefix]}",
                 )
         qualified_diff = f"arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:{self.diff_name}:*"
-        for function in (self.diff, self.consumer):
-            policy = function.role.node.find_child("DefaultPolicy") if function.role else function
+        for function in (self.diff, self.consumer, self.webhook_function):
             acknowledge(
-                policy,
+                policy_of(function),
                 f"IAM5[Resource::{qualified_diff}]",
-                "The diff function's own versions and aliases: it re-invokes itself by the ARN it was invoked with",
+                "The diff function's own versions and aliases: it may be invoked (and re-invokes itself) by a "
+                "qualified ARN",
             )
+        rules = f"arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/{self.config.schedule_rule_prefix}*"
+        acknowledge(
+            policy_of(self.webhook_function),
+            f"IAM5[Resource::{rules}]",
+            "The catalogs' schedule rules, which the webhook enables, disables or re-times: the stack's own names",
+        )
         for secret, why in (
             (self.pinecone_secret, "a Pinecone API key is issued by Pinecone; rotate it there, then put the new value"),
             (self.openai_secret, "an OpenAI API key is issued by OpenAI; rotate it there, then put the new value"),

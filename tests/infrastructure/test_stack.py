@@ -153,12 +153,13 @@ def test_the_consumer_reads_both_queues_with_partial_batch_responses_and_a_concu
 
 def test_functions_run_python_3_12_on_arm64_with_both_layers_and_sizes_from_the_config(resources):
     found = functions(resources)
-    assert set(found) == {"handlers.diff.handler", "handlers.consumer.handler", "handlers.webhook.handler"}
     sizes = {
         "handlers.diff.handler": CONFIG.functions.diff,
         "handlers.consumer.handler": CONFIG.functions.consumer,
         "handlers.webhook.handler": CONFIG.functions.webhook,
+        "handlers.health.handler": CONFIG.functions.health,
     }
+    assert set(found) == set(sizes)
     dependency_layer = logical_id(resources, "AWS::Lambda::LayerVersion", "RuntimeDependencies")
     [powertools_parameter] = [name for name in refs(next(iter(found.values()))["Layers"]) if "Ssm" in name]
     for handler, function in found.items():
@@ -239,12 +240,14 @@ def test_a_drop_under_the_catalogs_prefix_invokes_the_diff(resources):
 
 def test_one_schedule_per_catalog_whose_input_the_diff_accepts(resources):
     diff = logical_id(resources, "AWS::Lambda::Function", "Diff")
-    schedules = [r for r in properties(resources, "AWS::Events::Rule") if "ScheduleExpression" in r]
+    schedules = [r for r in properties(resources, "AWS::Events::Rule") if "Input" in r["Targets"][0]]
     expected = [c for c in CONFIG.catalogs if c.schedule]
     assert len(schedules) == len(expected) >= 1
     for rule, catalog in zip(schedules, expected, strict=True):
         assert rule["ScheduleExpression"] == catalog.schedule
         assert rule["State"] == "ENABLED"
+        # Named, so that the webhook can enable, disable or re-time it.
+        assert rule["Name"] == f"{CONFIG.stack_name}-schedule-{catalog.name}"
         [target] = rule["Targets"]
         assert refs(target["Arn"]) == {diff}
         [request] = parse_trigger(json.loads(target["Input"]))
@@ -351,16 +354,24 @@ def test_the_dashboard_shows_the_pipeline(resources):
 
 
 def test_no_function_uses_a_managed_policy_or_acts_beyond_its_resources(resources):
-    for prefix in ("DiffRole", "ConsumerRole", "WebhookRole"):
+    for prefix in ("DiffRole", "ConsumerRole", "WebhookRole", "HealthRole"):
         role = of_type(resources, "AWS::IAM::Role")[logical_id(resources, "AWS::IAM::Role", prefix)]
         assert "ManagedPolicyArns" not in role["Properties"]
         for statement in policy_statements(resources, prefix):
             for resource in resources_of(statement):
                 if resource == "*":
-                    # Only X-Ray, whose actions take no resource.
-                    assert all(a.startswith("xray:") for a in actions_of(statement)), statement
+                    # Only actions that take no resource: X-Ray's, and listing event source mappings.
+                    no_resource = {
+                        "xray:PutTraceSegments",
+                        "xray:PutTelemetryRecords",
+                        "lambda:ListEventSourceMappings",
+                    }
+                    assert set(actions_of(statement)) <= no_resource, statement
                 else:
                     assert not any(a.endswith(":*") for a in actions_of(statement)), statement
+
+
+NO_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "lambda:ListEventSourceMappings"}
 
 
 def _allowed(resources: dict[str, dict[str, Any]], role_prefix: str) -> dict[str, set[str]]:
@@ -374,17 +385,38 @@ def _allowed(resources: dict[str, dict[str, Any]], role_prefix: str) -> dict[str
     return allowed
 
 
-def test_the_webhook_may_only_read_its_key_and_invoke_the_diff(resources):
+def test_the_webhook_acts_only_on_its_key_the_diff_pushes_its_idempotency_records_schedules_and_mappings(resources):
     allowed = _allowed(resources, "WebhookRole")
     webhook_key = logical_id(resources, "AWS::SecretsManager::Secret", "WebhookSigningKey")
     assert allowed["secretsmanager:GetSecretValue"] == {webhook_key}
-    assert set(allowed) - {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments"} == {
-        "secretsmanager:GetSecretValue",
-        "secretsmanager:DescribeSecret",
-        "lambda:InvokeFunction",
-        "xray:PutTelemetryRecords",
-    }
-    assert not any(a.startswith(("s3:", "dynamodb:", "sqs:")) for a in allowed)
+    assert allowed["s3:PutObject"] == {logical_id(resources, "AWS::S3::Bucket", "CatalogBucket")}
+    [put] = [s for s in policy_statements(resources, "WebhookRole") if "s3:PutObject" in actions_of(s)]
+    assert re.findall(r'"/([a-z]+)/\*"', json.dumps(resources_of(put))) == ["pushes"]
+    assert not any(a.startswith("sqs:") for a in allowed)
+    assert "dynamodb:Query" not in allowed and "dynamodb:BatchWriteItem" not in allowed
+    [rules] = [s for s in policy_statements(resources, "WebhookRole") if "events:EnableRule" in actions_of(s)]
+    assert "rule/CatalogSync-schedule-*" in json.dumps(rules["Resource"])
+    # Only the consumer's two mappings may be updated (paused, resumed).
+    [mappings] = [
+        s for s in policy_statements(resources, "WebhookRole") if "lambda:UpdateEventSourceMapping" in actions_of(s)
+    ]
+    assert len(resources_of(mappings)) == 2
+    assert refs(resources_of(mappings)) - {"AWS::Partition", "AWS::Region", "AWS::AccountId"} == set(
+        of_type(resources, "AWS::Lambda::EventSourceMapping")
+    )
+
+
+def test_the_health_function_only_reads(resources):
+    allowed = _allowed(resources, "HealthRole")
+    writes = {a for a in allowed if a.split(":")[1].startswith(("Put", "Update", "Delete", "BatchWrite", "Send"))}
+    assert writes <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "logs:PutLogEvents"}
+    assert "secretsmanager:GetSecretValue" not in allowed
+    [schedule] = [
+        r
+        for r in properties(resources, "AWS::Events::Rule")
+        if refs(r["Targets"][0]["Arn"]) == {logical_id(resources, "AWS::Lambda::Function", "Health")}
+    ]
+    assert schedule["ScheduleExpression"] == CONFIG.health_schedule
 
 
 def test_the_consumer_reads_the_bucket_but_never_writes_it_nor_sends_changes(resources):
@@ -462,7 +494,7 @@ stale_critical_hours = 36
     schedules = {
         json.loads(r["Targets"][0]["Input"])["catalog"]: r
         for r in properties(resources, "AWS::Events::Rule")
-        if "ScheduleExpression" in r
+        if "Input" in r["Targets"][0]
     }
     assert set(schedules) == {"eu", "us"}
     assert json.loads(schedules["eu"]["Targets"][0]["Input"])["mode"] == "full"
@@ -490,6 +522,7 @@ stale_critical_hours = 36
         ('pinecone_host = "https://h"\nsurprise = 1', "surprise"),
         ('pinecone_host = "https://h"\n[queues]\nbatch_size = 100\nbatching_window_seconds = 0', "batching window"),
         ("pinecone_host = ", "stack.toml"),
+        ('pinecone_host = "https://h"\ncatalogs = [{ name = "' + "c" * 50 + '", schedule = "rate(1 day)" }]', "64"),
     ],
 )
 def test_a_bad_config_is_refused_with_the_reason(tmp_path: Path, text: str, complaint: str):
