@@ -427,7 +427,7 @@ class CatalogSyncStack(cdk.Stack):
             handler="handlers.health.handler",
             memory_mb=config.functions.health.memory_mb,
             timeout_seconds=config.functions.health.timeout_seconds,
-            environment=pipeline_environment,
+            environment={**pipeline_environment, "CATALOG_SYNC_HEALTH": config.health_settings().model_dump_json()},
         )
         diff_arn = self.format_arn(
             service="lambda", resource="function", resource_name=diff_name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
@@ -827,6 +827,22 @@ class CatalogSyncStack(cdk.Stack):
                     )
                 ],
             ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "Health score",
+                [
+                    self._metric(
+                        names.HEALTH_SCORE,
+                        statistic="Minimum",
+                        minutes=60,
+                        service=names.SERVICE,
+                        **{names.CATALOG_DIMENSION: catalog.name},
+                    )
+                    for catalog in self.config.catalogs
+                ],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=100),
+            )
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24, height=4)

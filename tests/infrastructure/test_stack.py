@@ -589,3 +589,14 @@ def test_cfn_lint_passes_on_the_synthesised_template(tmp_path: Path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_health_function_scores_with_the_alarms_thresholds(resources):
+    from catalog_sync.logic.health import HealthSettings
+
+    health = functions(resources)["handlers.health.handler"]["Environment"]["Variables"]
+    settings = HealthSettings.model_validate_json(health["CATALOG_SYNC_HEALTH"])
+    assert (settings.stale_warning_hours, settings.stale_critical_hours) == (48, 72)
+    assert (settings.failure_warning, settings.failure_critical) == (0.05, 0.10)
+    [dashboard] = properties(resources, "AWS::CloudWatch::Dashboard")
+    assert names.HEALTH_SCORE in json.dumps(dashboard["DashboardBody"])
