@@ -1,4 +1,4 @@
-"""The `catalog-sync` command line, on the embedded default.
+"""The `catalog-sync` command line, on the embedded default (`status` and `runs` also read a deployed stack).
 
 Exit codes: 0 ok, 1 failed, 2 held back by the deletion guard, 3 bad input (catalog or configuration).
 """
@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from itertools import islice
@@ -18,8 +19,10 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,12 +37,17 @@ from catalog_sync.adapters.embedders.factory import build_embedder
 from catalog_sync.adapters.embedders.minilm import EmbedderUnavailable
 from catalog_sync.adapters.local.files import FileCatalogSource
 from catalog_sync.adapters.local.lance_index import LocalIndexError
+from catalog_sync.adapters.local.sqlite_state import STATE_FILE, SqliteStateStore, catalog_of_run
 from catalog_sync.adapters.local.workspace import DEFAULT_ROOT, LocalWorkspace
+from catalog_sync.html_report import render_report
 from catalog_sync.logic.diff import CatalogDiff, DiffResult, EmptySnapshot
+from catalog_sync.logic.health import HealthSettings
 from catalog_sync.logic.readers import CatalogFormatError, open_catalog
-from catalog_sync.models.changes import Change, ChangeKind, RunStatus
+from catalog_sync.logic.runs import duration_seconds, newest_first
+from catalog_sync.models.changes import Change, ChangeKind, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, FieldType, load_config
-from catalog_sync.ports import Embedder
+from catalog_sync.ports import Embedder, StateStore
+from catalog_sync.services.status import CatalogStatus, catalog_status
 from catalog_sync.services.sync import BadCatalog, SyncReport
 from catalog_sync.services.watch import CatalogWatcher, WatchPolicy
 
@@ -489,86 +497,411 @@ def watch(
     _run(body, json_output=json_output)
 
 
+# ---------------------------------------------------------------- the operator's view: status and runs
+
+StackOption = Annotated[
+    str | None,
+    typer.Option("--stack", help="A deployed stack's name: read its state table instead of the local state."),
+]
+RegionOption = Annotated[
+    str | None, typer.Option("--region", help="The stack's AWS region (default: the environment's).")
+]
+CatalogOption = Annotated[
+    str | None, typer.Option("--catalog", help="With --stack: only this catalog (default: every catalog of the stack).")
+]
+ShardsOption = Annotated[
+    int | None,
+    typer.Option("--state-shards", min=1, help="With --stack: shards of the state (default: as the table records)."),
+]
+RUNS_WINDOW = 30
+
+
+@dataclass
+class _Catalog:
+    """One catalog's state, wherever it lives; the index and cache counts only where they are cheap (local)."""
+
+    name: str
+    state: StateStore
+    vectors_in_index: int | None = None
+    cache_entries: int | None = None
+
+
+@contextmanager
+def _aws_errors() -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from catalog_sync.adapters.aws.stack import DeploymentError
+
+    try:
+        yield
+    except DeploymentError as exc:
+        raise CommandError(str(exc), ExitCode.FAILED) from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise CommandError(f"AWS: {exc}", ExitCode.FAILED) from exc
+
+
+def _check_sources(*, stack: str | None, config: Path | None, state_dir: Path | None, catalog: str | None) -> None:
+    if stack is not None and (config is not None or state_dir is not None):
+        raise CommandError(
+            "--stack reads a deployed stack; --config and --state-dir are for the embedded default", ExitCode.BAD_INPUT
+        )
+    if stack is None and catalog is not None:
+        raise CommandError("--catalog goes with --stack (locally, the config names the catalog)", ExitCode.BAD_INPUT)
+
+
+@contextmanager
+def _stack_clients(stack: str, region: str | None) -> Iterator[tuple[Any, Any, Any, str]]:
+    """DynamoDB and S3 clients, the stack's table and bucket (from its outputs), and the source label."""
+    import boto3
+
+    from catalog_sync.adapters.aws.stack import deployment
+
+    with _aws_errors():
+        session = boto3.session.Session(region_name=region)
+        found = deployment(session.client("cloudformation"), stack)
+        yield session.client("dynamodb"), session.client("s3"), found, f"stack {stack} ({session.region_name})"
+
+
+@contextmanager
+def _catalogs(
+    *,
+    config: Path | None,
+    embedder: EmbedderKind | None,
+    state_dir: Path | None,
+    stack: str | None,
+    region: str | None,
+    catalog: str | None,
+    state_shards: int | None,
+) -> Iterator[tuple[str, list[_Catalog]]]:
+    """The catalogs to report on, with a label saying where they come from: the configured catalog's local state,
+    or every catalog of a deployed stack (those with state in its table or a config in its bucket)."""
+    _check_sources(stack=stack, config=config, state_dir=state_dir, catalog=catalog)
+    if stack is None:
+        settings = _load(config, embedder)
+        with _workspace(settings, state_dir, must_exist=True) as workspace:
+            local = _Catalog(
+                settings.name, workspace.state, workspace.index.count(), cache_entries=workspace.cache.count()
+            )
+            yield f"embedded default ({_state_root(state_dir)})", [local]
+        return
+    from botocore.exceptions import ClientError
+
+    from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS, DynamoStateStore
+    from catalog_sync.adapters.aws.stack import deployed_catalogs
+
+    with _stack_clients(stack, region) as (dynamodb, s3, found, label):
+        try:
+            names = deployed_catalogs(dynamodb, s3, table=found.table, bucket=found.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("AccessDenied", "AccessDeniedException"):
+                raise
+            err.print("[yellow]note:[/] cannot list the configs in the bucket: only catalogs with state are shown")
+            names = deployed_catalogs(dynamodb, None, table=found.table, bucket=None)
+        if catalog is not None:
+            if catalog not in names:
+                raise CommandError(f"no catalog {catalog!r} in stack {stack!r}", ExitCode.FAILED)
+            names = {catalog: names[catalog]}
+        concurrency = int(os.environ.get("CATALOG_SYNC_STATE_CONCURRENCY", "8"))
+        yield (
+            label,
+            [
+                _Catalog(
+                    name,
+                    DynamoStateStore(
+                        dynamodb,
+                        table=found.table,
+                        catalog=name,
+                        shards=state_shards or shards or DEFAULT_SHARDS,
+                        concurrency=concurrency,
+                    ),
+                )
+                for name, shards in names.items()
+            ],
+        )
+
+
+def _health_settings() -> HealthSettings:
+    """Weights and thresholds: the defaults, or JSON in $CATALOG_SYNC_HEALTH (as for the health function)."""
+    raw = os.environ.get("CATALOG_SYNC_HEALTH")
+    if not raw:
+        return HealthSettings()
+    try:
+        return HealthSettings.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        raise CommandError(f"CATALOG_SYNC_HEALTH is invalid: {problems}", ExitCode.BAD_INPUT) from exc
+
+
+def _status_json(status: CatalogStatus, item: _Catalog, runs_shown: int) -> dict[str, Any]:
+    health = status.health
+    return {
+        "catalog": status.catalog,
+        "products": status.products,
+        "indexed": status.indexed,
+        "vectors_in_index": item.vectors_in_index,
+        "pending": status.pending,
+        "deleting": status.deleting,
+        "synced": status.synced,
+        "embedding_cache_entries": item.cache_entries,
+        "hours_since_last_success": round(health.hours_since_success, 3)
+        if health.hours_since_success is not None
+        else None,
+        "healthy": health.healthy,
+        "score": health.score,
+        "alerts": [alert.model_dump(mode="json") for alert in health.alerts],
+        "health": health.model_dump(mode="json"),
+        "statistics": status.statistics.model_dump(mode="json"),
+        "runs": [run.model_dump(mode="json") for run in status.runs[:runs_shown]],
+    }
+
+
+LEVEL_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _runs_table(history: list[RunRecord], *, title: str, with_catalog: bool = False, run_ids: bool = False) -> Table:
+    """Compact enough for an 80-column terminal with run numbers (`status`); full run ids (`runs`) need about 100,
+    and begin with the start time, which then needs no column of its own."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = [
+        *(["catalog"] if with_catalog else []),
+        *(["run"] if run_ids else ["run", "started"]),
+        "mode",
+        "status",
+        *("+", "~", "m", "-", "inv", "emb", "hit", "s"),
+    ]
+    for column in columns:
+        left = column in ("catalog", "started", "mode", "status") or (column == "run" and run_ids)
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
+    keys = ("added", "text_changed", "metadata_only", "deleted", "invalid", "applied_embedded", "applied_cache_hits")
+    short_mode = {"incremental": "incr"}
+    short_status = {
+        RunStatus.SUCCEEDED: "ok",
+        RunStatus.DRY_RUN: "dry",
+        RunStatus.DISPATCHED: "disp",
+        RunStatus.RUNNING: "run",
+    }
+    for run in history:
+        seconds = duration_seconds(run)
+        table.add_row(
+            *([escape(run.catalog)] if with_catalog else []),
+            *([escape(run.run_id)] if run_ids else [str(run.seq), f"{run.started_at:%m-%d %H:%M}"]),
+            escape(short_mode.get(run.mode, run.mode)),
+            short_status.get(run.status, run.status.value),
+            *(f"{run.counts.get(key, 0):,}" for key in keys),
+            f"{seconds:.1f}" if seconds is not None else "-",
+        )
+    return table
+
+
+RUNS_LEGEND = (
+    "[dim]+ added  ~ modified (re-embedded)  m metadata-only  - deleted  inv invalid\n"
+    "emb texts embedded  hit embedding cache hits  s seconds to the last change applied[/]"
+)
+
+
+def _print_status(status: CatalogStatus, item: _Catalog, runs_shown: int) -> None:
+    health = status.health
+    stats = status.statistics
+    colour = {"good": "green", "fair": "yellow", "poor": "red"}[health.grade]
+    verdict = "healthy" if health.healthy else "attention"
+    out.print(f"[bold]Catalog {escape(status.catalog)}[/]: health [bold {colour}]{health.score:.1f}[/] ({verdict})")
+    components = health.components
+    freshness = f"coverage {components.coverage:.1%}  freshness {components.freshness:.1%}"
+    freshness += f"  quality {components.quality:.1%}"
+    if health.hours_since_success is not None:
+        freshness += f"  last success {health.hours_since_success:,.1f} h ago"
+    out.print(freshness, highlight=False)
+    counts = f"products {status.products:,}  indexed {status.indexed:,}"
+    if item.vectors_in_index is not None:
+        counts += f"  vectors {item.vectors_in_index:,}"
+    counts += f"  pending {status.pending:,}"
+    if item.cache_entries is not None:
+        counts += f"  cached embeddings {item.cache_entries:,}"
+    out.print(counts, highlight=False)
+    for alert in health.alerts:
+        style = LEVEL_STYLES[alert.level.value]
+        line = f"  [{style}]{alert.level.value:<8}[/] {escape(alert.code)}: {escape(alert.message)}"
+        out.print(line, highlight=False)
+
+    def pct(value: float | None) -> str:
+        return f"{value:.0%}" if value is not None else "-"
+
+    window = f" over {stats.window_hours:,.1f} h" if stats.window_hours is not None else ""
+    average = f"{stats.average_duration_s:,.1f} s" if stats.average_duration_s is not None else "-"
+    out.print(
+        f"last {stats.runs} runs{window}: success rate {pct(stats.success_rate)}, average duration {average}",
+        highlight=False,
+    )
+    out.print(
+        f"products synced per hour {stats.products_synced_per_hour or 0:,.1f}, embedding cache hit rate "
+        f"{pct(stats.cache_hit_rate)}",
+        highlight=False,
+    )
+    out.print(_runs_table(status.runs[:runs_shown], title="Recent runs"))
+
+
 @app.command()
 def status(
     config: ConfigOption = None,
     embedder: EmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
-    runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    catalog: CatalogOption = None,
+    state_shards: ShardsOption = None,
+    runs: Annotated[int, typer.Option(min=1, help="How many recent runs to show.")] = 10,
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write a self-contained HTML report (health, charts, alerts) here."),
+    ] = None,
 ) -> None:
-    """Last runs, counts and health of the catalog's local index."""
+    """Health (score and alerts), statistics and recent runs: of the local catalog, or of a deployed stack."""
 
     def body() -> ExitCode:
-        settings = _load(config, embedder)
-        with _workspace(settings, state_dir, must_exist=True) as workspace:
-            history = workspace.state.runs(runs)
-            products = workspace.state.product_count()
-            indexed = workspace.state.indexed_count()
-            pending = workspace.state.pending_count()
-            in_index = workspace.index.count()
-            cached = workspace.cache.count()
-        last_ok = next((r for r in history if r.status is RunStatus.SUCCEEDED), None)
-        age_h = (
-            (datetime.now(UTC) - (last_ok.finished_at or last_ok.started_at)).total_seconds() / 3600
-            if last_ok
-            else None
-        )
-        alerts = []
-        if last_ok is None:
-            alerts.append("no successful sync yet")
-        if pending:
-            alerts.append(f"{pending:,} products not yet committed to the index")
-        if history and history[0].status in (RunStatus.FAILED, RunStatus.HELD):
-            alerts.append(f"last run {history[0].status.value}: {history[0].message}")
-        if history and history[0].counts.get("invalid"):
-            alerts.append(f"last run quarantined {history[0].counts['invalid']:,} invalid records")
-        if in_index != indexed:
-            alerts.append(f"index holds {in_index:,} vectors but the state expects {indexed:,}: run `sync --full`")
-        data = {
-            "catalog": settings.name,
-            "products": products,
-            "indexed": indexed,
-            "vectors_in_index": in_index,
-            "pending": pending,
-            "embedding_cache_entries": cached,
-            "hours_since_last_success": round(age_h, 3) if age_h is not None else None,
-            "healthy": not alerts,
-            "alerts": alerts,
-            "runs": [r.model_dump(mode="json") for r in history],
-        }
+        now = datetime.now(UTC)
+        settings = _health_settings()
+        with _catalogs(
+            config=config,
+            embedder=embedder,
+            state_dir=state_dir,
+            stack=stack,
+            region=region,
+            catalog=catalog,
+            state_shards=state_shards,
+        ) as (label, items):
+            reports = [
+                (
+                    catalog_status(
+                        item.state,
+                        catalog=item.name,
+                        now=now,
+                        settings=settings,
+                        runs_limit=max(RUNS_WINDOW, runs),
+                        vectors_in_index=item.vectors_in_index,
+                    ),
+                    item,
+                )
+                for item in items
+            ]
+        if html_file is not None:
+            page = render_report([s for s, _ in reports], source=label, generated_at=now, runs_shown=runs)
+            html_file.write_text(page, encoding="utf-8")
         if json_output:
+            payloads = [_status_json(s, item, runs) for s, item in reports]
+            data: dict[str, Any] = (
+                {"stack": stack, "source": label, "catalogs": payloads} if stack is not None else payloads[0]
+            )
+            if html_file is not None:
+                data["html"] = str(html_file)
             sys.stdout.write(orjson.dumps(data).decode() + "\n")
             return ExitCode.OK
-        colour = "green" if not alerts else "yellow"
-        out.print(f"[bold]Catalog {settings.name}[/]: [bold {colour}]{'healthy' if not alerts else 'attention'}[/]")
-        out.print(
-            f"products {products:,}  indexed {indexed:,}  vectors {in_index:,}  pending {pending:,}  "
-            f"cached embeddings {cached:,}" + (f"  last success {age_h:.1f} h ago" if age_h is not None else "")
-        )
-        for alert in alerts:
-            out.print(f"  [yellow]- {alert}[/]")
-        # Compact enough for an 80-column terminal: + added, ~ modified, m metadata-only, - deleted.
-        table = Table(title="Recent runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        columns = ("run", "started", "mode", "status", "+", "~", "m", "-", "invalid", "embedded", "s")
-        for column in columns:
-            table.add_column(
-                column, justify="left" if column in ("started", "mode", "status") else "right", no_wrap=True
+        if stack is not None:
+            out.print(f"[bold]{escape(label)}[/]: {len(reports)} catalog(s)", highlight=False)
+        for i, (report, item) in enumerate(reports):
+            if i:
+                out.print()
+            _print_status(report, item, runs)
+        if reports:
+            out.print(RUNS_LEGEND)
+        if html_file is not None:
+            out.print(f"report written to {html_file}", highlight=False)
+        return ExitCode.OK
+
+    _run(body, json_output=json_output)
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    return {**run.model_dump(mode="json"), "duration_s": duration_seconds(run)}
+
+
+def _find_run(
+    run_id: str, *, state_dir: Path | None, stack: str | None, region: str | None, state_shards: int | None
+) -> RunRecord:
+    """One run by its id alone: the catalog it belongs to comes from the local catalogs or the stack's table."""
+    if stack is None:
+        root = _state_root(state_dir)
+        name = catalog_of_run(root, run_id)
+        if name is None:
+            raise CommandError(f"no run {run_id!r} in the catalogs under {root}", ExitCode.FAILED)
+        store = SqliteStateStore(root / name / STATE_FILE, name)
+        try:
+            found = store.find_run(run_id)
+        finally:
+            store.close()
+    else:
+        from catalog_sync.adapters.aws import dynamodb_state
+
+        with _stack_clients(stack, region) as (dynamodb, _s3, deployed, _label):
+            name = dynamodb_state.catalog_of_run(dynamodb, table=deployed.table, run_id=run_id)
+            if name is None:
+                raise CommandError(f"no run {run_id!r} in stack {stack!r}", ExitCode.FAILED)
+            shards = state_shards or dynamodb_state.registered_catalogs(dynamodb, table=deployed.table).get(
+                name, dynamodb_state.DEFAULT_SHARDS
             )
-        keys = ("added", "text_changed", "metadata_only", "deleted", "invalid", "applied_embedded")
-        short_mode = {"incremental": "incr"}
-        short_status = {RunStatus.SUCCEEDED: "ok", RunStatus.DRY_RUN: "dry"}
-        for run in history:
-            table.add_row(
-                str(run.seq),
-                f"{run.started_at:%m-%d %H:%M}",
-                short_mode.get(run.mode, run.mode),
-                short_status.get(run.status, run.status.value),
-                *(f"{run.counts.get(key, 0):,}" for key in keys),
-                f"{sum(run.timings.values()):.1f}",
-            )
-        out.print(table)
-        out.print("[dim]+ added  ~ modified (re-embedded)  m metadata-only  - deleted  s seconds[/]")
+            dynamo = dynamodb_state.DynamoStateStore(dynamodb, table=deployed.table, catalog=name, shards=shards)
+            found = dynamo.find_run(run_id)
+    if found is None:
+        raise CommandError(f"run {run_id!r} of catalog {name!r} has no record", ExitCode.FAILED)
+    return found
+
+
+@app.command("runs")
+def runs_command(
+    run_id: Annotated[str | None, typer.Argument(help="Show only this run (found by its id alone).")] = None,
+    config: ConfigOption = None,
+    embedder: EmbedderOption = None,
+    json_output: JsonOption = False,
+    state_dir: StateOption = None,
+    stack: StackOption = None,
+    region: RegionOption = None,
+    catalog: CatalogOption = None,
+    state_shards: ShardsOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs (newest first, all catalogs together).")] = 30,
+) -> None:
+    """The last runs: of the local catalog, or of every catalog of a deployed stack; or one run by its id."""
+
+    def body() -> ExitCode:
+        if run_id is not None:
+            _check_sources(stack=stack, config=None, state_dir=state_dir, catalog=catalog)
+            run = _find_run(run_id, state_dir=state_dir, stack=stack, region=region, state_shards=state_shards)
+            if json_output:
+                sys.stdout.write(orjson.dumps(_run_json(run)).decode() + "\n")
+                return ExitCode.OK
+            out.print(f"[bold]Run {escape(run.run_id)}[/] of catalog [bold]{escape(run.catalog)}[/]", highlight=False)
+            table = Table(show_header=False, box=box.SIMPLE, pad_edge=False)
+            table.add_column("what")
+            table.add_column("value")
+            seconds = duration_seconds(run)
+            for name, value in (
+                ("status", run.status.value),
+                ("mode", run.mode),
+                ("source", run.source),
+                ("started", f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC"),
+                ("finished", f"{run.finished_at:%Y-%m-%d %H:%M:%S} UTC" if run.finished_at else "-"),
+                ("duration", f"{seconds:,.1f} s" if seconds is not None else "-"),
+                ("message", run.message or "-"),
+                *((key, f"{count:,}") for key, count in sorted(run.counts.items())),
+            ):
+                table.add_row(name, escape(value))
+            out.print(table)
+            return ExitCode.OK
+        with _catalogs(
+            config=config,
+            embedder=embedder,
+            state_dir=state_dir,
+            stack=stack,
+            region=region,
+            catalog=catalog,
+            state_shards=state_shards,
+        ) as (label, items):
+            history = newest_first([run for item in items for run in item.state.runs(limit)])[:limit]
+        if json_output:
+            sys.stdout.write(orjson.dumps([_run_json(run) for run in history]).decode() + "\n")
+            return ExitCode.OK
+        title = f"The last {len(history)} runs: {label}"
+        out.print(_runs_table(history, title=escape(title), with_catalog=stack is not None, run_ids=True))
+        out.print(RUNS_LEGEND)
         return ExitCode.OK
 
     _run(body, json_output=json_output)

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog_sync.logic.diff import FingerprintUpdate, StateSnapshot
-from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord
+from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, StateCounts
 from catalog_sync.models.index import IndexEntry
 
 Vectors = npt.NDArray[np.float32]
@@ -96,10 +96,18 @@ class StateStore(Protocol):
 
     def indexed_count(self) -> int: ...
 
+    def counts(self) -> StateCounts:
+        """Products, indexed, pending, deleting and synced, in one pass (the counts above, and what health needs)."""
+
     def runs(self, limit: int = 30) -> list[RunRecord]: ...
 
-    def record_progress(self, run_id: str, handled: int) -> bool:
-        """Consumers count the changes of a dispatched run they handled; True when this call completed the run."""
+    def find_run(self, run_id: str) -> RunRecord | None:
+        """One run of this catalog as `runs` reports it, or None."""
+
+    def record_progress(self, run_id: str, handled: int, applied: Mapping[str, int] | None = None) -> bool:
+        """Consumers count the changes of a dispatched run they handled, and add up what they did (`applied`:
+        embedded, cache_hits, upserted, ...; reported by `runs` as `applied_<name>`). True when this call completed
+        the run."""
 
 
 class CatalogSource(Protocol):

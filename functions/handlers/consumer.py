@@ -26,7 +26,8 @@ def record_handler(record: SQSRecord) -> None:
         raise ValueError("message names no catalog")
     applier = pipeline().applier(message.catalog)
     stats = applier.apply(message.changes)
-    if message.run_id is not None and applier.state.record_progress(message.run_id, len(message.changes)):
+    handled = len(message.changes)
+    if message.run_id is not None and applier.state.record_progress(message.run_id, handled, stats.as_dict()):
         run_succeeded(message.catalog)
     if stats.repairs:
         # A newer change overtook these writes: the products are pending again; re-sync them.

@@ -14,7 +14,7 @@ from moto import mock_aws
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
 from catalog_sync.logic.diff import FingerprintUpdate
-from catalog_sync.models.changes import Change, ChangeKind, IndexAction, RunStatus
+from catalog_sync.models.changes import Change, ChangeKind, IndexAction, RunStatus, StateCounts
 
 TABLE = "catalog-sync"
 
@@ -189,3 +189,114 @@ def test_a_dispatched_run_completes_when_its_changes_are_handled(make_store):
     late.status, late.counts = RunStatus.DISPATCHED, {"dispatched_changes": 2}
     assert store.finish_run(late) is True
     assert store.finish_run(late) is False
+
+
+def test_counts_in_one_pass_agree_with_the_single_counts(make_store):
+    store = make_store()
+    assert store.counts() == StateCounts()
+    record(store, [upsert(pid, 1) for pid in "ABCD"])
+    store.commit([upsert(pid, 1) for pid in "ABC"])
+    # B changed again (committed at an older version), C deleted from the catalog, Z an orphan in the index.
+    record(store, [upsert("B", 2, text_hash="t2"), delete("C", 2), delete("Z", 2)])
+    counts = store.counts()
+    assert counts == StateCounts(products=3, indexed=4, pending=4, deleting=2, synced=1)
+    assert (counts.products, counts.indexed, counts.pending) == (
+        store.product_count(),
+        store.indexed_count(),
+        store.pending_count(),
+    )
+    store.commit([upsert("B", 2, text_hash="t2"), delete("C", 2), delete("Z", 2), upsert("D", 1)])
+    assert store.counts() == StateCounts(products=3, indexed=3, pending=0, deleting=0, synced=3)
+
+
+def test_a_run_is_found_by_its_id(make_store):
+    store = make_store()
+    first = store.begin_run(mode="incremental", source="a.jsonl")
+    first.status, first.counts = RunStatus.SUCCEEDED, {"added": 2, "applied_upserted": 2}
+    store.finish_run(first)
+    second = store.begin_run(mode="full", source="b.jsonl")
+    found = store.find_run(first.run_id)
+    assert found == store.runs()[1]
+    assert found is not None and found.counts == {"added": 2, "applied_upserted": 2}
+    assert store.find_run(second.run_id) == store.runs()[0]
+    assert store.find_run("20990101T000000Z-00001-ffffff") is None
+    assert make_store().find_run(first.run_id) == found  # from the stored state, not from memory
+
+
+def test_consumers_add_what_they_applied_to_a_dispatched_run(make_store):
+    store = make_store()
+    run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
+    run.status, run.counts = RunStatus.DISPATCHED, {"dispatched_changes": 5, "added": 4, "deleted": 1}
+    store.finish_run(run)
+    if not isinstance(store, DynamoStateStore):
+        # The embedded default applies a run's changes within it and counts them itself: nothing to add.
+        assert store.record_progress(run.run_id, 5, {"embedded": 4}) is False
+        assert "applied_embedded" not in store.runs()[0].counts
+        return
+    assert store.record_progress(run.run_id, 3, {"embedded": 2, "cache_hits": 1, "upserted": 3, "repairs": 0}) is False
+    assert store.runs()[0].counts["applied_embedded"] == 2
+    assert store.record_progress(run.run_id, 2, {"embedded": 0, "cache_hits": 1, "upserted": 1, "deleted": 1}) is True
+    finished = store.runs()[0]
+    assert finished.status is RunStatus.SUCCEEDED
+    assert {name: count for name, count in finished.counts.items() if name.startswith("applied_")} == {
+        "applied_changes": 5,
+        "applied_embedded": 2,
+        "applied_cache_hits": 2,
+        "applied_upserted": 4,
+        "applied_deleted": 1,
+        "applied_repairs": 0,
+    }
+    assert finished.counts["added"] == 4  # the diff's own counts stay
+    assert store.find_run(run.run_id) == finished
+    with pytest.raises(ValueError, match="not a counter name"):
+        store.record_progress(run.run_id, 0, {"no such#name": 1})
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client)
+        yield client
+
+
+def test_dynamodb_finds_a_runs_catalog_and_lists_the_catalogs(dynamodb: Any, monkeypatch: pytest.MonkeyPatch):
+    from catalog_sync.adapters.aws import dynamodb_state
+
+    # Two catalogs' runs that start in the same second at the same sequence number, and draw the same token.
+    tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(dynamodb_state.secrets, "token_hex", lambda n: next(tokens))
+    monkeypatch.setattr(dynamodb_state, "new_run_id", lambda started, seq, token: f"20250101T000000Z-{seq}-{token}")
+    shop = DynamoStateStore(dynamodb, table=TABLE, catalog="shop", shards=4, concurrency=1)
+    outlet = DynamoStateStore(dynamodb, table=TABLE, catalog="outlet", shards=8, concurrency=1)
+    shop_run = shop.begin_run(mode="incremental", source="a")
+    outlet_run = outlet.begin_run(mode="incremental", source="b")
+    assert (shop_run.seq, outlet_run.seq) == (1, 1)
+    assert (shop_run.run_id, outlet_run.run_id) == ("20250101T000000Z-1-aaaaaa", "20250101T000000Z-1-bbbbbb")
+    assert dynamodb_state.catalog_of_run(dynamodb, table=TABLE, run_id=shop_run.run_id) == "shop"
+    assert dynamodb_state.catalog_of_run(dynamodb, table=TABLE, run_id=outlet_run.run_id) == "outlet"
+    assert dynamodb_state.catalog_of_run(dynamodb, table=TABLE, run_id="20250101T000000Z-1-cccccc") is None
+    assert dynamodb_state.registered_catalogs(dynamodb, table=TABLE) == {"outlet": 8, "shop": 4}
+    assert outlet.find_run(outlet_run.run_id) is not None and shop.find_run(outlet_run.run_id) is None
+
+
+def test_sqlite_finds_a_runs_catalog_among_the_local_catalogs(tmp_path: Path):
+    from catalog_sync.adapters.local.sqlite_state import catalog_of_run, local_catalogs
+
+    stores = {name: SqliteStateStore(tmp_path / name / "state.sqlite", name) for name in ("shop", "outlet")}
+    (tmp_path / "not-a-catalog").mkdir()
+    runs = {name: store.begin_run(mode="incremental", source="x") for name, store in stores.items()}
+    assert runs["shop"].run_id != runs["outlet"].run_id
+    assert local_catalogs(tmp_path) == ["outlet", "shop"]
+    assert local_catalogs(tmp_path / "missing") == []
+    for name, run in runs.items():
+        assert catalog_of_run(tmp_path, run.run_id) == name
+    assert catalog_of_run(tmp_path, "20990101T000000Z-00001-ffffff") is None
+    for store in stores.values():
+        store.close()

@@ -99,3 +99,13 @@ class RunRecord(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     message: str | None = None
+
+
+class StateCounts(BaseModel):
+    """A catalog's products by state, counted in one pass over the state store."""
+
+    products: int = 0  # present in the catalog (not deleted)
+    indexed: int = 0  # with a committed version (in the index at some version)
+    pending: int = 0  # committed version differs from the desired one (deletions included)
+    deleting: int = 0  # deleted from the catalog, not yet from the index
+    synced: int = 0  # present and committed at their desired version

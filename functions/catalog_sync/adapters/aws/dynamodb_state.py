@@ -5,7 +5,9 @@ One table, items keyed by (pk, sk):
     P#<catalog>#<shard>   <product id>   dv, del, fp, th, mh, fh (desired)   cv, cth, cmh (committed)
     M#<catalog>           index          embedding_model, text_template
     M#<catalog>           runs           seq (the run counter)
-    R#<catalog>           <seq, 12 digits>   one run: status, counts, timings, ...
+    R#<catalog>           <run id>       one run: run_json, changes_total/changes_done, a_<name> (consumers' counts)
+    RUN#<run id>          run            catalog (finds a run's catalog from its id alone)
+    CATALOGS              <catalog>      shards, last_run (every catalog that has run, for listing them)
 
 Products are spread over shards so that a catalog's state loads with parallel queries. Every write that
 decides what the index should hold is conditional, so that concurrent runs and consumers cannot regress it:
@@ -18,8 +20,10 @@ conditions; a transactional write costs twice the write units of a plain one), s
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +34,8 @@ import xxhash
 
 from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.gc import paused_gc
-from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
+from catalog_sync.logic.runs import new_run_id
+from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
 
 DEFAULT_SHARDS = 16
 MAX_BATCH_GET = 100
@@ -47,6 +52,11 @@ _RETRYABLE = {
 UNKNOWN_COMMITTED_VERSION = 0
 _PRODUCT_FIELDS = "sk, dv, #del, fp, th, mh, fh, cv, cth, cmh"
 _NAMES = {"#del": "del"}
+CATALOGS_PK = "CATALOGS"
+RUN_INDEX_PREFIX = "RUN#"
+# Consumers' counters on a run item: a_<name>, reported by runs() as applied_<name>.
+_APPLIED_PREFIX = "a_"
+_COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class StateWriteError(RuntimeError):
@@ -79,6 +89,48 @@ def _product(item: dict[str, Any]) -> StoredProduct:
         committed_text_hash=text("cth"),
         committed_metadata_hash=text("cmh"),
     )
+
+
+def _run_index_key(run_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{RUN_INDEX_PREFIX}{run_id}"}, "sk": {"S": "run"}}
+
+
+def catalog_of_run(dynamodb: Any, *, table: str, run_id: str) -> str | None:
+    """The catalog a run belongs to, from its id alone (an item written when the run began), or None."""
+    item = dynamodb.get_item(TableName=table, Key=_run_index_key(run_id)).get("Item")
+    return item["catalog"]["S"] if item else None
+
+
+def registered_catalogs(dynamodb: Any, *, table: str) -> dict[str, int]:
+    """Every catalog that has begun a run in this table, with the number of shards its state was written with."""
+    catalogs: dict[str, int] = {}
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": CATALOGS_PK}},
+    }
+    while True:
+        response = dynamodb.query(**kwargs)
+        for item in response.get("Items", []):
+            catalogs[item["sk"]["S"]] = int(item.get("shards", {}).get("N", DEFAULT_SHARDS))
+        if "LastEvaluatedKey" not in response:
+            return catalogs
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _run_from_item(item: dict[str, Any]) -> RunRecord:
+    """A run as its item says, with what the consumers added: their counters and, once they handled every
+    change of a dispatched run, its completion."""
+    run = RunRecord.model_validate_json(item["run_json"]["S"])
+    for name, value in item.items():
+        if name.startswith(_APPLIED_PREFIX):
+            run.counts[f"applied_{name[len(_APPLIED_PREFIX) :]}"] = int(value["N"])
+    if run.status is RunStatus.DISPATCHED:
+        run.counts["applied_changes"] = int(item.get("changes_done", {}).get("N", 0))
+        if "completed_at" in item:
+            run.status = RunStatus.SUCCEEDED
+            run.finished_at = datetime.fromisoformat(item["completed_at"]["S"])
+    return run
 
 
 @dataclass
@@ -215,6 +267,21 @@ class DynamoStateStore:
 
     def indexed_count(self) -> int:
         return self._count(lambda item: "cv" in item)
+
+    def counts(self) -> StateCounts:
+        counts = StateCounts()
+        for items in self._parallel(self._query_shard, list(range(self.shards))):
+            for item in items:
+                committed = item.get("cv", {}).get("N")
+                in_step = committed == item["dv"]["N"]
+                if item.get("del", {}).get("BOOL", False):
+                    counts.deleting += 1
+                else:
+                    counts.products += 1
+                    counts.synced += in_step
+                counts.indexed += committed is not None
+                counts.pending += not in_step
+        return counts
 
     # ------------------------------------------------------------ writes
 
@@ -400,8 +467,19 @@ class DynamoStateStore:
         )
         seq = int(response["Attributes"]["seq"]["N"])
         started = datetime.now(UTC)
+        run_id = self._claim_run_id(started, seq)
+        self._dynamodb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": CATALOGS_PK},
+                "sk": {"S": self.catalog},
+                "shards": {"N": str(self.shards)},
+                "last_run": {"S": run_id},
+            },
+        )
+        self.requests["write"] += 1
         run = RunRecord(
-            run_id=f"{started:%Y%m%dT%H%M%SZ}-{seq:05d}",
+            run_id=run_id,
             seq=seq,
             catalog=self.catalog,
             mode=mode,
@@ -411,6 +489,21 @@ class DynamoStateStore:
         )
         self.finish_run(run)
         return run
+
+    def _claim_run_id(self, started: datetime, seq: int) -> str:
+        """A run id no other catalog's run has, recorded with this catalog (conditional: first come, first served)."""
+        for _ in range(5):
+            run_id = new_run_id(started, seq, secrets.token_hex(3))
+            claimed = self._update(
+                _run_index_key(run_id),
+                UpdateExpression="SET #catalog = :catalog",  # CATALOG is a reserved word
+                ConditionExpression="attribute_not_exists(pk)",
+                ExpressionAttributeNames={"#catalog": "catalog"},
+                ExpressionAttributeValues={":catalog": {"S": self.catalog}},
+            )
+            if claimed:
+                return run_id
+        raise StateWriteError(f"no free run id for {self.catalog!r} at {started:%Y%m%dT%H%M%SZ}-{seq:05d}")
 
     def _run_key(self, run_id: str) -> dict[str, Any]:
         # Run ids begin with their start time, so the sort key orders runs by time.
@@ -440,14 +533,31 @@ class DynamoStateStore:
             raise KeyError(f"no run {run_id!r} of catalog {self.catalog!r}")
         return RunRecord.model_validate_json(item["run_json"]["S"])
 
-    def record_progress(self, run_id: str, handled: int) -> bool:
-        """Count changes of a dispatched run that consumers handled; the last one marks the run succeeded."""
+    def find_run(self, run_id: str) -> RunRecord | None:
+        item = self._dynamodb.get_item(TableName=self.table, Key=self._run_key(run_id)).get("Item")
+        return _run_from_item(item) if item is not None and "run_json" in item else None
+
+    def record_progress(self, run_id: str, handled: int, applied: Mapping[str, int] | None = None) -> bool:
+        """Count changes of a dispatched run that consumers handled, and add up what they did (`applied`, e.g.
+        embedded, cache_hits, upserted: `runs()` reports them as applied_<name>); the last one marks the run
+        succeeded."""
+        expression = "ADD changes_done :n"
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":n": {"N": str(handled)}}
+        for i, (name, value) in enumerate(sorted((applied or {}).items())):
+            if not _COUNTER_NAME.match(name):
+                raise ValueError(f"not a counter name: {name!r}")
+            names[f"#a{i}"] = f"{_APPLIED_PREFIX}{name}"
+            values[f":a{i}"] = {"N": str(int(value))}
+            expression += f", #a{i} :a{i}"
+        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         response = self._dynamodb.update_item(
             TableName=self.table,
             Key=self._run_key(run_id),
-            UpdateExpression="ADD changes_done :n",
-            ExpressionAttributeValues={":n": {"N": str(handled)}},
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            **kwargs,
         )
         self.requests["write"] += 1
         return self._complete_if_done(run_id, response["Attributes"])
@@ -475,13 +585,4 @@ class DynamoStateStore:
             Limit=limit,
         )
         self.requests["query"] += 1
-        runs = []
-        for item in response.get("Items", []):
-            run = RunRecord.model_validate_json(item["run_json"]["S"])
-            if run.status is RunStatus.DISPATCHED:
-                run.counts["applied_changes"] = int(item.get("changes_done", {}).get("N", 0))
-                if "completed_at" in item:
-                    run.status = RunStatus.SUCCEEDED
-                    run.finished_at = datetime.fromisoformat(item["completed_at"]["S"])
-            runs.append(run)
-        return runs
+        return [_run_from_item(item) for item in response.get("Items", [])]

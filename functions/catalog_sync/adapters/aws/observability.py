@@ -27,3 +27,7 @@ BAD_INPUT = "BadInput"
 # its changes handled). The staleness alarms watch it per catalog.
 RUNS_SUCCEEDED = "RunsSucceeded"
 CATALOG_DIMENSION = "catalog"
+
+# Published by the health function, per catalog (same dimensions as RUNS_SUCCEEDED): the catalog's health score,
+# 0-100 (catalog_sync.logic.health).
+HEALTH_SCORE = "HealthScore"

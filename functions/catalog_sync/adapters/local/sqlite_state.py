@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 
 from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.gc import paused_gc
-from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus
+from catalog_sync.logic.runs import new_run_id
+from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
 from catalog_sync.ports import Vectors
 
 _SCHEMA = """
@@ -70,6 +73,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # Orphans found in the index have no known version: they count as present.
 UNKNOWN_COMMITTED_VERSION = 0
 _CHUNK = 500
+_RUN_COLUMNS = "run_id, seq, catalog, mode, source, status, started_at, finished_at, counts, timings, message"
+STATE_FILE = "state.sqlite"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -86,6 +91,45 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        seq=row[1],
+        catalog=row[2],
+        mode=row[3],
+        source=row[4],
+        status=RunStatus(row[5]),
+        started_at=datetime.fromisoformat(row[6]),
+        finished_at=datetime.fromisoformat(row[7]) if row[7] else None,
+        counts=orjson.loads(row[8]) if row[8] else {},
+        timings=orjson.loads(row[9]) if row[9] else {},
+        message=row[10],
+    )
+
+
+def local_catalogs(root: Path) -> list[str]:
+    """The catalogs with state under a state root (`<root>/<catalog>/state.sqlite`), by name."""
+    if not root.is_dir():
+        return []
+    return sorted(entry.name for entry in root.iterdir() if (entry / STATE_FILE).is_file())
+
+
+def catalog_of_run(root: Path, run_id: str) -> str | None:
+    """The catalog under `root` that has the run `run_id`, or None. Reads only: opens each state read-only."""
+    for catalog in local_catalogs(root):
+        uri = f"{(root / catalog / STATE_FILE).resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, timeout=30)
+        try:
+            found = connection.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        except sqlite3.Error:
+            found = None  # not (yet) a state file with runs
+        finally:
+            connection.close()
+        if found:
+            return catalog
+    return None
 
 
 @dataclass
@@ -193,7 +237,7 @@ class SqliteStateStore:
                 ),
             )
             seq = int(cursor.lastrowid or 0)
-            run_id = f"{started:%Y%m%dT%H%M%SZ}-{seq:05d}"
+            run_id = new_run_id(started, seq, secrets.token_hex(3))
             connection.execute("UPDATE runs SET run_id = ? WHERE seq = ?", (run_id, seq))
         return RunRecord(
             run_id=run_id,
@@ -222,27 +266,12 @@ class SqliteStateStore:
         return run.status is RunStatus.SUCCEEDED
 
     def runs(self, limit: int = 30) -> list[RunRecord]:
-        rows = self._connection.execute(
-            "SELECT run_id, seq, catalog, mode, source, status, started_at, finished_at, counts, timings, message "
-            "FROM runs ORDER BY seq DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [
-            RunRecord(
-                run_id=row[0],
-                seq=row[1],
-                catalog=row[2],
-                mode=row[3],
-                source=row[4],
-                status=RunStatus(row[5]),
-                started_at=datetime.fromisoformat(row[6]),
-                finished_at=datetime.fromisoformat(row[7]) if row[7] else None,
-                counts=orjson.loads(row[8]) if row[8] else {},
-                timings=orjson.loads(row[9]) if row[9] else {},
-                message=row[10],
-            )
-            for row in rows
-        ]
+        rows = self._connection.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT ?", (limit,))
+        return [_run(row) for row in rows.fetchall()]
+
+    def find_run(self, run_id: str) -> RunRecord | None:
+        row = self._connection.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
 
     def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
         with self._transaction() as connection:
@@ -316,8 +345,8 @@ class SqliteStateStore:
             ).rowcount
             return max(updated, 0) + max(removed, 0)
 
-    def record_progress(self, run_id: str, handled: int) -> bool:
-        """Nothing to count: on the embedded default a run applies its own changes before it ends."""
+    def record_progress(self, run_id: str, handled: int, applied: Mapping[str, int] | None = None) -> bool:
+        """Nothing to count: on the embedded default a run applies its own changes (and counts them) before it ends."""
         return False
 
     def mark_pending(self, ids: Sequence[str]) -> None:
@@ -350,6 +379,15 @@ class SqliteStateStore:
     def indexed_count(self) -> int:
         row = self._connection.execute("SELECT count(*) FROM products WHERE committed_version IS NOT NULL").fetchone()
         return int(row[0])
+
+    def counts(self) -> StateCounts:
+        row = self._connection.execute(
+            "SELECT total(deleted = 0), total(committed_version IS NOT NULL), "
+            "total(committed_version IS NOT desired_version), total(deleted = 1), "
+            "total(deleted = 0 AND committed_version IS desired_version) FROM products"
+        ).fetchone()
+        products, indexed, pending, deleting, synced = (int(value) for value in row)
+        return StateCounts(products=products, indexed=indexed, pending=pending, deleting=deleting, synced=synced)
 
 
 class SqliteEmbeddingCache:

@@ -1,0 +1,70 @@
+"""The health function, on a schedule: every catalog's health score as a metric, its alerts in the logs.
+
+For each catalog of the deployment (state in the table, or a config in the bucket) it reads the state once
+(counts and the recent runs), scores it (catalog_sync.logic.health), publishes `HealthScore` with the
+dimensions {"service", "catalog"}, and logs each alert: critical as errors, warnings as warnings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from catalog_sync.adapters.aws import observability as names
+from catalog_sync.logic.health import AlertLevel
+from catalog_sync.models.config import ConfigError
+from catalog_sync.services.status import catalog_status
+from handlers._shared import logger, pipeline, tracer
+
+
+def publish_score(catalog: str, score: float) -> None:
+    with single_metric(
+        name=names.HEALTH_SCORE,
+        unit=MetricUnit.NoUnit,
+        value=score,
+        namespace=names.NAMESPACE,
+        default_dimensions={"service": names.SERVICE},
+    ) as metric:
+        metric.add_dimension(name=names.CATALOG_DIMENSION, value=catalog)
+
+
+_LOG_AT = {AlertLevel.CRITICAL: logger.error, AlertLevel.WARNING: logger.warning, AlertLevel.INFO: logger.info}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    settings = pipeline().settings.health
+    catalogs: list[dict[str, Any]] = []
+    for catalog in pipeline().catalogs():
+        try:
+            config = pipeline().config(catalog)
+        except ConfigError as exc:
+            # State without a config: a catalog taken out of service, or a config that no longer loads.
+            logger.warning("catalog not scored", extra={"catalog": catalog, "error": str(exc)})
+            catalogs.append({"catalog": catalog, "status": "no_config", "error": str(exc)})
+            continue
+        status = catalog_status(pipeline().state(config), catalog=catalog, now=now, settings=settings)
+        health = status.health
+        publish_score(catalog, health.score)
+        for alert in health.alerts:
+            _LOG_AT[alert.level](
+                alert.message, extra={"catalog": catalog, "alert": alert.code, "level": alert.level.value}
+            )
+        catalogs.append(
+            {
+                "catalog": catalog,
+                "status": "scored",
+                "score": health.score,
+                "components": health.components.model_dump(),
+                "alerts": [alert.model_dump(mode="json") for alert in health.alerts],
+                "products": status.products,
+                "pending": status.pending,
+            }
+        )
+    logger.info("health scored", extra={"catalogs": len(catalogs)})
+    return {"status": "ok", "generated_at": now.isoformat(), "catalogs": catalogs}
