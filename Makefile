@@ -16,7 +16,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 LAYER_DIR ?= layers/build/dependencies
 LAYER_ARCH ?= arm64
 
-.PHONY: demo test lint typecheck unit bench bench-1m static-model layer synth clean
+.PHONY: demo test lint typecheck unit bench bench-1m static-model layer synth api-fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ node_modules/.installed: package.json package-lock.json
 synth: $(VENV)/.dev-installed node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet
 	$(BIN)/cfn-lint
+
+# schemathesis against the webhook's API served on 127.0.0.1 (AWS is moto): no server error, answers as documented.
+FUZZ_EXAMPLES ?= 500
+api-fuzz: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.api_fuzz --examples $(FUZZ_EXAMPLES)
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/diff_bench.py --n $(BENCH_N)

@@ -369,6 +369,7 @@ class CatalogSyncStack(cdk.Stack):
             "CATALOG_SYNC_STATE_SHARDS": str(config.state_shards),
             "CATALOG_SYNC_CATALOGS_PREFIX": CATALOGS_PREFIX,
             "CATALOG_SYNC_CONFIGS_PREFIX": CONFIGS_PREFIX,
+            "CATALOG_SYNC_PUSHES_PREFIX": PUSHES_PREFIX,
             "CATALOG_SYNC_DIFF_FUNCTION": diff_name,
         }
         if self.openai_secret is not None:
@@ -406,6 +407,7 @@ class CatalogSyncStack(cdk.Stack):
             self.consumer.add_event_source(source)
             self.consumer_mappings.append(source)
         consumer_name = f"{self.stack_name}-consumer"
+        health_settings = config.health_settings().model_dump_json()
         self.webhook_function = self._function(
             "Webhook",
             handler="handlers.webhook.handler",
@@ -419,7 +421,9 @@ class CatalogSyncStack(cdk.Stack):
                 "CATALOG_SYNC_BUCKET": self.bucket.bucket_name,
                 "CATALOG_SYNC_CATALOGS_PREFIX": CATALOGS_PREFIX,
                 "CATALOG_SYNC_CONFIGS_PREFIX": CONFIGS_PREFIX,
+                "CATALOG_SYNC_PUSHES_PREFIX": PUSHES_PREFIX,
                 "CATALOG_SYNC_SCHEDULE_RULE_PREFIX": config.schedule_rule_prefix,
+                "CATALOG_SYNC_HEALTH": health_settings,
             },
         )
         self.health_function = self._function(
@@ -427,7 +431,7 @@ class CatalogSyncStack(cdk.Stack):
             handler="handlers.health.handler",
             memory_mb=config.functions.health.memory_mb,
             timeout_seconds=config.functions.health.timeout_seconds,
-            environment={**pipeline_environment, "CATALOG_SYNC_HEALTH": config.health_settings().model_dump_json()},
+            environment={**pipeline_environment, "CATALOG_SYNC_HEALTH": health_settings},
         )
         diff_arn = self.format_arn(
             service="lambda", resource="function", resource_name=diff_name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
@@ -518,10 +522,17 @@ class CatalogSyncStack(cdk.Stack):
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(f"{PUSHES_PREFIX}*")])
         )
-        # powertools Idempotency keeps its records in the state table (a partition of their own).
+        # powertools Idempotency keeps its records in the state table (a partition of their own); the status
+        # routes read the catalogs' state.
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
                 resources=[self.table.table_arn],
             )
         )
@@ -539,7 +550,7 @@ class CatalogSyncStack(cdk.Stack):
         function.add_to_role_policy(iam.PolicyStatement(actions=["lambda:ListEventSourceMappings"], resources=["*"]))
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["lambda:UpdateEventSourceMapping", "lambda:GetEventSourceMapping"],
+                actions=["lambda:UpdateEventSourceMapping"],
                 resources=[mapping.event_source_mapping_arn for mapping in self.consumer_mappings],
             )
         )

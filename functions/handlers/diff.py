@@ -1,4 +1,4 @@
-"""The diff function: a catalog drop, a schedule or a direct call -> diff -> changes queued (both lanes)."""
+"""The diff function: a catalog drop, a schedule, a direct call or a push -> diff -> changes queued (both lanes)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and "resume" in event:
         return _resume(event, context)
     try:
-        requests = parse_trigger(event, prefix=pipeline().settings.catalogs_prefix)
+        settings = pipeline().settings
+        requests = parse_trigger(event, prefix=settings.catalogs_prefix, pushes_prefix=settings.pushes_prefix)
     except BadTrigger as exc:
         logger.error("rejected event", extra={"reason": str(exc)})
         metrics.add_metric(name=names.REJECTED_EVENTS, unit=MetricUnit.Count, value=1)

@@ -1,12 +1,20 @@
-"""The webhook function: an API Gateway HTTP API (payload v2) in front of the diff function.
+"""The webhook function: an API Gateway HTTP API (payload v2) in front of the pipeline.
 
-- POST /catalogs/{catalog}/sync, signed: queues a sync of the catalog now (an asynchronous invocation of the diff
-  function, with its direct-invocation event) and answers 202;
-- GET /health and GET /openapi.json: public.
+- the control routes (handlers/routes/control.py), signed:
+  - POST /catalogs/{catalog}/sync: queues a sync of the catalog now (an asynchronous invocation of the diff
+    function, with its direct-invocation event) and answers 202;
+  - POST /catalogs/{catalog}/changes: pushes product upserts and deletes, validated as catalog records, and
+    answers 202 once they are queued for the diff;
+  - PUT /catalogs/{catalog}/schedule: enables, disables or reschedules the catalog's scheduled sync;
+  - POST /catalogs/{catalog}/pause and /resume: stops and restarts consumption (shared by all catalogs);
+  sync and changes take an Idempotency-Key header (a retried request is done once);
+- the status routes (handlers/routes/status.py), signed: GET /catalogs/{catalog}/status, GET
+  /catalogs/{catalog}/runs, GET /runs/{run_id} and GET /health (every catalog's health score and alerts);
+- GET /openapi.json: public.
 
 Every other request must be signed (catalog_sync.logic.signing) over its raw body; the size limit and the
-signature are checked before anything else about the request is answered. Errors are application/problem+json
-(RFC 9457) and carry no internal detail.
+signature are checked before anything else about the request is answered, for the routes of every router
+included here. Errors are application/problem+json (RFC 9457) and carry no internal detail.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import time
 from collections.abc import Callable
 from functools import cache
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
@@ -29,29 +37,20 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import webhook as wiring
-from catalog_sync.adapters.aws.webhook import (
-    CATALOG_PATTERN,
-    BadSyncRequest,
-    PayloadTooLarge,
-    Problem,
-    ProblemLocation,
-    SyncAccepted,
-    SyncNow,
-)
 from catalog_sync.logic.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from handlers._shared import logger, metrics, tracer
+from handlers.routes import control, status
+from handlers.routes._common import PROBLEM_JSON, Location, ProblemError, at, problem
 
 API_VERSION = "1"
-PROBLEM_JSON = "application/problem+json"
-# Answered to anyone: liveness and the API's description. (Unknown paths are not public: they answer 404 only
+# Answered to anyone: the API's description. (Unknown paths are not public: they answer 404 only
 # to signed requests, 401 to the rest, as a protected route would.)
-PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json")})
+PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")})
 _CHECKED = "_webhook_request_checked"  # in app.context (cleared after each request): the gate was passed
 
 app = APIGatewayHttpResolver(
@@ -59,35 +58,14 @@ app = APIGatewayHttpResolver(
 )
 
 
-class _ProblemError(Exception):
-    """A request that gets an error answer."""
-
-    def __init__(self, status: HTTPStatus, detail: str, errors: list[tuple[str | int, ...]] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors
-
-
 def _problem(
     status: HTTPStatus,
     detail: str,
     *,
-    errors: list[tuple[str | int, ...]] | None = None,
+    errors: list[Location] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[str]:
-    problem = Problem(
-        title=status.phrase,
-        status=status.value,
-        detail=detail,
-        errors=[ProblemLocation(loc=list(loc)) for loc in errors] if errors is not None else None,
-    )
-    return Response(
-        status_code=status.value,
-        content_type=PROBLEM_JSON,
-        body=problem.model_dump_json(exclude_none=True),
-        headers=headers,
-    )
+    return problem(status, detail, errors=at(*errors) if errors is not None else None, headers=headers)
 
 
 # ---------------------------------------------------------------- the gate: size, then signature
@@ -190,8 +168,8 @@ def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[st
     return _problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json")
 
 
-def _problem_error(exc: _ProblemError) -> Response[str]:
-    return _problem(exc.status, exc.detail, errors=exc.errors)
+def _problem_error(exc: ProblemError) -> Response[str]:
+    return problem(exc.status, exc.detail, errors=exc.errors, headers=exc.headers)
 
 
 def _not_found(exc: NotFoundError) -> Response[str]:
@@ -217,7 +195,7 @@ def _unexpected(exc: Exception) -> Response[str]:
 for _exc_class, _answer in (
     (RequestValidationError, _invalid_request),
     (RequestUnsupportedContentType, _unsupported_content_type),
-    (_ProblemError, _problem_error),
+    (ProblemError, _problem_error),
     (NotFoundError, _not_found),
     (ServiceError, _service_error),
     (Exception, _unexpected),
@@ -227,75 +205,25 @@ for _exc_class, _answer in (
 
 # ---------------------------------------------------------------- routes
 
-_SYNC_RESPONSES: dict[int, Any] = {
-    HTTPStatus.ACCEPTED.value: {
-        "description": "The sync is queued.",
-        "content": {"application/json": {"model": SyncAccepted}},
-    },
-    **{
-        status.value: {"description": status.phrase, "content": {PROBLEM_JSON: {"model": Problem}}}
-        for status in (
-            HTTPStatus.UNAUTHORIZED,
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-        )
-    },
-}
-_SIGNED: list[dict[str, list[str]]] = [{"timestamp": [], "signature": []}]
-
-
-@app.post(
-    "/catalogs/<catalog>/sync",
-    status_code=HTTPStatus.ACCEPTED,
-    summary="Sync a catalog now",
-    description=(
-        "Queues a sync of the catalog (the diff function, invoked asynchronously) and answers at once. "
-        f"Signed: {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} (HMAC-SHA256 over `<timestamp>.<raw body>`)."
-    ),
-    responses=_SYNC_RESPONSES,
-    security=_SIGNED,
-    tags=["sync"],
-)
-def sync_now(
-    catalog: Annotated[str, Path(pattern=CATALOG_PATTERN, description="The catalog's name.")],
-    body: Annotated[SyncNow | None, Body()] = None,
-) -> SyncAccepted:
-    request = body or SyncNow()
-    try:
-        payload = request.direct_invocation(catalog, prefix=wiring.settings().catalogs_prefix)
-        wiring.invoker().invoke(payload)
-    except BadSyncRequest as exc:
-        raise _ProblemError(HTTPStatus.UNPROCESSABLE_ENTITY, exc.detail, errors=[exc.loc]) from None
-    except PayloadTooLarge:
-        raise _ProblemError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the request is too large to queue") from None
-    request_id = app.current_event.request_context.request_id
-    logger.info(
-        "sync queued",
-        extra={
-            "catalog": catalog,
-            "mode": request.mode.value,
-            "force": request.force,
-            "key": request.key,
-            "version_id": request.version_id,
-            "ids": len(request.ids) if request.ids is not None else None,
-            "request_id": request_id,
-        },
-    )
-    metrics.add_metric(name="SyncRequestsQueued", unit=MetricUnit.Count, value=1)
-    return SyncAccepted(catalog=catalog, request_id=request_id)
-
-
-@app.get("/health", summary="Liveness", tags=["meta"])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+# The gate above (app.use) applies to the routes of included routers as to the app's own.
+app.include_router(control.router)
+app.include_router(status.router)
 
 
 def _problems_only(document: dict[str, Any]) -> dict[str, Any]:
-    """powertools documents its own error shapes (422 and 500 as application/json); this API answers problems."""
+    """powertools documents its own error shapes (422 and 500 as application/json); this API answers problems.
+
+    It also documents an optional parameter as "a string or null": a header or a query parameter is a string or
+    absent (a client would send "null").
+    """
     problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     for path_item in document["paths"].values():
         for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                options = parameter["schema"].get("anyOf")
+                if not parameter.get("required") and options and {"type": "null"} in options and len(options) == 2:
+                    [kept] = [option for option in options if option != {"type": "null"}]
+                    parameter["schema"] = {**{k: v for k, v in parameter["schema"].items() if k != "anyOf"}, **kept}
             responses = operation["responses"]
             responses[str(HTTPStatus.INTERNAL_SERVER_ERROR.value)] = {
                 "description": HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
@@ -320,7 +248,10 @@ def _openapi_document() -> dict[str, Any]:
     document = app.get_openapi_json_schema(
         title="catalog-sync",
         version=API_VERSION,
-        description="Ask for catalog syncs. Signed requests: see the `timestamp` and `signature` security schemes.",
+        description=(
+            "Control catalog syncs: sync now, push product changes, schedules, pause and resume. Signed requests: "
+            "see the `timestamp` and `signature` security schemes."
+        ),
         security_schemes={
             "timestamp": APIKey(in_=APIKeyIn.header, name=TIMESTAMP_HEADER, description="Unix seconds."),
             "signature": APIKey(

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from catalog_sync.adapters.aws.triggers import BadTrigger, SyncMode, Trigger, catalog_for_key, parse_trigger
+from catalog_sync.adapters.aws.triggers import (
+    BadTrigger,
+    SyncMode,
+    Trigger,
+    catalog_for_key,
+    check_prefixes,
+    parse_trigger,
+)
 
 EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
 
@@ -90,3 +97,58 @@ def test_keys_map_to_catalogs():
     for key in ("feeds/products.jsonl", "catalogs/shop", "catalogs//x.jsonl"):
         with pytest.raises(BadTrigger):
             catalog_for_key(key)
+
+
+# ---------------------------------------------------------------- pushes
+
+
+def test_a_direct_invocation_of_a_push_object_is_a_push():
+    payload = {"catalog": "shop", "key": "pushes/shop/req-1.jsonl", "ids": ["A", "B"], "mode": "incremental"}
+    [request] = parse_trigger(payload)
+    assert request.trigger is Trigger.PUSH
+    assert (request.catalog, request.key, request.ids, request.mode) == (
+        "shop",
+        "pushes/shop/req-1.jsonl",
+        ("A", "B"),
+        SyncMode.INCREMENTAL,
+    )
+    assert request.force  # every deletion is named: the guard is not for pushes
+    [custom] = parse_trigger({**payload, "key": "in/shop/r.json"}, pushes_prefix="in/")
+    assert custom.trigger is Trigger.PUSH
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"catalog": "shop", "key": "pushes/shop/r.jsonl"}, "must name the products"),
+        ({"catalog": "shop", "key": "pushes/shop/r.jsonl", "ids": []}, "must name the products"),
+        ({"catalog": "shop", "key": "pushes/outlet/r.jsonl", "ids": ["A"]}, "does not belong"),
+        ({"catalog": "shop", "key": "pushes/shop", "ids": ["A"]}, "must be stored as"),
+        ({"catalog": "shop", "key": "pushes/shop/r.jsonl", "ids": ["A"], "mode": "full"}, "is incremental"),
+    ],
+)
+def test_a_push_must_name_its_catalogs_products(payload: dict[str, Any], message: str):
+    with pytest.raises(BadTrigger, match=message):
+        parse_trigger(payload)
+
+
+def test_a_push_object_never_starts_a_sync_from_s3():
+    bridged = event("eventbridge-s3-object-created.json")
+    bridged["detail"]["object"]["key"] = "pushes/shop/req-1.jsonl"
+    notified = event("s3-put.json")
+    notified["Records"][0]["s3"]["object"]["key"] = "pushes/shop/req-1.jsonl"
+    for payload in (bridged, notified):
+        with pytest.raises(BadTrigger, match="not under 'catalogs/'"):
+            parse_trigger(payload)
+
+
+def test_catalogs_and_pushes_live_apart():
+    check_prefixes("catalogs/", "pushes/")
+    for catalogs, pushes in (
+        ("catalogs/", "catalogs/pushes/"),
+        ("data/", "data/"),
+        ("catalogs", "pushes/"),
+        ("/", "p/"),
+    ):
+        with pytest.raises(ValueError, match=r"overlap|folder"):
+            check_prefixes(catalogs, pushes)

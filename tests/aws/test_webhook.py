@@ -2,20 +2,18 @@
 
 The signing key is in (moto's) Secrets Manager. moto would need Docker to run an invoked function, so the diff
 function's invoker is replaced by a recorder; one test drives the real boto3 call through botocore's Stubber.
+(The control routes beyond sync: test_control_api.py.)
 """
 
 from __future__ import annotations
 
-import base64
-import copy
 import io
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -29,21 +27,9 @@ from catalog_sync.adapters.aws import webhook as wiring
 from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
 from catalog_sync.logic.signing import signature_headers
 from catalog_sync.models.config import CatalogConfig
-from tests.doubles.lambda_context import Context
+from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, use_recorder
 
-EVENT = Path(__file__).resolve().parent.parent / "data" / "events" / "apigateway-http-api-proxy.json"
 DIFF_FUNCTION = "catalog-sync-diff"
-REQUEST_ID = "JKJaXmPLvHcESHA="
-
-
-@dataclass
-class Recorder:
-    """Stands in for the diff function's invoker: what would have been sent."""
-
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-
-    def invoke(self, payload: Mapping[str, Any]) -> None:
-        self.payloads.append(dict(payload))
 
 
 @dataclass
@@ -69,73 +55,10 @@ def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
             monkeypatch.setenv(name, value)
         for name in ("CATALOG_SYNC_MAX_BODY_BYTES", "CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS"):
             monkeypatch.delenv(name, raising=False)
-        parameters.clear_caches()
-        wiring.settings.cache_clear()
-        wiring.invoker.cache_clear()
-        recorder = Recorder()
-        monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+        recorder = use_recorder(monkeypatch)
         yield Webhook(key=key, secret_name=secret_name, recorder=recorder, secrets=secrets)
         parameters.clear_caches()
         wiring.settings.cache_clear()
-
-
-def event(
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    *,
-    key: bytes | None = None,
-    timestamp: int | None = None,
-    base64_body: bool = False,
-    headers: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """An HTTP API event, signed with `key` if given (over the raw body, as the sender sends it)."""
-    payload = copy.deepcopy(json.loads(EVENT.read_text()))
-    payload["routeKey"] = payload["requestContext"]["routeKey"] = "$default"
-    payload["rawPath"] = payload["requestContext"]["http"]["path"] = path
-    payload["rawQueryString"] = ""
-    payload.pop("queryStringParameters", None)
-    payload.pop("pathParameters", None)
-    payload["requestContext"]["http"]["method"] = method
-    payload["requestContext"]["requestId"] = REQUEST_ID
-    sent: dict[str, str] = {"content-type": "application/json", "user-agent": "catalog-sync-tests"}
-    if key is not None:
-        signed = signature_headers(key, body or b"", int(time.time()) if timestamp is None else timestamp)
-        sent.update({name.lower(): value for name, value in signed.items()})  # HTTP APIs lower-case names
-    sent.update(headers or {})
-    payload["headers"] = sent
-    if body is None:
-        payload.pop("body", None)
-        payload["isBase64Encoded"] = False
-    elif base64_body:
-        payload["body"] = base64.b64encode(body).decode()
-        payload["isBase64Encoded"] = True
-    else:
-        payload["body"] = body.decode()
-        payload["isBase64Encoded"] = False
-    return payload
-
-
-def call(request: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    from handlers import webhook
-
-    response = webhook.handler(request, Context())
-    headers = {name.lower(): value for name, value in response["headers"].items()}
-    return response["statusCode"], headers, json.loads(response["body"]) if response["body"] else {}
-
-
-def assert_problem(
-    response: tuple[int, dict[str, Any], dict[str, Any]], status: int, *, detail: str | None = None
-) -> dict[str, Any]:
-    code, headers, body = response
-    assert code == status, body
-    assert headers["content-type"] == "application/problem+json"
-    assert {"type", "title", "status", "detail"} <= set(body)
-    assert body["status"] == status
-    assert body["type"] == "about:blank"
-    if detail is not None:
-        assert detail in body["detail"]
-    return body
 
 
 SYNC = "/catalogs/shop/sync"
@@ -322,6 +245,8 @@ def test_bad_json_is_422_problem_json(webhook: Webhook):
     [
         ({"mode": "sideways"}, [["body", "mode"]]),
         ({"force": "maybe"}, [["body", "force"]]),
+        ({"force": "true"}, [["body", "force"]]),  # JSON has booleans: no coercion
+        ({"force": 1}, [["body", "force"]]),
         ({"surprise": 1}, [["body", "surprise"]]),
         ({"ids": []}, [["body", "ids"]]),
         ({"ids": [""]}, [["body", "ids", 0]]),
@@ -383,8 +308,10 @@ def test_a_missing_secret_is_a_500_that_says_nothing_internal(webhook: Webhook, 
 # ---------------------------------------------------------------- public
 
 
-def test_health_is_public(webhook: Webhook):
-    assert call(event("GET", "/health")) == (200, {"content-type": "application/json"}, {"status": "ok"})
+def test_only_the_openapi_document_is_public(webhook: Webhook):
+    # The catalogs' health is operational detail: it is signed like the other routes.
+    code, headers, _ = call(event("GET", "/health"))
+    assert (code, headers["content-type"]) == (401, "application/problem+json")
 
 
 def test_the_openapi_document_is_public_and_valid(webhook: Webhook):

@@ -393,7 +393,7 @@ def test_the_webhook_acts_only_on_its_key_the_diff_pushes_its_idempotency_record
     [put] = [s for s in policy_statements(resources, "WebhookRole") if "s3:PutObject" in actions_of(s)]
     assert re.findall(r'"/([a-z]+)/\*"', json.dumps(resources_of(put))) == ["pushes"]
     assert not any(a.startswith("sqs:") for a in allowed)
-    assert "dynamodb:Query" not in allowed and "dynamodb:BatchWriteItem" not in allowed
+    assert "dynamodb:BatchWriteItem" not in allowed and "dynamodb:Scan" not in allowed
     [rules] = [s for s in policy_statements(resources, "WebhookRole") if "events:EnableRule" in actions_of(s)]
     assert "rule/CatalogSync-schedule-*" in json.dumps(rules["Resource"])
     # Only the consumer's two mappings may be updated (paused, resumed).

@@ -8,33 +8,73 @@ from plain environment variables.
 
 from __future__ import annotations
 
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from catalog_sync.adapters.aws.catalog_configs import load_catalog_config
 from catalog_sync.adapters.aws.dynamodb_cache import DynamoEmbeddingCache
 from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS, DynamoStateStore
 from catalog_sync.adapters.aws.s3 import S3CatalogSource, S3ChangeArchive, S3ClaimStore
 from catalog_sync.adapters.aws.sqs_queue import DEFAULT_MESSAGE_BYTES, SqsChangeSender
-from catalog_sync.adapters.aws.triggers import SyncMode, SyncRequest
+from catalog_sync.adapters.aws.stack import deployed_catalogs
+from catalog_sync.adapters.aws.triggers import (
+    DEFAULT_CATALOGS_PREFIX,
+    DEFAULT_PUSHES_PREFIX,
+    SyncMode,
+    SyncRequest,
+    check_prefixes,
+)
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.embedders.openai import OpenAIEmbedder
 from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
-from catalog_sync.models.changes import QuarantinedRecord, RunStatus
-from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, load_config
+from catalog_sync.logic.health import HealthSettings
+from catalog_sync.models.changes import QuarantinedRecord, RunRecord, RunStatus
+from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind
 from catalog_sync.ports import Embedder
 from catalog_sync.services.apply import ChangeApplier
 from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
 from catalog_sync.services.sync import SyncReport, SyncService
 
-CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
 CONFIG_CACHE_SECONDS = 300
+# The runs a repair looks through for the pushes that set products' desired state.
+REPAIR_LOOKBACK_RUNS = 50
+
+
+def repair_sources(
+    runs: Sequence[RunRecord],
+    desired_versions: Mapping[str, int],
+    product_ids: Sequence[str],
+    *,
+    bucket: str,
+    catalogs_prefix: str,
+    pushes_prefix: str,
+) -> dict[str | None, list[str]]:
+    """The object to re-read each product from, to put its desired state back: key -> products (None: the newest).
+
+    A product's desired version is the sequence number of the run that recorded it. If that run read a push object,
+    the product is re-read from that push: it names the product. Otherwise from the object the latest catalog run
+    read (the newest object is ambiguous when drops land within the same second). A push object is never re-read
+    for a product it does not name: absent from it, the product would be deleted. A product without a desired
+    state (its deletion was committed) has nothing to put back and is left out: re-read from a catalog object, a
+    product a push deleted would come back.
+    """
+    prefix = f"s3://{bucket}/"
+    keys = {run.seq: run.source[len(prefix) :] for run in runs if run.source.startswith(prefix)}  # newest first
+    catalog_key = next((key for key in keys.values() if key.startswith(catalogs_prefix)), None)
+    sources: dict[str | None, list[str]] = {}
+    for product_id in product_ids:
+        if product_id not in desired_versions:
+            continue
+        pushed = keys.get(desired_versions[product_id])
+        key = pushed if pushed is not None and pushed.startswith(pushes_prefix) else catalog_key
+        sources.setdefault(key, []).append(product_id)
+    return sources
 
 
 class PipelineSettings(BaseSettings):
@@ -47,8 +87,10 @@ class PipelineSettings(BaseSettings):
     pinecone_host: str
     pinecone_secret: str  # Secrets Manager name or ARN of the Pinecone API key
     openai_secret: str | None = None  # the same, for OpenAI (only catalogs with the OpenAI embedder need it)
-    catalogs_prefix: str = "catalogs/"
+    catalogs_prefix: str = DEFAULT_CATALOGS_PREFIX
     configs_prefix: str = "config/"
+    # Pushed changes (the webhook's POST /catalogs/{catalog}/changes) are read from here; never a catalog drop.
+    pushes_prefix: str = DEFAULT_PUSHES_PREFIX
     # Unset: the queues' own MaximumMessageSize (the smaller of the two), read once.
     max_message_bytes: int | None = None
     state_shards: int = DEFAULT_SHARDS
@@ -61,6 +103,14 @@ class PipelineSettings(BaseSettings):
     dispatch_window: int = 5_000
     # The diff function, which consumers ask to re-sync products whose write a newer change overtook.
     diff_function: str | None = None
+    # Health scoring's weights and thresholds (the health function), as JSON: CATALOG_SYNC_HEALTH='{"weights":
+    # {"coverage": 60, "freshness": 20, "quality": 20}, "stale_warning_hours": 24}'.
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    @model_validator(mode="after")
+    def _prefixes_apart(self) -> PipelineSettings:
+        check_prefixes(self.catalogs_prefix, self.pushes_prefix)
+        return self
 
 
 def get_secret(name: str, max_age: int) -> str:
@@ -109,28 +159,27 @@ class Pipeline:
 
     # ------------------------------------------------------------ configuration
 
+    def catalogs(self) -> list[str]:
+        """The deployment's catalogs: those with state in the table and those with a config in the bucket."""
+        return list(
+            deployed_catalogs(
+                self.dynamodb,
+                self.s3,
+                table=self.settings.table_name,
+                bucket=self.settings.bucket,
+                configs_prefix=self.settings.configs_prefix,
+            )
+        )
+
     def config(self, catalog: str) -> CatalogConfig:
         cached = self._configs.get(catalog)
         if cached is not None and time.monotonic() - cached[0] < CONFIG_CACHE_SECONDS:
             return cached[1]
-        # Listed rather than probed: without a listing permission S3 answers a missing key with 403, not 404.
-        base = f"{self.settings.configs_prefix}{catalog}"
-        listed = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=f"{base}.", MaxKeys=10)
-        present = {obj["Key"] for obj in listed.get("Contents", [])}
-        for suffix in CONFIG_SUFFIXES:
-            key = f"{base}{suffix}"
-            if key not in present:
-                continue
-            body = self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
-            with tempfile.TemporaryDirectory() as scratch:
-                path = Path(scratch) / f"{catalog}{suffix}"
-                path.write_bytes(body)
-                config = load_config(path)
-            if config.name != catalog:
-                raise ConfigError(f"config {key} names catalog {config.name!r}, not {catalog!r}")
-            self._configs[catalog] = (time.monotonic(), config)
-            return config
-        raise ConfigError(f"no config for catalog {catalog!r} at {self.settings.configs_prefix}{catalog}.toml")
+        config = load_catalog_config(
+            self.s3, bucket=self.settings.bucket, configs_prefix=self.settings.configs_prefix, catalog=catalog
+        )
+        self._configs[catalog] = (time.monotonic(), config)
+        return config
 
     def embedder(self, config: CatalogConfig) -> Embedder:
         settings = config.embedder
@@ -271,18 +320,27 @@ class Pipeline:
         boto3.client("lambda").invoke(FunctionName=function_arn, InvocationType="Event", Payload=orjson.dumps(payload))
 
     def request_repair(self, catalog: str, product_ids: list[str]) -> bool:
-        """Ask the diff function to re-sync some products now; False when there is none to ask."""
+        """Ask the diff function to re-sync some products now; False when there is none to ask (or nothing to do).
+
+        Each product is re-read from the object its desired state came from (see `repair_sources`).
+        """
         if not self.settings.diff_function:
             return False
-        request: dict[str, Any] = {"catalog": catalog, "ids": product_ids}
-        # Re-read the object the latest run read: the desired state came from it. ("The newest object" is
-        # ambiguous when drops land within the same second.)
-        latest = self.state(self.config(catalog)).runs(1)
-        prefix = f"s3://{self.settings.bucket}/"
-        if latest and latest[0].source.startswith(prefix):
-            request["key"] = latest[0].source[len(prefix) :]
-        self.invoke_self(self.settings.diff_function, request)
-        return True
+        state = self.state(self.config(catalog))
+        sources = repair_sources(
+            state.runs(REPAIR_LOOKBACK_RUNS),
+            state.desired_versions(product_ids),
+            product_ids,
+            bucket=self.settings.bucket,
+            catalogs_prefix=self.settings.catalogs_prefix,
+            pushes_prefix=self.settings.pushes_prefix,
+        )
+        for key, ids in sources.items():
+            request: dict[str, Any] = {"catalog": catalog, "ids": ids}
+            if key is not None:
+                request["key"] = key
+            self.invoke_self(self.settings.diff_function, request)
+        return bool(sources)
 
     # ------------------------------------------------------------ the consumer function
 

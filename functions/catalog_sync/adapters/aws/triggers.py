@@ -3,9 +3,17 @@
 - an S3 "Object Created" event delivered by EventBridge;
 - a classic S3 notification (several records; object keys URL-encoded);
 - a scheduled rule, whose input names the catalog and the mode: {"trigger": "schedule", "catalog": ..., "mode": ...};
-- a direct invocation: {"catalog": ..., "key"?, "version_id"?, "mode"?, "force"?, "ids"?}.
+- a direct invocation: {"catalog": ..., "key"?, "version_id"?, "mode"?, "force"?, "ids"?};
+- a push: a direct invocation whose key is a pushed-changes object, `<pushes_prefix><catalog>/<request>.jsonl`,
+  written by the webhook (POST /catalogs/{catalog}/changes): {"catalog", "key", "ids", "mode": "incremental"}.
 
-Catalog objects live under `<prefix><catalog>/` in the bucket; the key names the catalog.
+Catalog objects live under `<prefix><catalog>/` in the bucket; the key names the catalog. Only they start a sync
+from S3 (EventBridge or a notification), and only they are ever "the newest object" of a catalog.
+
+A push object holds the pushed upserts, and `ids` names every product the push changes: upserted (in the object)
+and deleted (named, absent from the object). The diff reads only those ids, so a push never deletes a product it
+does not name; and since every deletion is named explicitly, the deletion guard does not hold a push back (it is
+for a truncated catalog file, which a push object written by the webhook is not).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_CATALOGS_PREFIX = "catalogs/"
+DEFAULT_PUSHES_PREFIX = "pushes/"
 
 
 class Trigger(StrEnum):
@@ -27,6 +36,7 @@ class Trigger(StrEnum):
     S3_NOTIFICATION = "s3-notification"
     SCHEDULE = "schedule"
     DIRECT = "direct"
+    PUSH = "push"
 
 
 class SyncMode(StrEnum):
@@ -70,6 +80,15 @@ class _DirectInput(BaseModel):
     ids: list[str] | None = None
 
 
+def check_prefixes(catalogs_prefix: str, pushes_prefix: str) -> None:
+    """Catalog drops and push objects must live apart: a push object must never pass for a catalog drop."""
+    for prefix in (catalogs_prefix, pushes_prefix):
+        if not prefix.endswith("/") or prefix == "/":
+            raise ValueError(f"prefix {prefix!r} must be a folder: non-empty, ending with '/'")
+    if catalogs_prefix.startswith(pushes_prefix) or pushes_prefix.startswith(catalogs_prefix):
+        raise ValueError(f"the catalogs prefix {catalogs_prefix!r} and the pushes prefix {pushes_prefix!r} overlap")
+
+
 def catalog_for_key(key: str, prefix: str = DEFAULT_CATALOGS_PREFIX) -> str:
     """`catalogs/<catalog>/<file>` -> `<catalog>`."""
     if not key.startswith(prefix):
@@ -80,7 +99,29 @@ def catalog_for_key(key: str, prefix: str = DEFAULT_CATALOGS_PREFIX) -> str:
     return catalog
 
 
-def parse_trigger(event: Any, *, prefix: str = DEFAULT_CATALOGS_PREFIX) -> list[SyncRequest]:
+def _push_request(direct: _DirectInput, pushes_prefix: str) -> SyncRequest:
+    assert direct.key is not None
+    if catalog_for_key(direct.key, pushes_prefix) != direct.catalog:
+        raise BadTrigger(f"object {direct.key!r} does not belong to catalog {direct.catalog!r}")
+    if not direct.ids:
+        # Without ids, every product absent from the push object would be deleted.
+        raise BadTrigger(f"a push ({direct.key!r}) must name the products it changes in ids")
+    if direct.mode is not SyncMode.INCREMENTAL:
+        raise BadTrigger(f"a push ({direct.key!r}) is incremental")
+    return SyncRequest(
+        trigger=Trigger.PUSH,
+        catalog=direct.catalog,
+        key=direct.key,
+        version_id=direct.version_id,
+        mode=SyncMode.INCREMENTAL,
+        force=True,  # every deletion is named: the guard is for truncated catalogs
+        ids=tuple(direct.ids),
+    )
+
+
+def parse_trigger(
+    event: Any, *, prefix: str = DEFAULT_CATALOGS_PREFIX, pushes_prefix: str = DEFAULT_PUSHES_PREFIX
+) -> list[SyncRequest]:
     """The sync requests an event asks for (an S3 notification may carry several objects)."""
     if not isinstance(event, dict):
         raise BadTrigger(f"expected a JSON object as the event, got {type(event).__name__}")
@@ -123,6 +164,8 @@ def parse_trigger(event: Any, *, prefix: str = DEFAULT_CATALOGS_PREFIX) -> list[
             schedule = _ScheduleInput.model_validate(event)
             return [SyncRequest(trigger=Trigger.SCHEDULE, catalog=schedule.catalog, mode=schedule.mode)]
         direct = _DirectInput.model_validate(event)
+        if direct.key is not None and direct.key.startswith(pushes_prefix):
+            return [_push_request(direct, pushes_prefix)]
         if direct.key is not None and catalog_for_key(direct.key, prefix) != direct.catalog:
             raise BadTrigger(f"object {direct.key!r} does not belong to catalog {direct.catalog!r}")
         return [

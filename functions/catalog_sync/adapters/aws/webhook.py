@@ -1,5 +1,5 @@
 """Wiring of the webhook function: settings from the environment, the signing key, the HTTP contract, and the
-asynchronous hand-off to the diff function.
+asynchronous hand-off to the diff function. (The control routes' contract and AWS calls: adapters/aws/control.py.)
 
 The signing key is read from Secrets Manager through powertools Parameters (cached for `secrets_max_age`
 seconds): the secret's value, as stored, is the key (a SecretString as UTF-8 bytes, or a SecretBinary). Clients
@@ -17,7 +17,15 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from catalog_sync.adapters.aws.triggers import BadTrigger, SyncMode, catalog_for_key, parse_trigger
+from catalog_sync.adapters.aws.triggers import (
+    DEFAULT_CATALOGS_PREFIX,
+    DEFAULT_PUSHES_PREFIX,
+    BadTrigger,
+    SyncMode,
+    catalog_for_key,
+    check_prefixes,
+    parse_trigger,
+)
 from catalog_sync.logic.signing import DEFAULT_TOLERANCE_SECONDS
 
 # The names a catalog config accepts (catalog_sync.models.config.CatalogConfig.name): 1-63 characters, letters,
@@ -38,7 +46,20 @@ class WebhookSettings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     signature_tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, gt=0)
     secrets_max_age: int = Field(default=300, ge=0)
-    catalogs_prefix: str = "catalogs/"  # the diff function's own setting: where a catalog's objects live
+    catalogs_prefix: str = DEFAULT_CATALOGS_PREFIX  # the diff function's own setting: where a catalog's objects live
+    # The control routes (catalog_sync.adapters.aws.control). Unset, a route that needs one answers 500.
+    bucket: str | None = None  # catalog configs are read from it, pushed changes written to it
+    configs_prefix: str = "config/"
+    pushes_prefix: str = DEFAULT_PUSHES_PREFIX  # the diff function's own setting too
+    table_name: str | None = None  # the state table, which keeps the Idempotency-Key records
+    idempotency_expiry_seconds: int = Field(default=3_600, gt=0)
+    schedule_rule_prefix: str | None = None  # a catalog's schedule rule is named <prefix><catalog>
+    consumer_function: str | None = None  # its event source mappings are paused and resumed
+
+    @model_validator(mode="after")
+    def _prefixes_apart(self) -> WebhookSettings:
+        check_prefixes(self.catalogs_prefix, self.pushes_prefix)
+        return self
 
 
 # ---------------------------------------------------------------- the HTTP contract
@@ -53,7 +74,9 @@ class SyncNow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: SyncMode = SyncMode.INCREMENTAL
-    force: bool = Field(default=False, description="Sync even if the deletion guard would hold the run back.")
+    force: bool = Field(
+        default=False, strict=True, description="Sync even if the deletion guard would hold the run back."
+    )
     key: str | None = Field(
         default=None,
         min_length=1,
@@ -107,6 +130,9 @@ class SyncAccepted(BaseModel):
 
 class ProblemLocation(BaseModel):
     loc: list[str | int]
+    reason: str | None = Field(
+        default=None, description="Why, where the caller's data is at fault (an invalid pushed record, say)."
+    )
 
 
 class Problem(BaseModel):
@@ -133,6 +159,16 @@ class BadSyncRequest(ValueError):
 
 class PayloadTooLarge(ValueError):
     """The invocation would exceed what Lambda accepts for an asynchronous invocation."""
+
+
+class NotConfigured(RuntimeError):
+    """A route needs a setting the function was not given."""
+
+
+def required(value: str | None, name: str) -> str:
+    if not value:
+        raise NotConfigured(f"CATALOG_SYNC_{name.upper()} is not set")
+    return value
 
 
 class InvokeFailed(RuntimeError):

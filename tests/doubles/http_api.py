@@ -1,0 +1,119 @@
+"""The webhook as API Gateway's HTTP API calls it: signed payload-v2 events, built from the recorded sample
+(tests/data/events/apigateway-http-api-proxy.json), handed to the real handler.
+
+moto would need Docker to run an invoked function, so the diff function's invoker is replaced by a Recorder that
+keeps what would have been sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog_sync.adapters.aws import control, status
+from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.logic.signing import signature_headers
+from tests.doubles.lambda_context import Context
+
+EVENT = Path(__file__).resolve().parent.parent / "data" / "events" / "apigateway-http-api-proxy.json"
+REQUEST_ID = "JKJaXmPLvHcESHA="
+
+Answer = tuple[int, dict[str, Any], dict[str, Any]]
+
+
+@dataclass
+class Recorder:
+    """Stands in for the diff function's invoker: what would have been sent."""
+
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, payload: Mapping[str, Any]) -> None:
+        self.payloads.append(dict(payload))
+
+
+def use_recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Forget the webhook's settings and clients (the environment changed) and record its diff invocations."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    wiring.settings.cache_clear()
+    control.clear_caches()
+    status.clear_caches()
+    clear = getattr(wiring.invoker, "cache_clear", None)  # not when a recorder replaced it already
+    if clear is not None:
+        clear()
+    recorder = Recorder()
+    monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+    return recorder
+
+
+def event(
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    *,
+    key: bytes | None = None,
+    timestamp: int | None = None,
+    base64_body: bool = False,
+    headers: Mapping[str, str] | None = None,
+    request_id: str = REQUEST_ID,
+) -> dict[str, Any]:
+    """An HTTP API event, signed with `key` if given (over the raw body, as the sender sends it)."""
+    payload = copy.deepcopy(json.loads(EVENT.read_text()))
+    payload["routeKey"] = payload["requestContext"]["routeKey"] = "$default"
+    payload["rawPath"] = payload["requestContext"]["http"]["path"] = path
+    payload["rawQueryString"] = ""
+    payload.pop("queryStringParameters", None)
+    payload.pop("pathParameters", None)
+    payload.pop("cookies", None)
+    payload["requestContext"]["http"]["method"] = method
+    payload["requestContext"]["requestId"] = request_id
+    sent: dict[str, str] = {"content-type": "application/json", "user-agent": "catalog-sync-tests"}
+    if key is not None:
+        signed = signature_headers(key, body or b"", int(time.time()) if timestamp is None else timestamp)
+        sent.update({name.lower(): value for name, value in signed.items()})  # HTTP APIs lower-case names
+    sent.update({name.lower(): value for name, value in (headers or {}).items()})
+    payload["headers"] = sent
+    if body is None:
+        payload.pop("body", None)
+        payload["isBase64Encoded"] = False
+    elif base64_body:
+        payload["body"] = base64.b64encode(body).decode()
+        payload["isBase64Encoded"] = True
+    else:
+        payload["body"] = body.decode()
+        payload["isBase64Encoded"] = False
+    return payload
+
+
+def respond(request: dict[str, Any]) -> dict[str, Any]:
+    """The handler's raw answer to an event."""
+    from handlers import webhook
+
+    return webhook.handler(request, Context())
+
+
+def call(request: dict[str, Any]) -> Answer:
+    response = respond(request)
+    headers = {name.lower(): value for name, value in response["headers"].items()}
+    return response["statusCode"], headers, json.loads(response["body"]) if response["body"] else {}
+
+
+def assert_problem(response: Answer, status: int, *, detail: str | None = None) -> dict[str, Any]:
+    code, headers, body = response
+    assert code == status, body
+    assert headers["content-type"] == "application/problem+json"
+    assert {"type", "title", "status", "detail"} <= set(body)
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    if detail is not None:
+        assert detail in body["detail"]
+    return body
