@@ -6,7 +6,12 @@ A small HTTP server on 127.0.0.1 turns each request into an API Gateway HTTP API
 recorded sample tests/data/events/apigateway-http-api-proxy.json, calls handlers.webhook.handler and writes its
 answer back. AWS is moto, with what the control routes use (tests/doubles/control_world.py: the signing key, the
 bucket and a catalog's config, the state table, a schedule rule, the consumer's queue mappings); the diff function
-is not invoked, its invocations are recorded. Every request is signed with the test key over the bytes sent.
+is not invoked, its invocations are recorded. Every request is signed with the test key over the bytes sent, each
+as a new request: the webhook accepts a signature once, and many generated requests share a body (every GET has
+an empty one), so each gets a timestamp of its own (tests/doubles/http_api.py's `fresh_timestamp`), a second
+before the last one signed for that body if need be. The function's signature window is widened to a day for
+this (FUZZ_SIGNATURE_TOLERANCE_SECONDS): a long run signs thousands of empty bodies. A signed request refused as a
+replay fails the run.
 
 For each operation of the API's own OpenAPI document, schemathesis generates requests (valid ones, and invalid ones
 for the operations that take input) and checks each answer: no 5xx, a documented status, content type and headers,
@@ -40,6 +45,8 @@ EVENT = ROOT / "tests" / "data" / "events" / "apigateway-http-api-proxy.json"
 DEFAULT_EXAMPLES = 25
 KNOWN_CATALOG = "shop"  # the catalog tests/doubles/control_world.py configures
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+FUZZ_SIGNATURE_TOLERANCE_SECONDS = 86_400  # room for a distinct timestamp per request with the same body
+REPLAY_DETAIL = "(replay)"  # in the webhook's answer to a replayed request
 
 
 # ---------------------------------------------------------------- HTTP -> API Gateway HTTP API events
@@ -158,6 +165,7 @@ def local_api(setenv: Callable[[str, str], None], setattr_: Callable[[Any, str, 
 
     for name, value in FAKE_AWS.items():
         setenv(name, value)
+    setenv("CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS", str(FUZZ_SIGNATURE_TOLERANCE_SECONDS))
     with ExitStack() as stack:
         stack.enter_context(mock_aws())
         from aws_lambda_powertools.utilities import parameters
@@ -171,12 +179,14 @@ def local_api(setenv: Callable[[str, str], None], setattr_: Callable[[Any, str, 
         world = build_control_world(setenv)
         parameters.clear_caches()
         wiring.settings.cache_clear()
+        wiring.seen_signatures.cache_clear()
         control.clear_caches()
         recorder = Recorder()
         setattr_(wiring, "invoker", lambda: recorder)
         url = stack.enter_context(serve(webhook.handler))
         yield LocalApi(url=url, key=world.key, world=world, recorder=recorder)
-        control.clear_caches()  # its clients belong to this moto world
+        wiring.seen_signatures.cache_clear()  # its clients belong to this moto world
+        control.clear_caches()
 
 
 # ---------------------------------------------------------------- schemathesis
@@ -187,17 +197,19 @@ def signed_session(key: bytes) -> Any:
     import requests
 
     from catalog_sync.logic.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_headers
+    from tests.doubles.http_api import fresh_timestamp
 
     class Sign(requests.auth.AuthBase):
-        """The signature headers a case carries (schemathesis fills them with placeholders) get real values; a case
-        without them (a negative case leaving one out) is sent as it is, to be refused."""
+        """The signature headers a case carries (schemathesis fills them with placeholders) get real values, with a
+        timestamp not signed before for the body (each case is a new request, not a replay); a case without them (a
+        negative case leaving one out) is sent as it is, to be refused."""
 
         def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
             if TIMESTAMP_HEADER not in request.headers or SIGNATURE_HEADER not in request.headers:
                 return request
             body = request.body or b""
             raw = body.encode() if isinstance(body, str) else bytes(body)
-            request.headers.update(signature_headers(key, raw, int(time.time())))
+            request.headers.update(signature_headers(key, raw, fresh_timestamp(key, raw)))
             return request
 
     session = requests.Session()
@@ -278,6 +290,8 @@ def fuzz_operation(api: LocalApi, operation: Any, *, max_examples: int, seed: in
             response = case.call(base_url=api.url, session=session)
             outcome.requests += 1
             outcome.statuses[response.status_code] = outcome.statuses.get(response.status_code, 0) + 1
+            if response.status_code == 401 and REPLAY_DETAIL in response.text:
+                raise AssertionError("a generated request was refused as a replay: it must be signed anew")
             case.validate_response(response, checks=selected)
 
         if seed is not None:

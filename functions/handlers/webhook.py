@@ -14,7 +14,12 @@
 
 Every other request must be signed (catalog_sync.logic.signing) over its raw body; the size limit and the
 signature are checked before anything else about the request is answered, for the routes of every router
-included here. Errors are application/problem+json (RFC 9457) and carry no internal detail.
+included here. A signed request is accepted once: once its signature verifies, it is recorded in the state table
+(CATALOG_SYNC_TABLE_NAME) until its timestamp has left the window, and the same signature again is refused (401,
+a replay). A client's retry is therefore a new request, signed again with a new timestamp (with the same
+Idempotency-Key, for sync and changes to be done once). Without the state table every signed request is refused
+(500: the function is not configured), never accepted unchecked. Errors are application/problem+json (RFC 9457)
+and carry no internal detail.
 """
 
 from __future__ import annotations
@@ -92,8 +97,9 @@ def _check() -> Response[str] | None:
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body must be at most {settings.max_body_bytes} bytes"
         )
     headers = app.current_event.headers
+    seen = wiring.seen_signatures()  # NotConfigured without the state table: refused, not accepted unchecked
     try:
-        verify(
+        verified = verify(
             wiring.signing_key(),
             body,
             headers.get(TIMESTAMP_HEADER),
@@ -102,19 +108,27 @@ def _check() -> Response[str] | None:
             tolerance_seconds=settings.signature_tolerance_seconds,
         )
     except SignatureError as exc:
-        logger.warning(
-            "request refused: bad signature",
-            extra={
-                "reason": exc.reason.value,
-                "request_id": app.current_event.request_context.request_id,
-                "source_ip": app.current_event.request_context.http.source_ip,
-            },
-        )
-        metrics.add_metric(name="UnauthenticatedRequests", unit=MetricUnit.Count, value=1)
-        return _problem(
-            HTTPStatus.UNAUTHORIZED, exc.description, headers={"WWW-Authenticate": "CatalogSync-HMAC-SHA256"}
-        )
+        return _unauthenticated("bad signature", exc.reason.value, exc.description)
+    # Kept until the timestamp has left the window: after that the signature is refused as expired anyway.
+    expires_at = verified.timestamp + settings.signature_tolerance_seconds + wiring.SEEN_SIGNATURE_MARGIN_SECONDS
+    try:
+        seen.record(verified.digest, expires_at=expires_at)
+    except wiring.Replayed:
+        return _unauthenticated("replayed", "replay", "the request was already received (replay)")
     return None
+
+
+def _unauthenticated(why: str, reason: str, detail: str) -> Response[str]:
+    logger.warning(
+        f"request refused: {why}",
+        extra={
+            "reason": reason,
+            "request_id": app.current_event.request_context.request_id,
+            "source_ip": app.current_event.request_context.http.source_ip,
+        },
+    )
+    metrics.add_metric(name="UnauthenticatedRequests", unit=MetricUnit.Count, value=1)
+    return _problem(HTTPStatus.UNAUTHORIZED, detail, headers={"WWW-Authenticate": "CatalogSync-HMAC-SHA256"})
 
 
 def _gate() -> Response[str] | None:
@@ -124,6 +138,10 @@ def _gate() -> Response[str] | None:
         return None
     try:
         refusal = _check()
+    except wiring.NotConfigured as exc:
+        logger.error("the webhook is missing a setting", extra={"error": str(exc)})  # the setting's name, no value
+        metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+        return _problem(HTTPStatus.INTERNAL_SERVER_ERROR, "the webhook is not configured")
     except Exception:
         logger.exception("could not check the request")  # nothing on this path puts the key in an exception
         return _problem(HTTPStatus.INTERNAL_SERVER_ERROR, "the request could not be checked")

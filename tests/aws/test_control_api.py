@@ -303,6 +303,18 @@ def test_a_retried_push_with_the_same_key_is_applied_once_and_answered_the_same(
     assert len(api.recorder.payloads) == 2
 
 
+def test_a_retry_is_a_new_signed_request_not_a_replay(api: Api):
+    body = orjson.dumps({"deletes": ["1"]})
+    request = event("POST", CHANGES, body, key=api.world.key, headers={"Idempotency-Key": "k-0"})
+    assert call(request)[0] == 202
+    assert_problem(call(request), 401, detail="replay")  # the same signed request: refused before the key is read
+    retry = event("POST", CHANGES, body, key=api.world.key, headers={"Idempotency-Key": "k-0"}, request_id="retry")
+    assert request["headers"]["x-catalog-sync-timestamp"] != retry["headers"]["x-catalog-sync-timestamp"]
+    code, _, answer = call(retry)  # signed anew: the first answer, the push done once
+    assert (code, answer["request_id"]) == (202, REQUEST_ID)
+    assert len(api.recorder.payloads) == 1
+
+
 def test_the_same_key_with_another_request_is_refused(api: Api):
     assert api.push({"deletes": ["1"]}, headers={"Idempotency-Key": "k-1"})[0] == 202
     for other in (

@@ -1,12 +1,14 @@
 """The webhook function under moto: real API Gateway HTTP API (payload v2) events through the real handler.
 
-The signing key is in (moto's) Secrets Manager. moto would need Docker to run an invoked function, so the diff
-function's invoker is replaced by a recorder; one test drives the real boto3 call through botocore's Stubber.
+The signing key is in (moto's) Secrets Manager, the signatures seen in (moto's) state table. moto would need Docker
+to run an invoked function, so the diff function's invoker is replaced by a recorder; one test drives the real
+boto3 call through botocore's Stubber.
 (The control routes beyond sync: test_control_api.py.)
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -28,6 +30,7 @@ from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
 from catalog_sync.logic.signing import signature_headers
 from catalog_sync.models.config import CatalogConfig
 from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, use_recorder
+from tests.integration.test_state_stores import TABLE, create_table
 
 DIFF_FUNCTION = "catalog-sync-diff"
 
@@ -38,6 +41,7 @@ class Webhook:
     secret_name: str
     recorder: Recorder
     secrets: Any
+    dynamodb: Any
 
 
 @pytest.fixture
@@ -47,18 +51,22 @@ def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     with mock_aws():
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(Name=secret_name, SecretString=key.decode())
+        dynamodb = boto3.client("dynamodb")
+        create_table(dynamodb)
         for name, value in {
             "CATALOG_SYNC_WEBHOOK_SECRET": secret_name,
             "CATALOG_SYNC_DIFF_FUNCTION": DIFF_FUNCTION,
+            "CATALOG_SYNC_TABLE_NAME": TABLE,
             "POWERTOOLS_TRACE_DISABLED": "true",
         }.items():
             monkeypatch.setenv(name, value)
         for name in ("CATALOG_SYNC_MAX_BODY_BYTES", "CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS"):
             monkeypatch.delenv(name, raising=False)
         recorder = use_recorder(monkeypatch)
-        yield Webhook(key=key, secret_name=secret_name, recorder=recorder, secrets=secrets)
+        yield Webhook(key=key, secret_name=secret_name, recorder=recorder, secrets=secrets, dynamodb=dynamodb)
         parameters.clear_caches()
         wiring.settings.cache_clear()
+        wiring.seen_signatures.cache_clear()  # its client belongs to this moto world
 
 
 SYNC = "/catalogs/shop/sync"
@@ -213,6 +221,68 @@ def test_the_signature_comes_before_the_body_is_judged(webhook: Webhook):
     assert_problem(call(event("POST", SYNC, "é".encode("latin-1"), base64_body=True)), 401)  # not UTF-8
     assert_problem(call(event("POST", "/catalogs/../sync", b"{}")), 401)
     assert_problem(call(event("POST", SYNC, b"{}", headers={"content-type": "text/plain"})), 401)
+
+
+# ---------------------------------------------------------------- refused: a replay
+
+
+def seen_signatures(webhook: Webhook) -> list[dict[str, Any]]:
+    items = webhook.dynamodb.scan(TableName=TABLE)["Items"]
+    return [item for item in items if item["pk"]["S"].startswith("SIG#")]
+
+
+def test_a_replayed_request_is_401_and_nothing_is_queued(webhook: Webhook, logs: io.StringIO):
+    request = event("POST", SYNC, b'{"mode": "full"}', key=webhook.key)
+    assert call(request)[0] == 202
+    _, headers, _ = replay = call(request)  # the same signed request again, well within the window
+    assert_problem(replay, 401, detail="the request was already received (replay)")
+    assert headers["www-authenticate"] == "CatalogSync-HMAC-SHA256"
+    assert webhook.recorder.payloads == [{"catalog": "shop", "mode": "full", "force": False}]  # once
+    assert "request refused: replayed" in logs.getvalue()
+    # A replay to another route is the same signature (the path is not signed): refused too.
+    other = copy.deepcopy(request)
+    other["rawPath"] = other["requestContext"]["http"]["path"] = "/catalogs/outlet/sync"
+    assert_problem(call(other), 401, detail="replay")
+    assert len(webhook.recorder.payloads) == 1
+
+
+def test_the_same_body_signed_again_with_a_new_timestamp_is_accepted(webhook: Webhook):
+    body, now = b'{"mode": "full"}', int(time.time())
+    assert call(event("POST", SYNC, body, key=webhook.key, timestamp=now - 1))[0] == 202
+    assert call(event("POST", SYNC, body, key=webhook.key, timestamp=now))[0] == 202  # a retry, signed anew
+    assert len(webhook.recorder.payloads) == 2
+
+
+def test_a_seen_signature_is_kept_until_its_timestamp_leaves_the_window(webhook: Webhook):
+    timestamp = int(time.time()) - 10
+    request = event("POST", SYNC, b"{}", key=webhook.key, timestamp=timestamp)
+    assert call(request)[0] == 202
+    [item] = seen_signatures(webhook)
+    digest = request["headers"]["x-catalog-sync-signature"].removeprefix("v1=")
+    assert (item["pk"]["S"], item["sk"]["S"]) == (f"SIG#{digest}", "seen")
+    expires_at = int(item["expires_at"]["N"])  # the table's TTL attribute
+    assert expires_at == timestamp + 300 + wiring.SEEN_SIGNATURE_MARGIN_SECONDS
+    assert_problem(call(request), 401, detail="replay")
+    assert len(seen_signatures(webhook)) == 1
+
+
+def test_a_refused_signature_is_not_recorded(webhook: Webhook):
+    assert_problem(call(event("POST", SYNC, b"{}", key=b"not-the-key")), 401, detail="does not match")
+    assert_problem(call(event("POST", SYNC, b"{}")), 401)
+    assert seen_signatures(webhook) == []
+
+
+def test_without_the_state_table_every_signed_request_is_a_500(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, logs: io.StringIO
+):
+    monkeypatch.delenv("CATALOG_SYNC_TABLE_NAME")
+    use_recorder(monkeypatch)
+    request = event("POST", SYNC, b"{}", key=webhook.key)
+    for _ in range(2):  # refused, not accepted unchecked: a replay could not be told apart
+        assert_problem(call(request), 500, detail="the webhook is not configured")
+    assert webhook.recorder.payloads == []
+    assert "CATALOG_SYNC_TABLE_NAME is not set" in logs.getvalue()
+    assert call(event("GET", "/openapi.json"))[0] == 200  # the public route needs no configuration
 
 
 # ---------------------------------------------------------------- refused: the request

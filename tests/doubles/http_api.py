@@ -3,6 +3,9 @@
 
 moto would need Docker to run an invoked function, so the diff function's invoker is replaced by a Recorder that
 keeps what would have been sent.
+
+The webhook accepts a signed request once (a replay is refused): each event signed here is a new request, with a
+timestamp of its own (`fresh_timestamp`), as a client's retry would be. Sending the same event twice is a replay.
 """
 
 from __future__ import annotations
@@ -39,12 +42,27 @@ class Recorder:
         self.payloads.append(dict(payload))
 
 
+_SIGNED: dict[tuple[bytes, bytes], set[int]] = {}  # the timestamps signed so far, by key and body
+
+
+def fresh_timestamp(key: bytes, body: bytes) -> int:
+    """Now, or the latest second before it not yet signed with `key` for `body`: two requests sent with the same
+    body in the same second would carry the same signature (the second one, a replay)."""
+    signed = _SIGNED.setdefault((key, body), set())
+    timestamp = int(time.time())
+    while timestamp in signed:
+        timestamp -= 1
+    signed.add(timestamp)
+    return timestamp
+
+
 def use_recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Forget the webhook's settings and clients (the environment changed) and record its diff invocations."""
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
     wiring.settings.cache_clear()
+    wiring.seen_signatures.cache_clear()
     control.clear_caches()
     status.clear_caches()
     clear = getattr(wiring.invoker, "cache_clear", None)  # not when a recorder replaced it already
@@ -66,7 +84,8 @@ def event(
     headers: Mapping[str, str] | None = None,
     request_id: str = REQUEST_ID,
 ) -> dict[str, Any]:
-    """An HTTP API event, signed with `key` if given (over the raw body, as the sender sends it)."""
+    """An HTTP API event, signed with `key` if given (over the raw body, as the sender sends it; at `timestamp`,
+    else at a fresh one)."""
     payload = copy.deepcopy(json.loads(EVENT.read_text()))
     payload["routeKey"] = payload["requestContext"]["routeKey"] = "$default"
     payload["rawPath"] = payload["requestContext"]["http"]["path"] = path
@@ -78,7 +97,8 @@ def event(
     payload["requestContext"]["requestId"] = request_id
     sent: dict[str, str] = {"content-type": "application/json", "user-agent": "catalog-sync-tests"}
     if key is not None:
-        signed = signature_headers(key, body or b"", int(time.time()) if timestamp is None else timestamp)
+        raw = body or b""
+        signed = signature_headers(key, raw, fresh_timestamp(key, raw) if timestamp is None else timestamp)
         sent.update({name.lower(): value for name, value in signed.items()})  # HTTP APIs lower-case names
     sent.update({name.lower(): value for name, value in (headers or {}).items()})
     payload["headers"] = sent

@@ -6,8 +6,9 @@ A signed request carries two headers:
     X-Catalog-Sync-Signature: v1=<hex hmac_sha256(key, b"<timestamp>." + raw body)>
 
 The timestamp is part of what is signed, so an old request cannot be replayed with a fresh timestamp; a request
-is accepted only within `tolerance_seconds` of the receiver's clock (either way). Within that window a replay is
-still accepted: the receiver keeps no record of the signatures it has seen.
+is accepted only within `tolerance_seconds` of the receiver's clock (either way). Within that window `verify` alone
+still accepts a replay: it returns the digest that matched, for the receiver to accept once (the webhook records
+it in its state table until the timestamp leaves the window: handlers/webhook.py).
 
 While a key is being rotated the sender may send several signatures, comma-separated
 (`v1=<with the new key>,v1=<with the old key>`): one that matches is enough. Schemes other than `v1` are
@@ -20,6 +21,7 @@ import hashlib
 import hmac
 import re
 from enum import StrEnum
+from typing import NamedTuple
 
 TIMESTAMP_HEADER = "X-Catalog-Sync-Timestamp"
 SIGNATURE_HEADER = "X-Catalog-Sync-Signature"
@@ -51,6 +53,13 @@ _DESCRIPTIONS = {
     SignatureFailure.MALFORMED: f"{SIGNATURE_HEADER} must be {SCHEME}=<64 hex digits>, comma-separated if several",
     SignatureFailure.MISMATCH: "the signature does not match the request",
 }
+
+
+class Verified(NamedTuple):
+    """A request whose signature matched: its timestamp (unix seconds) and the matching digest (lower-case hex)."""
+
+    timestamp: int
+    digest: str
 
 
 class SignatureError(Exception):
@@ -111,10 +120,11 @@ def verify(
     *,
     now: float,
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
-) -> None:
+) -> Verified:
     """Accept a request signed with `key` within `tolerance_seconds` of `now`; else raise SignatureError.
 
-    `body` is the raw body as received (base64-decoded if the transport encoded it), not a re-serialisation.
+    `body` is the raw body as received (base64-decoded if the transport encoded it), not a re-serialisation. The
+    answer (the timestamp, and the digest that matched) is what a receiver records to refuse a replay.
     """
     if not key:
         raise ValueError("the signing key is empty")  # a configuration error, not the caller's
@@ -135,3 +145,4 @@ def verify(
         matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         raise SignatureError(SignatureFailure.MISMATCH)
+    return Verified(timestamp, expected)  # `expected` equals the candidate that matched

@@ -2,8 +2,9 @@
 asynchronous hand-off to the diff function. (The control routes' contract and AWS calls: adapters/aws/control.py.)
 
 The signing key is read from Secrets Manager through powertools Parameters (cached for `secrets_max_age`
-seconds): the secret's value, as stored, is the key (a SecretString as UTF-8 bytes, or a SecretBinary). Clients
-are made on first use, not at import.
+seconds): the secret's value, as stored, is the key (a SecretString as UTF-8 bytes, or a SecretBinary). The
+signatures of the requests received are kept in the state table (SeenSignatures), so that each is accepted once.
+Clients are made on first use, not at import.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import boto3
 import orjson
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +38,9 @@ MAX_ID_LENGTH = 256
 MAX_KEY_LENGTH = 1_024  # S3's limit on an object key (and on a version id)
 # The largest payload Lambda accepts for an asynchronous ("Event") invocation.
 MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
+# A seen signature is kept this long after its timestamp leaves the window: the function's instances' clocks and
+# DynamoDB's (which deletes an item by TTL only after its expires_at, often much later) may differ a little.
+SEEN_SIGNATURE_MARGIN_SECONDS = 60
 
 
 class WebhookSettings(BaseSettings):
@@ -51,7 +56,9 @@ class WebhookSettings(BaseSettings):
     bucket: str | None = None  # catalog configs are read from it, pushed changes written to it
     configs_prefix: str = "config/"
     pushes_prefix: str = DEFAULT_PUSHES_PREFIX  # the diff function's own setting too
-    table_name: str | None = None  # the state table, which keeps the Idempotency-Key records
+    # The state table, which keeps the Idempotency-Key records and the signatures seen. Required: unset, every
+    # signed request is refused (500), since a replay could not be told apart.
+    table_name: str | None = None
     idempotency_expiry_seconds: int = Field(default=3_600, gt=0)
     schedule_rule_prefix: str | None = None  # a catalog's schedule rule is named <prefix><catalog>
     consumer_function: str | None = None  # its event source mappings are paused and resumed
@@ -191,6 +198,37 @@ class DiffInvoker:
             raise InvokeFailed(f"Lambda answered {response.get('StatusCode')} to an asynchronous invocation")
 
 
+class Replayed(Exception):
+    """The request's signature was seen before: the request was already received."""
+
+
+class SeenSignatures:
+    """The signatures of the requests received, in the state table (pk `SIG#<hex digest>`, sk `seen`), each kept
+    until `expires_at` (the table's TTL attribute). Recording one a second time raises Replayed."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def record(self, digest: str, *, expires_at: int) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={"pk": {"S": f"SIG#{digest}"}, "sk": {"S": "seen"}, "expires_at": {"N": str(expires_at)}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise Replayed("the request was already received") from None
+            raise
+
+
 @cache
 def settings() -> WebhookSettings:
     return WebhookSettings()  # from the environment
@@ -199,6 +237,12 @@ def settings() -> WebhookSettings:
 @cache
 def invoker() -> DiffInvoker:
     return DiffInvoker(settings().diff_function)
+
+
+@cache
+def seen_signatures() -> SeenSignatures:
+    """Raises NotConfigured without a state table."""
+    return SeenSignatures(required(settings().table_name, "table_name"))
 
 
 def signing_key() -> bytes:
