@@ -418,6 +418,7 @@ class CatalogSyncStack(cdk.Stack):
                 "CATALOG_SYNC_DIFF_FUNCTION": diff_name,
                 "CATALOG_SYNC_CONSUMER_FUNCTION": consumer_name,
                 "CATALOG_SYNC_TABLE_NAME": self.table.table_name,
+                "CATALOG_SYNC_STATE_SHARDS": str(config.state_shards),
                 "CATALOG_SYNC_BUCKET": self.bucket.bucket_name,
                 "CATALOG_SYNC_CATALOGS_PREFIX": CATALOGS_PREFIX,
                 "CATALOG_SYNC_CONFIGS_PREFIX": CONFIGS_PREFIX,

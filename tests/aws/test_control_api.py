@@ -379,7 +379,8 @@ def test_a_sync_with_a_key_is_queued_once(api: Api):
             "POST", "/catalogs/shop/sync", {"mode": "full"}, headers={"Idempotency-Key": "s-1"}, request_id=request_id
         )
         assert answer[0] == 202 and answer[2]["request_id"] == "first"
-    assert api.recorder.payloads == [{"catalog": "shop", "mode": "full", "force": False}]
+    [payload] = api.recorder.payloads  # once, for the run the first answer named
+    assert payload == {"catalog": "shop", "mode": "full", "force": False, "run_id": answer[2]["run_id"]}
     assert_problem(api.send("POST", "/catalogs/shop/sync", {}, headers={"Idempotency-Key": "s-1"}), 422)
     # The key is per operation: the same key on another route is another request.
     assert api.push({"deletes": ["1"]}, headers={"Idempotency-Key": "s-1"})[0] == 202
@@ -605,7 +606,7 @@ def test_the_openapi_document_describes_the_control_routes(api: Api):
     validate(document)
     paths = document["paths"]
     operations = {
-        ("post", "/catalogs/{catalog}/sync"): ("202", {"401", "409", "413", "415", "422", "500"}, "SyncNow"),
+        ("post", "/catalogs/{catalog}/sync"): ("202", {"401", "404", "409", "413", "415", "422", "500"}, "SyncNow"),
         ("post", "/catalogs/{catalog}/changes"): (
             "202",
             {"401", "404", "409", "413", "415", "422", "500"},

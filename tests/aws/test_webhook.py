@@ -25,10 +25,14 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from catalog_sync.adapters.aws import status as deployed
 from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
 from catalog_sync.logic.signing import signature_headers
+from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import CatalogConfig
+from tests.doubles.control_world import BUCKET, SHOP_CONFIG
 from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, use_recorder
 from tests.integration.test_state_stores import TABLE, create_table
 
@@ -53,7 +57,11 @@ def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         secrets.create_secret(Name=secret_name, SecretString=key.decode())
         dynamodb = boto3.client("dynamodb")
         create_table(dynamodb)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="config/shop.toml", Body=SHOP_CONFIG.encode())
         for name, value in {
+            "CATALOG_SYNC_BUCKET": BUCKET,
             "CATALOG_SYNC_WEBHOOK_SECRET": secret_name,
             "CATALOG_SYNC_DIFF_FUNCTION": DIFF_FUNCTION,
             "CATALOG_SYNC_TABLE_NAME": TABLE,
@@ -70,6 +78,12 @@ def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 SYNC = "/catalogs/shop/sync"
+
+
+def without_run_ids(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The payloads sent, less the run ids (each sync begins a run; the ids carry a random token)."""
+    assert all(payload["run_id"] for payload in payloads)
+    return [{name: value for name, value in payload.items() if name != "run_id"} for payload in payloads]
 
 
 @pytest.fixture
@@ -102,9 +116,13 @@ def test_a_signed_sync_is_queued_with_the_diff_functions_direct_invocation(webho
     }
     code, headers, answer = call(event("POST", SYNC, orjson.dumps(body), key=webhook.key))
     assert (code, headers["content-type"]) == (202, "application/json")
+    run_id = answer.pop("run_id")
     assert answer == {"catalog": "shop", "accepted": True, "request_id": REQUEST_ID}
     [payload] = webhook.recorder.payloads
-    assert payload == {"catalog": "shop", **body}
+    assert payload == {"catalog": "shop", **body, "run_id": run_id}
+    # The run was begun here, so the answer names it; the diff carries it on (GET /runs/{run_id} follows it).
+    begun = DynamoStateStore(webhook.dynamodb, table=TABLE, catalog="shop").find_run(run_id)
+    assert begun is not None and begun.status is RunStatus.RUNNING and begun.mode == "ids"  # it names ids
     # What the diff function will make of it, with its own parser:
     [request] = parse_trigger(payload)
     assert request.trigger is Trigger.DIRECT
@@ -116,7 +134,10 @@ def test_an_empty_body_asks_for_an_incremental_sync_of_the_newest_object(webhook
     for body in (None, b"{}"):
         code, _, answer = call(event("POST", SYNC, body, key=webhook.key))
         assert (code, answer["accepted"]) == (202, True)
-    assert webhook.recorder.payloads == [{"catalog": "shop", "mode": "incremental", "force": False}] * 2
+    assert (
+        without_run_ids(webhook.recorder.payloads) == [{"catalog": "shop", "mode": "incremental", "force": False}] * 2
+    )
+    assert len({payload["run_id"] for payload in webhook.recorder.payloads}) == 2  # two syncs, two runs
     [request] = parse_trigger(webhook.recorder.payloads[0])
     assert (request.trigger, request.key, request.ids, request.mode) == (
         Trigger.DIRECT,
@@ -129,7 +150,9 @@ def test_an_empty_body_asks_for_an_incremental_sync_of_the_newest_object(webhook
 def test_a_base64_encoded_body_is_verified_as_the_raw_bytes_sent(webhook: Webhook):
     raw = '{"ids": ["café-1"]}'.encode()
     assert call(event("POST", SYNC, raw, key=webhook.key, base64_body=True))[0] == 202
-    assert webhook.recorder.payloads == [{"catalog": "shop", "mode": "incremental", "force": False, "ids": ["café-1"]}]
+    assert without_run_ids(webhook.recorder.payloads) == [
+        {"catalog": "shop", "mode": "incremental", "force": False, "ids": ["café-1"]}
+    ]
     # Signing what API Gateway handed the function (the base64 text) instead of the body is not the same thing.
     signed_wrongly = event("POST", SYNC, raw, base64_body=True)
     wrong = signature_headers(webhook.key, signed_wrongly["body"].encode(), int(time.time()))
@@ -139,7 +162,14 @@ def test_a_base64_encoded_body_is_verified_as_the_raw_bytes_sent(webhook: Webhoo
 
 def test_the_real_lambda_call_is_an_asynchronous_invocation(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
     client = boto3.client("lambda")
-    expected = {"catalog": "shop", "mode": "full", "force": False, "ids": ["sku-9"]}
+    monkeypatch.setattr(deployed, "begin_run", lambda catalog, **_: "20261124T000000Z-00001-abcdef")
+    expected = {
+        "catalog": "shop",
+        "mode": "full",
+        "force": False,
+        "ids": ["sku-9"],
+        "run_id": "20261124T000000Z-00001-abcdef",
+    }
     with Stubber(client) as stub:
         stub.add_response(
             "invoke",
@@ -237,7 +267,7 @@ def test_a_replayed_request_is_401_and_nothing_is_queued(webhook: Webhook, logs:
     _, headers, _ = replay = call(request)  # the same signed request again, well within the window
     assert_problem(replay, 401, detail="the request was already received (replay)")
     assert headers["www-authenticate"] == "CatalogSync-HMAC-SHA256"
-    assert webhook.recorder.payloads == [{"catalog": "shop", "mode": "full", "force": False}]  # once
+    assert without_run_ids(webhook.recorder.payloads) == [{"catalog": "shop", "mode": "full", "force": False}]  # once
     assert "request refused: replayed" in logs.getvalue()
     # A replay to another route is the same signature (the path is not signed): refused too.
     other = copy.deepcopy(request)
@@ -350,7 +380,9 @@ def test_catalog_names_are_the_ones_a_catalog_config_accepts(webhook: Webhook):
     patterns = [meta.pattern for meta in CatalogConfig.model_fields["name"].metadata if hasattr(meta, "pattern")]
     assert patterns == [wiring.CATALOG_PATTERN]
     for catalog in ("shop", "Shop-2.eu_west", "a" * 63, "0"):
-        assert call(event("POST", f"/catalogs/{catalog}/sync", b"{}", key=webhook.key))[0] == 202
+        code, _, answer = call(event("POST", f"/catalogs/{catalog}/sync", b"{}", key=webhook.key))
+        # The name passes; only shop has a configuration (the others are unknown catalogs, not bad names).
+        assert (code, answer.get("title")) == (202, None) if catalog == "shop" else (404, "Not Found")
 
 
 def test_another_content_type_is_415(webhook: Webhook):

@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from catalog_sync.adapters.aws import observability
 from catalog_sync.logic.validation import RecordValidator
+from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import load_config
 from tests.conftest import product
 from tests.doubles.lambda_context import Context
@@ -495,3 +496,26 @@ def test_the_metrics_the_alarms_watch_are_published(world: World, capsys: pytest
     assert [p for p in points if p[0] == observability.RUNS_SUCCEEDED] == [
         (observability.RUNS_SUCCEEDED, {"service": observability.SERVICE, "catalog": "shop"}, 1.0)
     ]
+
+
+def test_a_run_begun_by_the_webhook_is_the_run_the_diff_carries_on(world: World):
+    from handlers import _shared, consumer, diff
+
+    v1 = [product(str(i)) for i in range(5)]
+    drop(world, "v1.jsonl", v1)
+    state = _shared.pipeline().state(_shared.pipeline().config("shop"))
+    begun = state.begin_run(mode="incremental", source="webhook request r-1")
+    result = diff.handler({"catalog": "shop", "run_id": begun.run_id}, Context())
+    assert [run["run_id"] for run in result["runs"]] == [begun.run_id]
+    batch, _ = sqs_event(world)
+    assert consumer.handler(batch, Context())["batchItemFailures"] == []
+    [run] = state.runs()  # no other run was begun
+    assert (run.run_id, run.status, run.source) == (
+        begun.run_id,
+        RunStatus.SUCCEEDED,
+        f"s3://{BUCKET}/catalogs/shop/v1.jsonl",
+    )
+    index_matches(world, v1)
+    # A retry of an invocation whose run has settled begins a run of its own rather than rewriting that one.
+    again = diff.handler({"catalog": "shop", "run_id": begun.run_id}, Context())
+    assert again["runs"][0]["run_id"] != begun.run_id

@@ -208,6 +208,11 @@ def test_the_pipeline_functions_get_their_settings_and_no_secret_in_the_environm
     assert found["handlers.diff.handler"]["FunctionName"] == f"{CONFIG.stack_name}-diff"
     webhook = found["handlers.webhook.handler"]["Environment"]["Variables"]
     assert webhook["CATALOG_SYNC_CATALOGS_PREFIX"] == "catalogs/"
+    # It begins the runs it answers with: over the same shards as the diff.
+    assert (
+        webhook["CATALOG_SYNC_STATE_SHARDS"]
+        == found["handlers.diff.handler"]["Environment"]["Variables"]["CATALOG_SYNC_STATE_SHARDS"]
+    )
     assert webhook["CATALOG_SYNC_DIFF_FUNCTION"] == f"{CONFIG.stack_name}-diff"
     assert refs(webhook["CATALOG_SYNC_WEBHOOK_SECRET"]) == {
         logical_id(resources, "AWS::SecretsManager::Secret", "WebhookSigningKey")

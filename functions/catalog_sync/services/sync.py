@@ -191,9 +191,14 @@ class SyncService:
         force: bool = False,
         only_ids: Collection[str] | None = None,
         progress: ProgressCallback | None = None,
+        run: RunRecord | None = None,
     ) -> SyncReport:
+        """`run`: one the caller began (still running), carried on here instead of a new one."""
         mode = "full" if full else ("ids" if only_ids is not None else "incremental")
-        run = self.state.begin_run(mode=mode, source=source.name)
+        if run is None or run.status is not RunStatus.RUNNING:
+            run = self.state.begin_run(mode=mode, source=source.name)
+        else:
+            run.mode, run.source = mode, source.name
         if self.on_run_started is not None:
             self.on_run_started(run)
         self.run_completed = False

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from catalog_sync.adapters.aws import control
+from catalog_sync.adapters.aws import status as deployed
 from catalog_sync.adapters.aws import webhook as wiring
 from catalog_sync.adapters.aws.catalog_configs import CatalogNotFound
 from catalog_sync.adapters.aws.control import (
@@ -92,12 +93,14 @@ def _once(
     status_code=HTTPStatus.ACCEPTED,
     summary="Sync a catalog now",
     description=(
-        f"Queues a sync of the catalog (the diff function, invoked asynchronously) and answers at once. {SIGNING}"
+        "Begins a run of the catalog and queues its sync (the diff function, invoked asynchronously, carries the "
+        f"run on); answers at once with the run's id. 404 for a catalog without a configuration. {SIGNING}"
     ),
     responses=responses(
         HTTPStatus.ACCEPTED,
         SyncAccepted,
         "The sync is queued.",
+        HTTPStatus.NOT_FOUND,
         HTTPStatus.CONFLICT,
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -116,6 +119,11 @@ def sync_now(
 
     def work() -> dict[str, Any]:
         payload = request.direct_invocation(catalog, prefix=wiring.settings().catalogs_prefix)
+        control.configs().get(catalog)  # CatalogNotFound (404) before a run is begun for it
+        # The run begins here, so that the answer can name it; the diff carries it on.
+        mode = "ids" if request.ids is not None else request.mode.value
+        run_id = deployed.begin_run(catalog, mode=mode, source=f"webhook request {request_id}")
+        payload["run_id"] = run_id
         wiring.invoker().invoke(payload)
         logger.info(
             "sync queued",
@@ -127,10 +135,11 @@ def sync_now(
                 "version_id": request.version_id,
                 "ids": len(request.ids) if request.ids is not None else None,
                 "request_id": request_id,
+                "run_id": run_id,
             },
         )
         metrics.add_metric(name="SyncRequestsQueued", unit=MetricUnit.Count, value=1)
-        return SyncAccepted(catalog=catalog, request_id=request_id).model_dump(mode="json")
+        return SyncAccepted(catalog=catalog, request_id=request_id, run_id=run_id).model_dump(mode="json")
 
     answer = _once("sync", idempotency_key, {"catalog": catalog, "body": request.model_dump(mode="json")}, work)
     return SyncAccepted.model_validate(answer)

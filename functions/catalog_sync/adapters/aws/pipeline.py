@@ -285,7 +285,11 @@ class Pipeline:
             dispatcher=dispatcher,
             out_of_time=out_of_time,
         )
-        report = service.sync(source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids)
+        # A run the webhook began (it answered with its id) is carried on, unless a retry finds it settled.
+        begun = state.find_run(request.run_id) if request.run_id else None
+        report = service.sync(
+            source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids, run=begun
+        )
         if report.dispatch is not None and not report.dispatch.finished:
             self.archive().save_checkpoint(report.dispatch.run_id, report.dispatch.model_dump_json().encode())
         return report

@@ -14,7 +14,12 @@ import boto3
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore, catalog_of_run, registered_catalogs
+from catalog_sync.adapters.aws.dynamodb_state import (
+    DEFAULT_SHARDS,
+    DynamoStateStore,
+    catalog_of_run,
+    registered_catalogs,
+)
 from catalog_sync.adapters.aws.webhook import required
 from catalog_sync.logic.health import Alert, AlertLevel, HealthSettings
 from catalog_sync.models.changes import RunRecord
@@ -26,6 +31,8 @@ class StatusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_SYNC_", extra="ignore")
 
     table_name: str | None = None
+    # The diff function's own setting: a catalog's state is written over this many shards.
+    state_shards: int = DEFAULT_SHARDS
     health: HealthSettings = Field(default_factory=HealthSettings)
 
 
@@ -72,6 +79,12 @@ def _store(catalog: str, shards: int) -> DynamoStateStore:
 
 def _registered() -> dict[str, int]:
     return registered_catalogs(_dynamodb(), table=_table())
+
+
+def begin_run(catalog: str, *, mode: str, source: str) -> str:
+    """Begin a run of `catalog` now (the diff carries it on), so that the caller can answer with its id."""
+    shards = _registered().get(catalog, settings().state_shards)
+    return _store(catalog, shards).begin_run(mode=mode, source=source).run_id
 
 
 def catalog_status(catalog: str, *, now: datetime) -> CatalogStatus | None:

@@ -59,6 +59,8 @@ class SyncRequest(BaseModel):
     mode: SyncMode = SyncMode.INCREMENTAL
     force: bool = False
     ids: tuple[str, ...] | None = None
+    # A run the caller already began (the webhook answers with its id): the diff carries it on.
+    run_id: str | None = None
 
 
 class _ScheduleInput(BaseModel):
@@ -78,6 +80,7 @@ class _DirectInput(BaseModel):
     mode: SyncMode = SyncMode.INCREMENTAL
     force: bool = False
     ids: list[str] | None = None
+    run_id: str | None = Field(default=None, min_length=1, max_length=80)
 
 
 def check_prefixes(catalogs_prefix: str, pushes_prefix: str) -> None:
@@ -177,6 +180,7 @@ def parse_trigger(
                 mode=direct.mode,
                 force=direct.force,
                 ids=tuple(direct.ids) if direct.ids is not None else None,
+                run_id=direct.run_id,
             )
         ]
     except ValidationError as exc:

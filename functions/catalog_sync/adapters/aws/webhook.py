@@ -133,6 +133,7 @@ class SyncAccepted(BaseModel):
     catalog: str
     accepted: Literal[True] = True
     request_id: str = Field(description="API Gateway's id of the request, for the logs.")
+    run_id: str = Field(description="The run this sync is (GET /runs/{run_id} follows it).")
 
 
 class ProblemLocation(BaseModel):
