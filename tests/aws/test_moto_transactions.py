@@ -7,8 +7,7 @@ import pytest
 from moto import mock_aws
 
 from tests.doubles import moto_transactions
-
-TABLE = "t"
+from tests.integration.test_state_stores import TABLE, create_table
 
 
 @pytest.fixture
@@ -16,15 +15,7 @@ def dynamodb(aws_credentials: None):
     moto_transactions.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client)
         client.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": "a"}, "v": {"N": "1"}})
         yield client
 
