@@ -90,7 +90,8 @@ class Functions(_Strict):
     # for a million products); 1,769 MB is one full vCPU.
     diff: FunctionSize = FunctionSize(memory_mb=1769, timeout_seconds=900)
     consumer: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=120)
-    webhook: FunctionSize = FunctionSize(memory_mb=256, timeout_seconds=10)
+    # Up to API Gateway's 30 s: the status routes read a catalog's whole state (seconds per 100k products).
+    webhook: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=29)
     health: FunctionSize = FunctionSize(memory_mb=512, timeout_seconds=300)
     log_retention_days: int = 30
 
