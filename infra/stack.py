@@ -503,13 +503,8 @@ class CatalogSyncStack(cdk.Stack):
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn, f"{diff_arn}:*"])
         )
 
-    def _grant_webhook(self, diff_arn: str) -> None:
-        """Sync and push (via the diff), idempotency records, the catalogs' schedules, pausing consumption."""
-        function = self.webhook_function
-        self.webhook_secret.grant_read(function)
-        function.add_to_role_policy(
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn, f"{diff_arn}:*"])
-        )
+    def _grant_catalog_configs(self, function: lambda_.Function) -> None:
+        """Reading the catalogs' configurations, found by listing `config/` (S3 answers 403 for a missing key)."""
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{CONFIGS_PREFIX}*")])
         )
@@ -520,6 +515,15 @@ class CatalogSyncStack(cdk.Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{CONFIGS_PREFIX}*"]}},
             )
         )
+
+    def _grant_webhook(self, diff_arn: str) -> None:
+        """Sync and push (via the diff), idempotency records, the catalogs' schedules, pausing consumption."""
+        function = self.webhook_function
+        self.webhook_secret.grant_read(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[diff_arn, f"{diff_arn}:*"])
+        )
+        self._grant_catalog_configs(function)
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(f"{PUSHES_PREFIX}*")])
         )
@@ -565,16 +569,7 @@ class CatalogSyncStack(cdk.Stack):
                 resources=[self.table.table_arn],
             )
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{CONFIGS_PREFIX}*")])
-        )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[self.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{CONFIGS_PREFIX}*"]}},
-            )
-        )
+        self._grant_catalog_configs(function)
 
     # ------------------------------------------------------------------ triggers
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog_sync.adapters.aws.catalog_configs import CONFIG_SUFFIXES
 from catalog_sync.adapters.aws.dynamodb_state import registered_catalogs
 
 STATE_TABLE_OUTPUT = "StateTableOutput"
 BUCKET_OUTPUT = "BucketOutput"
-CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
 
 
 class DeploymentError(RuntimeError):
