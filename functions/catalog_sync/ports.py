@@ -104,10 +104,12 @@ class StateStore(Protocol):
     def find_run(self, run_id: str) -> RunRecord | None:
         """One run of this catalog as `runs` reports it, or None."""
 
-    def record_progress(self, run_id: str, handled: int, applied: Mapping[str, int] | None = None) -> bool:
+    def record_progress(
+        self, run_id: str, handled: int, applied: Mapping[str, int] | None = None, *, message_id: str | None = None
+    ) -> bool:
         """Consumers count the changes of a dispatched run they handled, and add up what they did (`applied`:
-        embedded, cache_hits, upserted, ...; reported by `runs` as `applied_<name>`). True when this call completed
-        the run."""
+        embedded, cache_hits, upserted, ...; reported by `runs` as `applied_<name>`). With a `message_id`, a
+        message is counted once however often it is delivered. True when this call completed the run."""
 
 
 class CatalogSource(Protocol):

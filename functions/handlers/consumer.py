@@ -27,7 +27,9 @@ def record_handler(record: SQSRecord) -> None:
     applier = pipeline().applier(message.catalog)
     stats = applier.apply(message.changes)
     handled = len(message.changes)
-    if message.run_id is not None and applier.state.record_progress(message.run_id, handled, stats.as_dict()):
+    if message.run_id is not None and applier.state.record_progress(
+        message.run_id, handled, stats.as_dict(), message_id=message.message_id
+    ):
         run_succeeded(message.catalog)
     if stats.repairs:
         # A newer change overtook these writes: the products are pending again; re-sync them.

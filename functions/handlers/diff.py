@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import observability as names
+from catalog_sync.adapters.aws.pipeline import SupersededDrop
 from catalog_sync.adapters.aws.triggers import BadTrigger, parse_trigger
 from catalog_sync.models.config import ConfigError
 from catalog_sync.services.sync import BadCatalog, SyncReport
@@ -36,14 +37,22 @@ def _out_of_time(context: LambdaContext) -> Callable[[], bool]:
 def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resume = event["resume"]
     progress, completed = pipeline().resume_dispatch(
-        resume["catalog"], resume["run_id"], out_of_time=_out_of_time(context)
+        resume["catalog"],
+        resume["run_id"],
+        out_of_time=_out_of_time(context),
+        function_arn=context.invoked_function_arn,
     )
     if completed:
         run_succeeded(resume["catalog"])
     if not progress.finished:
         pipeline().invoke_self(context.invoked_function_arn, event)
     logger.info("dispatch resumed", extra={**resume, "finished": progress.finished, "messages": progress.messages})
-    return {"status": "ok", "resumed": resume["run_id"], "finished": progress.finished}
+    return {
+        "status": "ok",
+        "resumed": resume["run_id"],
+        "finished": progress.finished,
+        "superseded": progress.superseded,
+    }
 
 
 @metrics.log_metrics
@@ -65,7 +74,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "sync requested", extra={"trigger": request.trigger, "catalog": request.catalog, "key": request.key}
         )
         try:
-            report = pipeline().run_diff(request, out_of_time=_out_of_time(context))
+            report = pipeline().run_diff(
+                request, out_of_time=_out_of_time(context), function_arn=context.invoked_function_arn
+            )
+        except SupersededDrop as exc:
+            # Not an error: a newer drop was synced first (its event came earlier, or this one is a retry).
+            logger.info("drop superseded", extra={"catalog": request.catalog, "reason": str(exc)})
+            runs.append({"catalog": request.catalog, "status": "superseded", "reason": str(exc)})
+            continue
         except (BadCatalog, ConfigError) as exc:
             logger.error("bad input", extra={"catalog": request.catalog, "error": str(exc)})
             metrics.add_metric(name=names.BAD_INPUT, unit=MetricUnit.Count, value=1)

@@ -202,6 +202,9 @@ def _service_error(exc: ServiceError) -> Response[str]:
 def _unexpected(exc: Exception) -> Response[str]:
     if isinstance(exc, UnicodeDecodeError):  # powertools decodes the body as UTF-8 before it parses the JSON
         return _problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the request is not valid", errors=[("body",)])
+    if isinstance(exc, RecursionError) and "decoding a JSON" in str(exc):
+        # The standard library's JSON parser, which powertools uses, recurses once per level of nesting.
+        return _problem(HTTPStatus.UNPROCESSABLE_ENTITY, "the body is nested too deeply", errors=[("body",)])
     if isinstance(exc, ResponseValidationError):
         logger.error("response failed its own schema", extra={"errors": _locations(exc.errors())})
     else:

@@ -33,7 +33,7 @@ def run_example(world: World, versions: list[list[dict[str, Any]]], data: st.Dat
     world.log.examples += 1
     scenario = Scenario(world, data, versions)
     scenario.run()
-    check_converged(world, versions)
+    check_converged(world, versions, overtaken=scenario.overtaken)
     world.log.example_converged(scenario.faults)
 
 

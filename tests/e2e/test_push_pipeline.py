@@ -186,8 +186,9 @@ def test_a_repair_rereads_pushed_products_from_their_push_and_no_other(
     repairs: list[dict[str, Any]] = []
     monkeypatch.setattr(_shared.pipeline(), "invoke_self", lambda arn, payload: repairs.append(payload))
     assert _shared.pipeline().request_repair("shop", ["3", "5", "8"])
-    assert sorted(repairs, key=lambda r: r["key"]) == [
-        {"catalog": "shop", "ids": ["5"], "key": "catalogs/shop/v1.jsonl"},
+    assert sorted(repairs, key=lambda r: r.get("key", "")) == [
+        # Re-read from the newest catalog object as it is when the repair runs (v1 here).
+        {"catalog": "shop", "ids": ["5"]},
         {"catalog": "shop", "ids": ["3"], "key": "pushes/shop/push-1.jsonl"},
     ]  # 8's deletion is committed: there is nothing to put back
     for repair in repairs:

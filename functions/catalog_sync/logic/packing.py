@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
+from pydantic import ValidationError
 
 from catalog_sync.models.changes import Change
 
@@ -93,15 +96,33 @@ def encode_body(payload: dict[str, Any], *, compress: bool) -> str:
     return _COMPRESSED_PREFIX + base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode()
 
 
+class BadMessage(ValueError):
+    """A queue message that is not a change message catalog-sync wrote; the message says what is wrong with it."""
+
+
 def decode_body(body: str) -> dict[str, Any]:
-    raw = (
-        gzip.decompress(base64.b64decode(body[len(_COMPRESSED_PREFIX) :]))
-        if body.startswith(_COMPRESSED_PREFIX)
-        else body.encode()
-    )
-    payload: dict[str, Any] = orjson.loads(raw)
+    if body.startswith(_COMPRESSED_PREFIX):
+        try:
+            packed = base64.b64decode(body[len(_COMPRESSED_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            raise BadMessage("not a change message: marked gz: but the rest is not base64") from None
+        try:
+            raw = gzip.decompress(packed)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BadMessage(f"not a change message: marked gz: but not gzip data ({exc})") from None
+    else:
+        raw = body.encode()
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        shown = raw[:40].decode("utf-8", "replace")
+        raise BadMessage(f"not a change message: the body is not JSON ({exc}; it begins {shown!r})") from None
+    if type(payload) is not dict:
+        raise BadMessage(f"not a change message: the body is a JSON {type(payload).__name__}, not an object")
     if payload.get("format") != MESSAGE_FORMAT:
-        raise ValueError(f"unknown change message format {payload.get('format')!r}")
+        raise BadMessage(f"unknown change message format {payload.get('format')!r}")
+    if type(payload.get("changes")) is not list:
+        raise BadMessage("the change message has no list of changes")
     return payload
 
 
@@ -128,22 +149,27 @@ def pack_messages(
     envelope = 200
     raw_limit = max_bytes * 3 if compress else max_bytes - envelope
 
-    def body_of(items: list[dict[str, Any]]) -> str:
-        envelope: dict[str, Any] = {"format": MESSAGE_FORMAT, "run": run_id, "changes": items}
+    def message_id(number: int) -> str:
+        return f"{run_id}-{lane}-{number:06d}"
+
+    def body_of(items: list[dict[str, Any]], number: int = 0) -> str:
+        # The id travels in the body: consumers count each message's progress once, however often it arrives
+        # (a duplicate delivery, a redrive from the dead-letter queue).
+        envelope: dict[str, Any] = {"format": MESSAGE_FORMAT, "run": run_id, "id": message_id(number), "changes": items}
         if catalog is not None:
             envelope["catalog"] = catalog  # consumers serve many catalogs: the message says whose changes these are
         return encode_body(envelope, compress=compress)
 
     def emit(items: list[dict[str, Any]], raw_size: int) -> Iterator[PackedMessage]:
         nonlocal sequence
-        body = body_of(items)
+        body = body_of(items, sequence + 1)
         if len(body.encode()) > max_bytes and len(items) > 1:
             middle = len(items) // 2
             yield from emit(items[:middle], raw_size // 2)
             yield from emit(items[middle:], raw_size - raw_size // 2)
             return
         sequence += 1
-        yield PackedMessage(f"{run_id}-{lane}-{sequence:06d}", body, len(items))
+        yield PackedMessage(message_id(sequence), body, len(items))
 
     pending: list[dict[str, Any]] = []
     pending_size = 0
@@ -173,12 +199,17 @@ class UnpackedMessage:
     catalog: str | None
     run_id: str | None
     changes: list[Change]
+    message_id: str | None = None  # deterministic within its run (None: a message from before ids were sent)
 
 
 def unpack_envelope(body: str, *, resolve_claim: Callable[[dict[str, Any]], bytes] | None = None) -> UnpackedMessage:
-    """A message's catalog, run and changes."""
+    """A message's catalog, run, changes and id."""
     payload = decode_body(body)
-    return UnpackedMessage(payload.get("catalog"), payload.get("run"), _changes(payload, resolve_claim))
+    catalog, run_id, message_id = payload.get("catalog"), payload.get("run"), payload.get("id")
+    for name, value in (("catalog", catalog), ("run", run_id), ("id", message_id)):
+        if value is not None and type(value) is not str:
+            raise BadMessage(f"the change message's {name} must be a string, got {type(value).__name__}")
+    return UnpackedMessage(catalog, run_id, _changes(payload, resolve_claim), message_id)
 
 
 def unpack_message(body: str, *, resolve_claim: Callable[[dict[str, Any]], bytes] | None = None) -> list[Change]:
@@ -188,11 +219,18 @@ def unpack_message(body: str, *, resolve_claim: Callable[[dict[str, Any]], bytes
 
 def _changes(payload: dict[str, Any], resolve_claim: Callable[[dict[str, Any]], bytes] | None) -> list[Change]:
     changes = []
-    for item in payload["changes"]:
-        if "claim" in item:
-            if resolve_claim is None:
-                raise ValueError("message holds a claim check but no store to resolve it")
-            changes.append(Change.model_validate_json(resolve_claim(item["claim"])))
-        else:
-            changes.append(Change.model_validate(item))
+    for position, item in enumerate(payload["changes"], start=1):
+        try:
+            if type(item) is dict and "claim" in item:
+                if resolve_claim is None:
+                    raise ValueError("message holds a claim check but no store to resolve it")
+                changes.append(Change.model_validate_json(resolve_claim(item["claim"])))
+            else:
+                changes.append(Change.model_validate(item))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'change'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise BadMessage(f"change {position} of the message is invalid: {problems}") from None
     return changes

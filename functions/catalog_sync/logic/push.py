@@ -17,7 +17,13 @@ from typing import Any
 
 import orjson
 
-from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogFormatError, parse_json_line
+from catalog_sync.logic.readers import (
+    MAX_NESTING,
+    READER_ERROR_KEY,
+    CatalogFormatError,
+    nested_too_deep,
+    parse_json_line,
+)
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, normalize_id
 from catalog_sync.models.config import CatalogConfig
 
@@ -73,10 +79,26 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
+_TOO_DEEP = f"nested more than {MAX_NESTING} levels deep"
+
+
+def check_nesting(upserts: Sequence[Any]) -> None:
+    """Refuse upserts nested too deeply to be read back (or even serialized) before anything else handles them."""
+    problems = [
+        ChangeProblem(("body", "upserts", position), _TOO_DEEP)
+        for position, record in enumerate(upserts)
+        if nested_too_deep(record)
+    ]
+    if problems:
+        raise PushRejected(problems)
+
+
 def _as_line(record: Any) -> bytes:
     """The JSON Lines line of a record; InvalidRecord if it cannot be one."""
     if not isinstance(record, dict):
         raise InvalidRecord(f"expected a JSON object, got {type(record).__name__}")
+    if nested_too_deep(record):
+        raise InvalidRecord(_TOO_DEEP)
     try:
         line = orjson.dumps(record)
     except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, nesting too deep

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catalog_sync.logic.canonical import embedding_key
-from catalog_sync.models.changes import Change, IndexAction
+from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.ports import Embedder, EmbeddingCache, StateStore, VectorIndex, Vectors
 
 
@@ -102,9 +102,36 @@ class ChangeApplier:
         # written: then this (older) write may have overwritten the newer one in the index. Such products are
         # marked pending, so that a re-sync puts the desired version back; the caller asks for it (repairs).
         now = self.state.desired_versions([c.product_id for c in live])
-        overtaken = [c.product_id for c in live if now.get(c.product_id, c.version) != c.version]
+        overtaken = [c.product_id for c in live if c.product_id in now and now[c.product_id] != c.version]
+        # A product whose deletion was applied and committed meanwhile has no state left: this write put it back.
+        vanished = [c for c in live if c.product_id not in now and c.action is not IndexAction.DELETE]
+        if vanished:
+            overtaken += self._delete_again(vanished, stats)
         if overtaken:
             self.state.mark_pending(overtaken)
             stats.repairs = overtaken
-        stats.committed = self.state.commit([c for c in live if c.product_id not in set(overtaken)])
+        settled = {c.product_id for c in vanished}.union(overtaken)
+        stats.committed = self.state.commit([c for c in live if c.product_id not in settled])
         return stats
+
+    def _delete_again(self, vanished: Sequence[Change], stats: ApplyStats) -> list[str]:
+        """Undo writes that resurrected deleted products: a pending deletion is recorded at the write's version
+        (only where no newer change exists), applied and committed. Returns the products re-added meanwhile,
+        whose newer vector that deletion may have removed: they need a re-sync."""
+        deletions = [
+            Change(
+                product_id=c.product_id,
+                kind=ChangeKind.DELETED,
+                action=IndexAction.DELETE,
+                priority=True,
+                reason="a late write put back a deleted product",
+                version=c.version,
+            )
+            for c in vanished
+        ]
+        self.state.record_desired(deletions, [])
+        self.index.delete([c.product_id for c in deletions])
+        stats.deleted += len(deletions)
+        self.state.commit(deletions)
+        readded = self.state.desired_versions([c.product_id for c in deletions])
+        return list(readded)

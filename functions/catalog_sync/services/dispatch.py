@@ -40,8 +40,13 @@ class DispatchProgress(BaseModel):
     lane: str = "p"
     done_in_lane: int = 0
     messages: int = 0
+    changes: int = 0  # dispatched so far
     next_sequence: dict[str, int] = Field(default_factory=lambda: {"p": 1, "n": 1})
     finished: bool = False
+    # A newer catalog run began: this one stopped dispatching (the rest is that run's to decide).
+    superseded: bool = False
+    # When the catalog object this run reads was last modified (epoch seconds); None: not a catalog drop.
+    source_modified: float | None = None
 
 
 class Dispatcher:
@@ -53,12 +58,17 @@ class Dispatcher:
         archive: ChangeArchive,
         batch_size: int = 500,
         window: int = 5_000,
+        superseded: Callable[[], bool] | None = None,
+        resync: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.state = state
         self.sender = sender
         self.archive = archive
         self.batch_size = batch_size
         self.window = window
+        # Whether a run of a newer catalog object has begun, and how to re-sync products from that object.
+        self.superseded = superseded
+        self.resync = resync
 
     def start(self, run_id: str, changes: Iterable[Change], *, out_of_time: Callable[[], bool]) -> DispatchProgress:
         progress = DispatchProgress(run_id=run_id, archive_key=self.archive.put(run_id, changes))
@@ -74,11 +84,29 @@ class Dispatcher:
             for window in chunked(islice(in_lane, skip, None), self.window):
                 if out_of_time():
                     return progress
+                if self._overtaken():
+                    return self._stop(progress, [])
                 # The desired state first: a consumer applies a change only while it is the desired one.
                 self.state.record_desired(window, [])
                 progress.messages += self.sender.send(batches(window, self.batch_size), priority=priority)
                 progress.done_in_lane += len(window)
+                progress.changes += len(window)
                 progress.next_sequence = dict(self.sender.next_sequence)
+                if self._overtaken():
+                    # The newer run may have read the state before this window was recorded, and so kept these
+                    # products at this (older) catalog's version: they are re-synced from the newer object.
+                    return self._stop(progress, [change.product_id for change in window])
             progress.lane, progress.done_in_lane = "n", 0
         progress.finished = True
+        return progress
+
+    def _overtaken(self) -> bool:
+        return self.superseded is not None and self.superseded()
+
+    def _stop(self, progress: DispatchProgress, resync: list[str]) -> DispatchProgress:
+        """A newer catalog run began: dispatch no more. The newer run diffed against the state this one left, so
+        what this run did not record is the newer run's to decide."""
+        if resync and self.resync is not None:
+            self.resync(resync)
+        progress.superseded = progress.finished = True
         return progress

@@ -37,6 +37,9 @@ DESIRED_CHUNK = 10_000
 DISPATCH_WINDOW = 20_000
 
 
+SUPERSEDED_MESSAGE = "a newer catalog began syncing: this run's other changes were left to it"
+
+
 class BadCatalog(ValueError):
     """The catalog could not be read at all; nothing was changed."""
 
@@ -174,10 +177,19 @@ class SyncService:
             dry_run=run is None,
         )
 
+    def _tracked(self) -> int:
+        """The products the state tracks: indexed, on their way to the index, or on their way out of it.
+
+        A run's deletions are drawn from these, so its share never passes 100%: deleting products whose adds (or
+        deletions) are still queued is not wiping the index. One pass over the state.
+        """
+        counts = self.state.counts()
+        return max(counts.indexed, counts.products + counts.deleting)
+
     def _guard(self, result: DiffResult, force: bool) -> GuardDecision:
         return check_deletions(
             deletions=result.counts.deleted,
-            indexed=max(self.state.indexed_count(), self.index.count()),
+            indexed=max(self.index.count(), self._tracked()),
             records=result.counts.records,
             settings=self.config.guard,
             force=force,
@@ -237,6 +249,9 @@ class SyncService:
         if result.quarantined:
             report.quarantine_location = self.artifacts.write_quarantine(run.run_id, result.quarantined)
         counts = result.counts.model_dump()
+        # Products re-sent because an earlier run's change was never committed: with the kinds above, they
+        # add up to the changes dispatched.
+        counts["resent"] = result.resent
         if report.guard.held:
             run.status, run.message = RunStatus.HELD, report.guard.reason
             self._finish(run, counts, timings)
@@ -247,7 +262,10 @@ class SyncService:
             clock = time.perf_counter()
             self.state.record_desired([], result.fingerprint_updates)
             report.dispatch = self.dispatcher.start(run.run_id, result.changes, out_of_time=self.out_of_time)
-            counts["dispatched_changes"] = len(result.changes)
+            counts["dispatched_changes"] = report.dispatch.changes if report.dispatch.finished else len(result.changes)
+            if report.dispatch.superseded:
+                run.message = SUPERSEDED_MESSAGE
+                counts["undispatched_changes"] = len(result.changes) - report.dispatch.changes
             timings["dispatch_s"] = time.perf_counter() - clock
             if report.dispatch.finished:
                 counts["dispatched_messages"] = report.dispatch.messages

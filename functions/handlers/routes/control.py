@@ -47,7 +47,7 @@ from catalog_sync.adapters.aws.webhook import (
     SyncAccepted,
     SyncNow,
 )
-from catalog_sync.logic.push import MAX_PUSH_CHANGES, PushRejected
+from catalog_sync.logic.push import MAX_PUSH_CHANGES, PushRejected, check_nesting
 from catalog_sync.models.config import ConfigError
 from handlers._shared import logger, metrics
 from handlers.routes._common import SIGNED, SIGNING, at, problem, responses
@@ -181,6 +181,7 @@ def push_changes(
     idempotency_key: IdempotencyKey = None,
 ) -> PushAccepted:
     request_id = _request_id()
+    check_nesting(body.upserts)  # before the body is dumped for its Idempotency-Key, which could not
 
     def work() -> dict[str, Any]:
         pushed, key = control.pusher().push(catalog, body, request_id=request_id)

@@ -5,9 +5,11 @@ One table, items keyed by (pk, sk):
     P#<catalog>#<shard>   <product id>   dv, del, fp, th, mh, fh (desired)   cv, cth, cmh (committed)
     M#<catalog>           index          embedding_model, text_template
     M#<catalog>           runs           seq (the run counter)
+    M#<catalog>           source         modified, source_key, source_version (the newest catalog object read)
     R#<catalog>           <run id>       one run: run_json, changes_total/changes_done, a_<name> (consumers' counts)
     RUN#<run id>          run            catalog (finds a run's catalog from its id alone)
     CATALOGS              <catalog>      shards, last_run (every catalog that has run, for listing them)
+    MSG#<catalog>#<run>   <message id>   expires_at (a message whose progress was counted: counted once)
 
 Products are spread over shards so that a catalog's state loads with parallel queries. Every write that
 decides what the index should hold is conditional, so that concurrent runs and consumers cannot regress it:
@@ -53,6 +55,9 @@ UNKNOWN_COMMITTED_VERSION = 0
 _PRODUCT_FIELDS = "sk, dv, #del, fp, th, mh, fh, cv, cth, cmh"
 _NAMES = {"#del": "del"}
 CATALOGS_PK = "CATALOGS"
+_MESSAGES_PREFIX = "MSG#"
+# Long enough to outlive a message: 14 days in a queue at most, then again as long in its dead-letter queue.
+MESSAGE_MARKER_TTL_SECONDS = 30 * 86_400
 RUN_INDEX_PREFIX = "RUN#"
 # Consumers' counters on a run item: a_<name>, reported by runs() as applied_<name>.
 _APPLIED_PREFIX = "a_"
@@ -455,6 +460,38 @@ class DynamoStateStore:
         )
         self.requests["write"] += 1
 
+    # ------------------------------------------------------------ the newest catalog object
+
+    def claim_source(self, *, modified: float, key: str, version_id: str | None) -> bool:
+        """Record that a run reads the catalog object `key` (at `version_id`), last modified at `modified` (epoch
+        seconds), unless a run already read a newer one: False then, and this object must not be synced (an
+        older drop's event arriving late, or retried, would otherwise undo a newer catalog)."""
+        values: dict[str, Any] = {":m": {"N": repr(modified)}, ":k": {"S": key}}
+        expression = "SET modified = :m, source_key = :k"
+        if version_id:
+            values[":v"] = {"S": version_id}
+            expression += ", source_version = :v"
+        else:
+            expression += " REMOVE source_version"
+        return self._update(
+            self._meta_key("source"),
+            UpdateExpression=expression,
+            # Drops within the same second are not ordered by S3's timestamps: the later run to begin wins.
+            ConditionExpression="attribute_not_exists(modified) OR modified <= :m",
+            ExpressionAttributeValues=values,
+        )
+
+    def newest_source(self) -> tuple[float, str, str | None] | None:
+        """(modified, key, version id) of the newest catalog object a run has read, if any."""
+        item = self._dynamodb.get_item(TableName=self.table, Key=self._meta_key("source"), ConsistentRead=True).get(
+            "Item"
+        )
+        self.requests["get"] += 1
+        if item is None:
+            return None
+        version = item.get("source_version", {}).get("S")
+        return float(item["modified"]["N"]), item["source_key"]["S"], version
+
     # ------------------------------------------------------------ runs
 
     def begin_run(self, *, mode: str, source: str) -> RunRecord:
@@ -537,10 +574,17 @@ class DynamoStateStore:
         item = self._dynamodb.get_item(TableName=self.table, Key=self._run_key(run_id)).get("Item")
         return _run_from_item(item) if item is not None and "run_json" in item else None
 
-    def record_progress(self, run_id: str, handled: int, applied: Mapping[str, int] | None = None) -> bool:
+    def record_progress(
+        self, run_id: str, handled: int, applied: Mapping[str, int] | None = None, *, message_id: str | None = None
+    ) -> bool:
         """Count changes of a dispatched run that consumers handled, and add up what they did (`applied`, e.g.
         embedded, cache_hits, upserted: `runs()` reports them as applied_<name>); the last one marks the run
-        succeeded."""
+        succeeded.
+
+        With a `message_id`, a marker item and the counters are written in one transaction, on condition that
+        the marker is new: a message delivered twice (SQS delivers at least once; a redrive sends it again) is
+        counted once, so the run completes when every message was handled, not before.
+        """
         expression = "ADD changes_done :n"
         names: dict[str, str] = {}
         values: dict[str, Any] = {":n": {"N": str(handled)}}
@@ -551,6 +595,8 @@ class DynamoStateStore:
             values[f":a{i}"] = {"N": str(int(value))}
             expression += f", #a{i} :a{i}"
         kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        if message_id is not None:
+            return self._record_message_progress(run_id, message_id, expression, values, kwargs)
         response = self._dynamodb.update_item(
             TableName=self.table,
             Key=self._run_key(run_id),
@@ -561,6 +607,47 @@ class DynamoStateStore:
         )
         self.requests["write"] += 1
         return self._complete_if_done(run_id, response["Attributes"])
+
+    def _record_message_progress(
+        self, run_id: str, message_id: str, expression: str, values: dict[str, Any], extra: dict[str, Any]
+    ) -> bool:
+        marker = {
+            "pk": {"S": f"{_MESSAGES_PREFIX}{self.catalog}#{run_id}"},
+            "sk": {"S": message_id},
+            "expires_at": {"N": str(int(time.time()) + MESSAGE_MARKER_TTL_SECONDS)},
+        }
+        try:
+            self._dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": marker,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": self._run_key(run_id),
+                            "UpdateExpression": expression,
+                            "ExpressionAttributeValues": values,
+                            **extra,
+                        }
+                    },
+                ]
+            )
+        except Exception as exc:
+            reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
+            if not (reasons and reasons[0].get("Code") == "ConditionalCheckFailed"):
+                raise
+            # Counted before. That delivery may have stopped before completing the run: the check below is safe
+            # to repeat (the completion is a conditional write).
+        finally:
+            self.requests["write"] += 1
+        item = self._dynamodb.get_item(TableName=self.table, Key=self._run_key(run_id), ConsistentRead=True)["Item"]
+        self.requests["get"] += 1
+        return self._complete_if_done(run_id, item)
 
     def _complete_if_done(self, run_id: str, item: dict[str, Any]) -> bool:
         # Whichever comes last, the dispatch's total or the consumers' count, completes the run: exactly once,

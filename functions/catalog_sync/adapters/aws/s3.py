@@ -7,8 +7,18 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from catalog_sync.logic.packing import OversizedChange
+from botocore.exceptions import ClientError
+
+from catalog_sync.logic.packing import BadMessage, OversizedChange
 from catalog_sync.models.changes import Change
+
+# S3's answers for an object that is not there (or not at that version), and for one that may not be read.
+_MISSING = {"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"}
+_DENIED = {"AccessDenied", "403"}
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class S3CatalogSource:
@@ -23,14 +33,29 @@ class S3CatalogSource:
         self.name = f"s3://{bucket}/{key}"
 
     def open(self) -> IO[bytes]:
+        """The object's body. An object that cannot be read raises OSError (the sync reports it as bad input)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
         if self.version_id:
             kwargs["VersionId"] = self.version_id
-        response = self._s3.get_object(**kwargs)
+        try:
+            response = self._s3.get_object(**kwargs)
+        except ClientError as exc:
+            raise self._unreadable(exc) from None
         if self.version_id is None:
             self.version_id = response.get("VersionId")
         body: IO[bytes] = response["Body"]
         return body
+
+    def _unreadable(self, exc: ClientError) -> OSError:
+        # An event can name an object deleted since, a version id that is not one, or another bucket.
+        code = _error_code(exc)
+        version = f" at version {self.version_id}" if self.version_id else ""
+        if code in _MISSING:
+            return FileNotFoundError(f"no such object{version} ({code})")
+        if code in _DENIED:
+            return PermissionError(f"access denied{version} ({code})")
+        message = exc.response.get("Error", {}).get("Message", "")
+        return OSError(f"S3 refused to read it{version} ({code}: {message})")
 
 
 class S3ClaimStore:
@@ -48,7 +73,18 @@ class S3ClaimStore:
         return {"bucket": self.bucket, "key": key}
 
     def get(self, reference: dict[str, Any]) -> bytes:
-        response = self._s3.get_object(Bucket=reference["bucket"], Key=reference["key"])
+        """A claimed change. Only this store's own claims are read: a message cannot point anywhere else."""
+        bucket, key = (reference.get(name) if isinstance(reference, dict) else None for name in ("bucket", "key"))
+        if not isinstance(bucket, str) or not isinstance(key, str):
+            raise BadMessage(f"a claim check must name a bucket and a key, got {reference!r:.200}")
+        if bucket != self.bucket or not key.startswith(self.prefix):
+            raise BadMessage(f"claim check s3://{bucket}/{key} is not in s3://{self.bucket}/{self.prefix}")
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING:
+                raise LookupError(f"claim check s3://{bucket}/{key} is missing ({_error_code(exc)})") from None
+            raise
         data: bytes = response["Body"].read()
         return data
 

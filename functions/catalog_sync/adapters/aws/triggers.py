@@ -122,6 +122,27 @@ def _push_request(direct: _DirectInput, pushes_prefix: str) -> SyncRequest:
     )
 
 
+def _check_s3_records(records: Any) -> None:
+    """Records of another service (an SQS batch sent here by mistake) are named as such, not parsed as S3's."""
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise BadTrigger("unrecognised event: Records must be a list of S3 notification records")
+    sources = {str(record.get("eventSource")) for record in records} - {"aws:s3"}
+    if sources:
+        raise BadTrigger(
+            f"unrecognised event: its records come from {', '.join(sorted(sources))}, not aws:s3; the diff function "
+            "takes S3 notifications, EventBridge Object Created events, schedules and direct invocations"
+        )
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first few problems, each with where it is: "detail.object.key: Field required"."""
+    errors = exc.errors(include_url=False)
+    described = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'event'}: {error['msg']}" for error in errors[:3]
+    )
+    return described + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "")
+
+
 def parse_trigger(
     event: Any, *, prefix: str = DEFAULT_CATALOGS_PREFIX, pushes_prefix: str = DEFAULT_PUSHES_PREFIX
 ) -> list[SyncRequest]:
@@ -142,6 +163,7 @@ def parse_trigger(
                 )
             ]
         if "Records" in event:
+            _check_s3_records(event["Records"])
             notification = parse(event=event, model=S3Model)
             requests = []
             for record in notification.Records:
@@ -184,6 +206,6 @@ def parse_trigger(
             )
         ]
     except ValidationError as exc:
-        raise BadTrigger(f"unrecognised event: {exc.errors(include_url=False)[0]['msg']}") from None
+        raise BadTrigger(f"unrecognised event: {_describe(exc)}") from None
     except InvalidModelTypeError as exc:
         raise BadTrigger(f"unrecognised event: {str(exc).splitlines()[0]}") from None

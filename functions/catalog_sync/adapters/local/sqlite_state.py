@@ -345,7 +345,9 @@ class SqliteStateStore:
             ).rowcount
             return max(updated, 0) + max(removed, 0)
 
-    def record_progress(self, run_id: str, handled: int, applied: Mapping[str, int] | None = None) -> bool:
+    def record_progress(
+        self, run_id: str, handled: int, applied: Mapping[str, int] | None = None, *, message_id: str | None = None
+    ) -> bool:
         """Nothing to count: on the embedded default a run applies its own changes (and counts them) before it ends."""
         return False
 
