@@ -16,7 +16,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 LAYER_DIR ?= layers/build/dependencies
 LAYER_ARCH ?= arm64
 
-.PHONY: demo test lint typecheck unit bench bench-1m static-model layer synth api-fuzz clean
+.PHONY: demo test lint typecheck unit bench bench-1m bench-load soak static-model layer synth api-fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,15 @@ api-fuzz: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/diff_bench.py --n $(BENCH_N)
 	$(BIN)/python bench/sync_bench.py --n $(BENCH_N)
+
+# The convergence property under injected faults on many random examples (the suite runs 200, derandomized).
+SOAK_EXAMPLES ?= 2000
+soak: $(VENV)/.dev-installed
+	$(BIN)/python tests/soak.py --examples $(SOAK_EXAMPLES)
+
+# A 1M-change burst through a model of the queues, concurrency caps, rate limits and SDK retries; memory at 1M.
+bench-load: $(VENV)/.dev-installed
+	$(BIN)/python bench/load_bench.py
 
 bench-1m: $(VENV)/.dev-installed
 	$(BIN)/python bench/diff_bench.py --n 1000000

@@ -21,6 +21,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
+    source = record.raw_event.get("eventSource")
+    if source != "aws:sqs" or not isinstance(record.raw_event.get("body"), str):
+        # A miswired trigger (an S3 notification, say) or a mangled record: name it rather than fail on a key.
+        body = "present" if "body" in record.raw_event else "missing"
+        raise ValueError(f"not an SQS message (eventSource {source!r}, body {body})")
     message = unpack_envelope(record.body, resolve_claim=pipeline().claims().get)
     if message.catalog is None:
         raise ValueError("message names no catalog")

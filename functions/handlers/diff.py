@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.pipeline import SupersededDrop
@@ -34,11 +35,33 @@ def _out_of_time(context: LambdaContext) -> Callable[[], bool]:
     return lambda: context.get_remaining_time_in_millis() < margin_ms
 
 
+class Continuation(BaseModel):
+    """What a diff near its timeout hands the next invocation: {"resume": {"catalog": ..., "run_id": ...}}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)
+
+
+def _rejected(reason: str) -> dict[str, Any]:
+    logger.error("rejected event", extra={"reason": reason})
+    metrics.add_metric(name=names.REJECTED_EVENTS, unit=MetricUnit.Count, value=1)
+    return {"status": "rejected", "error": reason, "runs": []}
+
+
 def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    resume = event["resume"]
+    try:
+        continuation = Continuation.model_validate(event["resume"])
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'resume'}: {e['msg']}" for e in exc.errors())
+        return _rejected(f"not a continuation of a run (resume): {problems}")
+    if not pipeline().archive().has_checkpoint(continuation.run_id):
+        return _rejected(f"run {continuation.run_id!r} has no checkpoint to resume from")
+    resume = continuation.model_dump()
     progress, completed = pipeline().resume_dispatch(
-        resume["catalog"],
-        resume["run_id"],
+        continuation.catalog,
+        continuation.run_id,
         out_of_time=_out_of_time(context),
         function_arn=context.invoked_function_arn,
     )
@@ -65,9 +88,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings = pipeline().settings
         requests = parse_trigger(event, prefix=settings.catalogs_prefix, pushes_prefix=settings.pushes_prefix)
     except BadTrigger as exc:
-        logger.error("rejected event", extra={"reason": str(exc)})
-        metrics.add_metric(name=names.REJECTED_EVENTS, unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "error": str(exc), "runs": []}
+        return _rejected(str(exc))
     runs = []
     for request in requests:
         logger.info(

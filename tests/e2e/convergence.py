@@ -210,6 +210,9 @@ def aws_world(log: FaultLog, tmp: Path) -> Iterator[World]:
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
     with _environment(credentials), mock_aws(), PineconeDouble(DIMENSIONS) as pinecone, OpenAIDouble() as openai:
+        for double in (pinecone, openai):
+            # The SDKs drop pooled connections as clients come and go; the servers need not print each one.
+            double.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)

@@ -52,6 +52,8 @@ def test_the_index_converges_to_the_last_catalog_whatever_fails(
 
 def test_the_faults_were_injected_and_survived(converging_world: World, fault_log: FaultLog) -> None:
     """Runs after the property (same module): every kind of fault occurred, and every example converged."""
+    if fault_log.examples == 0:
+        pytest.skip("the property did not run in this session")
     kinds = {kind.split(" ")[0] for kind in fault_log.injected}
     assert {"dynamodb", "sqs", "openai", "pinecone", "consumer", "diff", "duplicate", "another"} <= kinds, kinds
     assert fault_log.converged == fault_log.examples >= EXAMPLES

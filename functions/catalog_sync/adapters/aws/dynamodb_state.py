@@ -594,18 +594,30 @@ class DynamoStateStore:
             names[f"#a{i}"] = f"{_APPLIED_PREFIX}{name}"
             values[f":a{i}"] = {"N": str(int(value))}
             expression += f", #a{i} :a{i}"
-        kwargs: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        # Only a run that was begun: a message naming no run (forged, or its run's item expired) adds no row.
+        kwargs: dict[str, Any] = {
+            "ConditionExpression": "attribute_exists(run_json)",
+            "ExpressionAttributeNames": names,
+        }
+        if not names:
+            del kwargs["ExpressionAttributeNames"]
         if message_id is not None:
             return self._record_message_progress(run_id, message_id, expression, values, kwargs)
-        response = self._dynamodb.update_item(
-            TableName=self.table,
-            Key=self._run_key(run_id),
-            UpdateExpression=expression,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-            **kwargs,
-        )
-        self.requests["write"] += 1
+        try:
+            response = self._dynamodb.update_item(
+                TableName=self.table,
+                Key=self._run_key(run_id),
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                **kwargs,
+            )
+        except Exception as exc:
+            if _conditional_check_failed(exc):
+                return False
+            raise
+        finally:
+            self.requests["write"] += 1
         return self._complete_if_done(run_id, response["Attributes"])
 
     def _record_message_progress(
@@ -639,8 +651,11 @@ class DynamoStateStore:
             )
         except Exception as exc:
             reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons") or []
-            if not (reasons and reasons[0].get("Code") == "ConditionalCheckFailed"):
+            failed = [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
+            if len(failed) != 2 or not any(failed):
                 raise
+            if failed[1]:
+                return False  # no such run
             # Counted before. That delivery may have stopped before completing the run: the check below is safe
             # to repeat (the completion is a conditional write).
         finally:

@@ -116,6 +116,15 @@ class S3ChangeArchive:
     def save_checkpoint(self, run_id: str, checkpoint: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}{run_id}/checkpoint.json", Body=checkpoint)
 
+    def has_checkpoint(self, run_id: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=f"{self.prefix}{run_id}/checkpoint.json")
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING:
+                return False
+            raise
+        return True
+
     def load_checkpoint(self, run_id: str) -> bytes:
         data: bytes = self._s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}{run_id}/checkpoint.json")[
             "Body"
