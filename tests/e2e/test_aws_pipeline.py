@@ -10,6 +10,7 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -518,3 +519,67 @@ def test_a_run_begun_by_the_webhook_is_the_run_the_diff_carries_on(world: World)
     # A retry of an invocation whose run has settled begins a run of its own rather than rewriting that one.
     again = diff.handler({"catalog": "shop", "run_id": begun.run_id}, Context())
     assert again["runs"][0]["run_id"] != begun.run_id
+
+
+def test_a_drop_whose_event_comes_after_a_newer_drop_is_not_synced(world: World, monkeypatch: pytest.MonkeyPatch):
+    """EventBridge does not promise order, and Lambda retries a failed invocation: an older drop's event that
+    arrives after a newer drop was synced must not undo it."""
+    from handlers import diff
+
+    from moto.s3 import models as moto_s3
+
+    from handlers import _shared
+
+    v1 = [product(str(i)) for i in range(6)]
+    v2 = [product(str(i), price=2.0) for i in range(5)]
+    # S3 stamps objects to the second: the older drop is made a minute earlier.
+    now = moto_s3.utcnow
+    monkeypatch.setattr(moto_s3, "utcnow", lambda: now() - timedelta(minutes=1))
+    older = drop(world, "v1.jsonl", v1)
+    monkeypatch.setattr(moto_s3, "utcnow", now)
+    newer = drop(world, "v2.jsonl", v2)
+    state = _shared.pipeline().state(_shared.pipeline().config("shop"))
+    run_pipeline(world, newer)
+    index_matches(world, v2)
+    result = diff.handler(older, Context())
+    assert result["runs"][0]["status"] == "superseded" and "catalogs/shop/v2.jsonl" in result["runs"][0]["reason"]
+    index_matches(world, v2)
+    assert [r.source for r in state.runs()] == [f"s3://{BUCKET}/catalogs/shop/v2.jsonl"]  # no run for v1
+
+
+def test_a_write_landing_after_its_products_deletion_was_committed_is_undone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    """A slow consumer upserts products while a newer catalog deletes them and that deletion is applied and
+    committed: the late write would leave orphans in the index; the consumer deletes them again."""
+    from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+    from handlers import consumer, diff
+
+    v1 = [product(str(i)) for i in range(10)]
+    run_pipeline(world, drop(world, "v1.jsonl", v1))
+    edited = [product(str(i), description="edited") for i in range(10)]
+    diff.handler(drop(world, "edited.jsonl", edited), Context())
+    slow_batch, handles = sqs_event(world)
+    for url, handle in handles:
+        world.sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+    survivors = v1[:8]  # 8 and 9 deleted: 20%, what the deletion guard lets through
+    original_upsert = PineconeVectorIndex.upsert
+    raced: list[bool] = []
+
+    def upsert_slowly(self, ids, vectors, changes):  # type: ignore[no-untyped-def]
+        if not raced:  # while the edit is in flight, a catalog without products 8 and 9 is synced and applied
+            raced.append(True)
+            monkeypatch.setattr(PineconeVectorIndex, "upsert", original_upsert)
+            run_pipeline(world, drop(world, "fewer.jsonl", survivors))
+        return original_upsert(self, ids, vectors, changes)
+
+    monkeypatch.setattr(PineconeVectorIndex, "upsert", upsert_slowly)
+    assert consumer.handler(slow_batch, Context())["batchItemFailures"] == []
+    assert raced
+    # 8 and 9 are deleted again, not orphaned; 0-7: their edit was overtaken by the newer catalog (a re-sync puts
+    # the newer version back).
+    assert set(world.pinecone.vectors("shop")) == {str(i) for i in range(8)}
+    from handlers import _shared
+
+    state = _shared.pipeline().state(_shared.pipeline().config("shop"))
+    assert state.desired_versions(["8", "9"]) == {} and state.pending_count() == 8

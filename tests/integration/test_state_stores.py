@@ -191,6 +191,42 @@ def test_a_dispatched_run_completes_when_its_changes_are_handled(make_store):
     assert store.finish_run(late) is False
 
 
+def test_a_message_delivered_twice_is_counted_once(make_store):
+    store = make_store()
+    if not isinstance(store, DynamoStateStore):
+        pytest.skip("the embedded default applies its changes within the run")
+    run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
+    run.status, run.counts = RunStatus.DISPATCHED, {"dispatched_changes": 5}
+    store.finish_run(run)
+    assert store.record_progress(run.run_id, 3, {"upserted": 3}, message_id=f"{run.run_id}-n-000001") is False
+    # The same message again (SQS delivers at least once; a redrive sends it again): not counted twice, so the
+    # run does not complete before its other message was handled.
+    assert store.record_progress(run.run_id, 3, {"upserted": 3}, message_id=f"{run.run_id}-n-000001") is False
+    assert store.runs()[0].counts["applied_changes"] == 3
+    assert store.record_progress(run.run_id, 2, message_id=f"{run.run_id}-p-000001") is True
+    done = store.runs()[0]
+    assert done.status is RunStatus.SUCCEEDED and done.counts["applied_changes"] == 5
+    assert done.counts["applied_upserted"] == 3
+    # A message naming no run adds no row (the runs stay readable).
+    assert store.record_progress("no-such-run", 1, message_id="no-such-run-n-000001") is False
+    assert store.record_progress("no-such-run", 1) is False
+    assert [r.run_id for r in store.runs()] == [run.run_id]
+
+
+def test_the_newest_catalog_object_is_claimed_and_an_older_one_refused(make_store):
+    store = make_store()
+    if not isinstance(store, DynamoStateStore):
+        pytest.skip("the embedded default runs one sync at a time")
+    assert store.newest_source() is None
+    assert store.claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v1") is True
+    assert store.claim_source(modified=200.0, key="catalogs/shop/b.jsonl", version_id=None) is True
+    assert store.newest_source() == (200.0, "catalogs/shop/b.jsonl", None)
+    # A late (or retried) event for the older object: refused; the same second: not ordered, let through.
+    assert store.claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v1") is False
+    assert store.claim_source(modified=200.0, key="catalogs/shop/c.jsonl", version_id="v3") is True
+    assert store.newest_source() == (200.0, "catalogs/shop/c.jsonl", "v3")
+
+
 def test_counts_in_one_pass_agree_with_the_single_counts(make_store):
     store = make_store()
     assert store.counts() == StateCounts()
