@@ -8,6 +8,7 @@ shrunk it and printed its draws.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -24,7 +25,12 @@ from tests.doubles.faults import FaultLog  # noqa: E402
 from tests.e2e.convergence import Scenario, aws_world, catalog_versions, check_converged  # noqa: E402
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # the report below is printed for what ran so far
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: random)")
@@ -59,6 +65,8 @@ def main() -> int:
         failed = False
         try:
             soak()
+        except KeyboardInterrupt:
+            print("interrupted")
         except Exception:
             failed = True
             raise

@@ -27,8 +27,8 @@ class FaultLog:
     """What was injected, by kind, and how many examples ended converged despite it."""
 
     injected: Counter[str] = field(default_factory=Counter)
-    examples: int = 0
     converged: int = 0
+    failed: int = 0
     survived: Counter[str] = field(default_factory=Counter)
 
     def example_converged(self, injected: Counter[str]) -> None:
@@ -37,7 +37,7 @@ class FaultLog:
 
     def report(self) -> str:
         width = max((len(kind) for kind in self.injected), default=10)
-        lines = [f"examples: {self.examples:,}, converged: {self.converged:,}"]
+        lines = [f"examples converged: {self.converged:,}, failed: {self.failed:,}"]
         lines.append(f"{'fault':<{width}}  {'injected':>9}  {'survived':>9}")
         for kind in sorted(self.injected):
             lines.append(f"{kind:<{width}}  {self.injected[kind]:>9,}  {self.survived[kind]:>9,}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,7 @@ from catalog_sync.adapters.aws.triggers import (
     DEFAULT_PUSHES_PREFIX,
     SyncMode,
     SyncRequest,
+    Trigger,
     check_prefixes,
 )
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
@@ -39,9 +41,17 @@ from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind
 from catalog_sync.ports import Embedder
 from catalog_sync.services.apply import ChangeApplier
 from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
-from catalog_sync.services.sync import SyncReport, SyncService
+from catalog_sync.services.sync import SUPERSEDED_MESSAGE, SyncReport, SyncService
 
 CONFIG_CACHE_SECONDS = 300
+# Runs that read a catalog drop: they claim it as the newest object, and an older drop is not synced after it.
+_DROP_TRIGGERS = {Trigger.S3_EVENTBRIDGE, Trigger.S3_NOTIFICATION, Trigger.SCHEDULE}
+
+
+class SupersededDrop(Exception):
+    """A catalog drop older than one a run already read: syncing it would undo the newer catalog."""
+
+
 # The runs a repair looks through for the pushes that set products' desired state.
 REPAIR_LOOKBACK_RUNS = 50
 
@@ -52,27 +62,26 @@ def repair_sources(
     product_ids: Sequence[str],
     *,
     bucket: str,
-    catalogs_prefix: str,
     pushes_prefix: str,
 ) -> dict[str | None, list[str]]:
     """The object to re-read each product from, to put its desired state back: key -> products (None: the newest).
 
     A product's desired version is the sequence number of the run that recorded it. If that run read a push object,
-    the product is re-read from that push: it names the product. Otherwise from the object the latest catalog run
-    read (the newest object is ambiguous when drops land within the same second). A push object is never re-read
-    for a product it does not name: absent from it, the product would be deleted. A product without a desired
-    state (its deletion was committed) has nothing to put back and is left out: re-read from a catalog object, a
-    product a push deleted would come back.
+    the product is re-read from that push: it names the product. Otherwise (None) from the newest catalog object
+    a run has read, as it is when the re-sync runs: a repair waiting in Lambda's queue must not bring back an
+    object that a newer drop replaced meanwhile. A push object is never re-read for a product it does not name:
+    absent from it, the product would be deleted. A product without a desired state (its deletion was committed)
+    has nothing to put back and is left out: re-read from a catalog object, a product a push deleted would come
+    back.
     """
     prefix = f"s3://{bucket}/"
-    keys = {run.seq: run.source[len(prefix) :] for run in runs if run.source.startswith(prefix)}  # newest first
-    catalog_key = next((key for key in keys.values() if key.startswith(catalogs_prefix)), None)
+    keys = {run.seq: run.source[len(prefix) :] for run in runs if run.source.startswith(prefix)}
     sources: dict[str | None, list[str]] = {}
     for product_id in product_ids:
         if product_id not in desired_versions:
             continue
         pushed = keys.get(desired_versions[product_id])
-        key = pushed if pushed is not None and pushed.startswith(pushes_prefix) else catalog_key
+        key = pushed if pushed is not None and pushed.startswith(pushes_prefix) else None
         sources.setdefault(key, []).append(product_id)
     return sources
 
@@ -106,6 +115,18 @@ class PipelineSettings(BaseSettings):
     # Health scoring's weights and thresholds (the health function), as JSON: CATALOG_SYNC_HEALTH='{"weights":
     # {"coverage": 60, "freshness": 20, "quality": 20}, "stale_warning_hours": 24}'.
     health: HealthSettings = Field(default_factory=HealthSettings)
+    # This process's share of the services' rate limits (infra/config.py divides each limit among the consumers
+    # that may run at once and sets these on the consumer). Every request attempt waits for room within them.
+    # Unset: not paced (local runs, tests).
+    pace_openai_requests_per_minute: float | None = Field(default=None, gt=0)
+    pace_openai_tokens_per_minute: float | None = Field(default=None, gt=0)
+    pace_pinecone_writes_per_second: float | None = Field(default=None, gt=0)
+    pace_pinecone_upsert_bytes_per_second: float | None = Field(default=None, gt=0)
+    # Attempts at a Pinecone write the SDK gave up on (the index adapter's DEFAULT_RETRY, with its delays).
+    pinecone_write_attempts: int = Field(default=12, ge=1)
+    # botocore's attempts (standard retry mode) for the DynamoDB and SQS clients: a message makes about 200
+    # DynamoDB requests, and botocore's default 4 attempts lose 0.16% of requests at 20% throttling.
+    aws_max_attempts: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _prefixes_apart(self) -> PipelineSettings:
@@ -153,9 +174,12 @@ class Pipeline:
     _configs: dict[str, tuple[float, CatalogConfig]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from botocore.config import Config
+
+        retries = Config(retries={"max_attempts": self.settings.aws_max_attempts, "mode": "standard"})
         self.s3 = self.s3 or boto3.client("s3")
-        self.sqs = self.sqs or boto3.client("sqs")
-        self.dynamodb = self.dynamodb or boto3.client("dynamodb")
+        self.sqs = self.sqs or boto3.client("sqs", config=retries)
+        self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=retries)
 
     # ------------------------------------------------------------ configuration
 
@@ -182,26 +206,53 @@ class Pipeline:
         return config
 
     def embedder(self, config: CatalogConfig) -> Embedder:
+        from catalog_sync.adapters.embedders.openai import openai_rates
+        from catalog_sync.logic.pacing import shared_pacer
+
         settings = config.embedder
         if settings.kind is EmbedderKind.OPENAI:
             if not self.settings.openai_secret:
                 raise ConfigError(f"catalog {config.name!r} embeds with OpenAI but no OpenAI secret is configured")
+            # The limits are per model: one pacer per model in the process, whichever catalogs embed with it.
+            pacer = shared_pacer(
+                ("openai", settings.openai_base_url, settings.openai_model),
+                openai_rates(
+                    self.settings.pace_openai_requests_per_minute, self.settings.pace_openai_tokens_per_minute
+                ),
+                start_full=True,
+            )
             return OpenAIEmbedder(
                 model=settings.openai_model,
                 dimensions=settings.openai_dimensions,
                 base_url=settings.openai_base_url,
                 api_key=get_secret(self.settings.openai_secret, self.settings.secrets_max_age),
+                pacer=pacer,
             )
         if settings.kind is EmbedderKind.HASHING:
             return HashingEmbedder(settings.hashing_dimensions)  # tests only: not semantic
         raise ConfigError(f"catalog {config.name!r}: the {settings.kind} embedder does not run in the AWS pipeline")
 
     def index(self, config: CatalogConfig) -> PineconeVectorIndex:
+        from dataclasses import replace
+
+        from catalog_sync.adapters.pinecone.index import DEFAULT_RETRY, pinecone_rates
+        from catalog_sync.logic.pacing import shared_pacer
+
+        settings = self.settings
+        # The limits are per namespace: one pacer per namespace in the process, shared by every index instance
+        # and every update thread. A new process starts with its windows full (see Pacer).
+        pacer = shared_pacer(
+            ("pinecone", settings.pinecone_host, config.index_namespace),
+            pinecone_rates(settings.pace_pinecone_writes_per_second, settings.pace_pinecone_upsert_bytes_per_second),
+            start_full=True,
+        )
         return PineconeVectorIndex(
-            host=self.settings.pinecone_host,
+            host=settings.pinecone_host,
             namespace=config.index_namespace,
             metadata_fields=list(config.metadata),
-            api_key=get_secret(self.settings.pinecone_secret, self.settings.secrets_max_age),
+            api_key=get_secret(settings.pinecone_secret, settings.secrets_max_age),
+            pacer=pacer,
+            retry=replace(DEFAULT_RETRY, attempts=settings.pinecone_write_attempts),
         )
 
     def state(self, config: CatalogConfig) -> DynamoStateStore:
@@ -259,19 +310,75 @@ class Pipeline:
             self.settings.max_message_bytes = min(sizes)
         return self.settings.max_message_bytes
 
-    def run_diff(self, request: SyncRequest, *, out_of_time: Callable[[], bool] = lambda: False) -> SyncReport:
-        config = self.config(request.catalog)
-        key = request.key or self.newest_drop(request.catalog)
-        source = S3CatalogSource(
-            self.s3, bucket=request.bucket or self.settings.bucket, key=key, version_id=request.version_id
+    def _claim_drop(self, state: DynamoStateStore, request: SyncRequest, key: str) -> float | None:
+        """For a catalog drop (an S3 event, or the newest object): when it was last modified, after recording it
+        as the newest object read. Raises SupersededDrop when a run already read a newer object."""
+        reads_newest = request.key is None and request.trigger is Trigger.DIRECT
+        if request.ids is not None or not (request.trigger in _DROP_TRIGGERS or reads_newest):
+            return None  # a targeted re-sync, a push, or an object asked for by name (a rollback)
+        bucket = request.bucket or self.settings.bucket
+        head: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if request.version_id:
+            head["VersionId"] = request.version_id
+        try:
+            response = self.s3.head_object(**head)
+        except ClientError:
+            return None  # unreadable: the diff reports it as bad input when it opens the object
+        modified = response["LastModified"].timestamp()
+        version = request.version_id or response.get("VersionId")
+        if not state.claim_source(modified=modified, key=key, version_id=version):
+            newest = state.newest_source()
+            raise SupersededDrop(
+                f"s3://{bucket}/{key} was superseded: a run already read a newer object"
+                + (f" ({newest[1]})" if newest else "")
+            )
+        return float(modified)
+
+    def _dispatcher(
+        self, state: DynamoStateStore, sender: SqsChangeSender, catalog: str, modified: float | None, arn: str | None
+    ) -> Dispatcher:
+        def superseded() -> bool:
+            if modified is None:  # not a catalog drop (a re-sync of some products, a push, a rollback)
+                return False
+            newest = state.newest_source()
+            return newest is not None and newest[0] > modified
+
+        def resync(product_ids: list[str]) -> None:
+            # From the newest catalog object a run has read, when the re-sync runs (see repair_sources).
+            function = self.settings.diff_function or arn
+            if function is not None:
+                self.invoke_self(function, {"catalog": catalog, "ids": product_ids})
+
+        return Dispatcher(
+            state=state,
+            sender=sender,
+            archive=self.archive(),
+            window=self.settings.dispatch_window,
+            superseded=superseded,
+            resync=resync,
         )
+
+    def run_diff(
+        self,
+        request: SyncRequest,
+        *,
+        out_of_time: Callable[[], bool] = lambda: False,
+        function_arn: str | None = None,
+    ) -> SyncReport:
+        """`function_arn`: the diff function's own, to re-sync products a newer drop overtook (see Dispatcher)."""
+        config = self.config(request.catalog)
         state = self.state(config)
+        key, version_id = request.key, request.version_id
+        newest = state.newest_source() if key is None and request.ids is not None else None
+        if newest is not None:  # a re-sync of some products: from the newest catalog object a run has read
+            key, version_id = newest[1], newest[2]
+        key = key or self.newest_drop(request.catalog)
+        source = S3CatalogSource(self.s3, bucket=request.bucket or self.settings.bucket, key=key, version_id=version_id)
+        modified = self._claim_drop(state, request, key)
         embedder = self.embedder(config)
         # The run id names the messages; the run itself is numbered by the state store.
         sender = self.sender(config, run_id="pending")
-        dispatcher = Dispatcher(
-            state=state, sender=sender, archive=self.archive(), window=self.settings.dispatch_window
-        )
+        dispatcher = self._dispatcher(state, sender, config.name, modified, function_arn)
         service = SyncService(
             config=config,
             state=state,
@@ -291,30 +398,35 @@ class Pipeline:
             source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids, run=begun
         )
         if report.dispatch is not None and not report.dispatch.finished:
+            report.dispatch.source_modified = modified
             self.archive().save_checkpoint(report.dispatch.run_id, report.dispatch.model_dump_json().encode())
         return report
 
     def resume_dispatch(
-        self, catalog: str, run_id: str, *, out_of_time: Callable[[], bool] = lambda: False
+        self,
+        catalog: str,
+        run_id: str,
+        *,
+        out_of_time: Callable[[], bool] = lambda: False,
+        function_arn: str | None = None,
     ) -> tuple[DispatchProgress, bool]:
         """Continue a dispatch that ran out of time, from its checkpoint; also whether that completed the run."""
         config = self.config(catalog)
         state = self.state(config)
         progress = DispatchProgress.model_validate_json(self.archive().load_checkpoint(run_id))
-        dispatcher = Dispatcher(
-            state=state,
-            sender=self.sender(config, run_id),
-            archive=self.archive(),
-            window=self.settings.dispatch_window,
-        )
+        sender = self.sender(config, run_id)
+        dispatcher = self._dispatcher(state, sender, config.name, progress.source_modified, function_arn)
         progress = dispatcher.resume(progress, out_of_time=out_of_time)
         if not progress.finished:
             self.archive().save_checkpoint(run_id, progress.model_dump_json().encode())
             return progress, False
         run = state.get_run(run_id)
         run.status = RunStatus.DISPATCHED
-        run.message = None
+        run.message = SUPERSEDED_MESSAGE if progress.superseded else None
+        if progress.superseded:
+            run.counts["undispatched_changes"] = run.counts.get("dispatched_changes", 0) - progress.changes
         run.counts["dispatched_messages"] = progress.messages
+        run.counts["dispatched_changes"] = progress.changes
         return progress, state.finish_run(run)
 
     def invoke_self(self, function_arn: str, payload: dict[str, Any]) -> None:
@@ -336,7 +448,6 @@ class Pipeline:
             state.desired_versions(product_ids),
             product_ids,
             bucket=self.settings.bucket,
-            catalogs_prefix=self.settings.catalogs_prefix,
             pushes_prefix=self.settings.pushes_prefix,
         )
         for key, ids in sources.items():
