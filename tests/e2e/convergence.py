@@ -595,7 +595,7 @@ class Scenario:
                 steps += 1
                 assert steps < 400, "the scenario does not progress"
             # Drain: faults go on for a while, then stop, as they do.
-            for _ in range(self.draw(st.integers(0, 30), "noisy drain steps")):
+            for _ in range(self.draw(st.integers(0, 15), "noisy drain steps")):
                 if not self.step():
                     break
             self.calm = True
