@@ -47,16 +47,18 @@ def main() -> int:
         )
         @given(versions=catalog_versions, data=st.data())
         def soak(versions: list[list[dict[str, object]]], data: st.DataObject) -> None:
-            log.examples += 1
             scenario = Scenario(world, data, versions)
-            scenario.run()
-            check_converged(world, versions, overtaken=scenario.overtaken)
+            try:
+                scenario.run()
+                check_converged(world, versions, overtaken=scenario.overtaken)
+            except Exception:
+                log.failed += 1
+                raise
             log.example_converged(scenario.faults)
-            if log.examples % 100 == 0:
+            if log.converged % 100 == 0:
                 elapsed = time.perf_counter() - started
-                print(
-                    f"  {log.examples:,} examples, {sum(log.injected.values()):,} faults, {elapsed:,.0f} s", flush=True
-                )
+                faults = sum(log.injected.values())
+                print(f"  {log.converged:,} examples converged, {faults:,} faults, {elapsed:,.0f} s", flush=True)
 
         if args.seed is not None:
             from hypothesis import seed
