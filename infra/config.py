@@ -14,6 +14,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from catalog_sync.adapters.embedders.openai import REQUESTS_PER_TOKEN_WINDOW
 from catalog_sync.logic.health import HealthSettings
 
 # The Lambda event source mapping's own bounds for SQS.
@@ -24,6 +25,14 @@ MAX_LAMBDA_TIMEOUT_SECONDS = 900
 # event source mappings), so a message is not handed to a second consumer while the first still works on it.
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RULE_NAME = 64
+# Lambda's ephemeral storage (/tmp), in MB: the default, and the most it may be given.
+MIN_EPHEMERAL_MB = 512
+MAX_EPHEMERAL_MB = 10_240
+# Pinecone's largest write request (an upsert of 2 MB), and the embedding models' longest input in tokens: each
+# consumer's share of the limits must carry one such request (the OpenAI adapter packs its requests to
+# 1/REQUESTS_PER_TOKEN_WINDOW of its token share, so that several fit a minute).
+PINECONE_MAX_REQUEST_BYTES = 2_000_000
+OPENAI_MAX_INPUT_TOKENS = 8_192
 
 LOG_RETENTION_DAYS = (
     1,
@@ -83,13 +92,18 @@ class CatalogSchedule(_Strict):
 class FunctionSize(_Strict):
     memory_mb: int = Field(ge=128, le=10_240)
     timeout_seconds: int = Field(ge=1, le=MAX_LAMBDA_TIMEOUT_SECONDS)
+    # /tmp, which Lambda offers from 512 MB (its default) to 10 GB.
+    ephemeral_storage_mb: int = Field(default=MIN_EPHEMERAL_MB, ge=MIN_EPHEMERAL_MB, le=MAX_EPHEMERAL_MB)
 
 
 class Functions(_Strict):
     # The diff streams the catalog and loads a catalog's state: memory grows with the catalog (about 1 GB
-    # for a million products); 1,769 MB is one full vCPU.
-    diff: FunctionSize = FunctionSize(memory_mb=1769, timeout_seconds=900)
-    consumer: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=120)
+    # for a million products); 1,769 MB is one full vCPU. It spools a run's changes to /tmp and archives them
+    # there before the upload: about 1.6 GB for a million changes (bench/load_bench.py).
+    diff: FunctionSize = FunctionSize(memory_mb=1769, timeout_seconds=900, ephemeral_storage_mb=4096)
+    # A consumer's batch is sized to its timeout (StackConfig.consumer_batch_size): a long timeout lets a paced
+    # consumer take several messages an invocation.
+    consumer: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=900)
     # Up to API Gateway's 30 s: the status routes read a catalog's whole state (seconds per 100k products).
     webhook: FunctionSize = FunctionSize(memory_mb=1024, timeout_seconds=29)
     health: FunctionSize = FunctionSize(memory_mb=512, timeout_seconds=300)
@@ -119,42 +133,80 @@ class Queues(_Strict):
 
 
 class RateLimits(_Strict):
-    """The services' rate limits the consumers must stay within, and the least time one request takes.
+    """The services' rate limits, and how the consumers keep within them.
 
-    A consumer works through its batch one request at a time, so it makes at most 1/latency requests per
-    second to each service; N consumers make N/latency. The shortest plausible latency gives the most
-    requests per consumer, hence the fewest consumers: the bound is conservative. Both lanes (the change
-    queue and the priority queue) share the limits, so the bound is split between them.
+    Every consumer paces its own requests (catalog_sync/logic/pacing.py) to an equal share of each limit: the
+    limit divided by the consumers that may run at once, both queues' mappings together (one function serves
+    both, and either lane may embed or write). Every attempt waits for room, retries included, so the consumers
+    together never send more than a limit, whatever the latency or the throttling. The concurrency then only
+    divides the limits: more consumers do not send faster, each gets a smaller share and takes longer over a
+    message. Hence Lambda's minimum, 2 per mapping, unless `max_concurrency` says otherwise (as long as each
+    share still carries the largest request).
     """
 
     openai_requests_per_minute: int = Field(default=3_000, ge=1)
     openai_tokens_per_minute: int = Field(default=1_000_000, ge=1)
-    openai_min_request_seconds: float = Field(default=0.5, gt=0)
-    # Tokens one embedding request carries at most (the adapter packs up to 300k; a message rarely holds more
-    # than its text: about a quarter of its packed size once unzipped is text, at 4 bytes a token).
-    openai_tokens_per_request: int = Field(default=100_000, ge=1)
+    # Per namespace: write requests (upsert, update and delete are paced together), and upserted megabytes.
     pinecone_write_requests_per_second: float = Field(default=100.0, gt=0)
-    pinecone_min_request_seconds: float = Field(default=0.02, gt=0)
-    # Set to override the derived bound (per queue).
+    pinecone_upsert_megabytes_per_second: float = Field(default=50.0, gt=0)
+    # Set to override the default (per queue).
     max_concurrency: int | None = Field(default=None, ge=MIN_CONSUMER_CONCURRENCY, le=MAX_CONSUMER_CONCURRENCY)
+    # The most one message asks of the services, per KiB of message (bench/load_bench.py on catalog_gen's
+    # products: a full 1 MiB message holds about 2,900 metadata changes, one update request each, or about 450k
+    # tokens of text to embed). They size the consumer's batch to its timeout.
+    writes_per_message_kib: float = Field(default=3.5, gt=0)
+    tokens_per_message_kib: float = Field(default=512.0, gt=0)
+    # The share of the consumer's timeout a batch may take at the paced rates; the rest absorbs throttling (a
+    # retry waits for room like any request), a window already full when the invocation starts, and latency.
+    paced_share_of_timeout: float = Field(default=0.5, gt=0, le=1)
 
-    def consumers_allowed(self) -> dict[str, int]:
-        """How many consumers each limit allows in all (floor of limit x latency, by Little's law)."""
-        openai_rps = self.openai_requests_per_minute / 60
-        tokens_per_second_each = self.openai_tokens_per_request / self.openai_min_request_seconds
-        return {
-            "openai_requests": math.floor(openai_rps * self.openai_min_request_seconds),
-            "openai_tokens": math.floor(self.openai_tokens_per_minute / 60 / tokens_per_second_each),
-            "pinecone_writes": math.floor(self.pinecone_write_requests_per_second * self.pinecone_min_request_seconds),
+    @model_validator(mode="after")
+    def _shares_carry_a_request(self) -> Self:
+        shares = self.consumer_shares()
+        smallest = {
+            "openai_requests_per_minute": 1.0,
+            "openai_tokens_per_minute": float(OPENAI_MAX_INPUT_TOKENS * REQUESTS_PER_TOKEN_WINDOW),
+            "pinecone_writes_per_second": 1.0,
+            "pinecone_upsert_bytes_per_second": float(PINECONE_MAX_REQUEST_BYTES),
         }
+        for name, least in smallest.items():
+            if shares[name] < least:
+                raise ValueError(
+                    f"with {self.consumers()} consumers each gets {shares[name]:,.3f} of {name}, less than the "
+                    f"{least:,.0f} one request may need: lower limits.max_concurrency"
+                )
+        return self
 
     def per_queue_concurrency(self) -> int:
         """The event source mappings' maximum concurrency, for each of the two queues."""
-        if self.max_concurrency is not None:
-            return self.max_concurrency
-        total = min(self.consumers_allowed().values())
-        # Lambda allows no fewer than 2 per mapping; below 4 in all, the SDKs' backoff on 429 absorbs the rest.
-        return max(MIN_CONSUMER_CONCURRENCY, min(MAX_CONSUMER_CONCURRENCY, total // 2))
+        return self.max_concurrency if self.max_concurrency is not None else MIN_CONSUMER_CONCURRENCY
+
+    def consumers(self) -> int:
+        """Consumers that may run at once, both queues together: each limit is divided among them."""
+        return 2 * self.per_queue_concurrency()
+
+    def consumer_shares(self) -> dict[str, float]:
+        """Each consumer's share of each limit (rounded down to a thousandth), as PipelineSettings names them."""
+        n = self.consumers()
+
+        def share(limit: float) -> float:
+            return math.floor(limit / n * 1000) / 1000
+
+        return {
+            "openai_requests_per_minute": share(self.openai_requests_per_minute),
+            "openai_tokens_per_minute": share(self.openai_tokens_per_minute),
+            "pinecone_writes_per_second": share(self.pinecone_write_requests_per_second),
+            "pinecone_upsert_bytes_per_second": share(self.pinecone_upsert_megabytes_per_second * 1_000_000),
+        }
+
+    def message_seconds(self, message_bytes: int) -> float:
+        """How long one full message takes a consumer at its paced share of the limits (its busiest limit)."""
+        shares = self.consumer_shares()
+        kib = message_bytes / 1024
+        return max(
+            kib * self.tokens_per_message_kib / (shares["openai_tokens_per_minute"] / 60),
+            kib * self.writes_per_message_kib / shares["pinecone_writes_per_second"],
+        )
 
 
 class Alarms(_Strict):
@@ -209,6 +261,16 @@ class StackConfig(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"catalogs listed twice: {', '.join(duplicates)}")
+        if self.consumer_batch_size < 1:
+            seconds = self.limits.message_seconds(self.queues.max_message_bytes)
+            share = self.limits.paced_share_of_timeout
+            timeout = self.functions.consumer.timeout_seconds
+            raise ValueError(
+                f"a full message of {self.queues.max_message_bytes:,} bytes takes a consumer about {seconds:,.0f} s "
+                f"at its share of the rate limits, more than {share:.0%} of its {timeout} s timeout: raise "
+                f"[functions] consumer's timeout_seconds (to at least {math.ceil(seconds / share)}) or lower "
+                "[queues] max_message_bytes"
+            )
         if not _SCHEDULE.match(self.health_schedule):
             raise ValueError(f"health_schedule {self.health_schedule!r} is not a cron(...) or rate(...) expression")
         for catalog in self.catalogs:
@@ -238,6 +300,20 @@ class StackConfig(_Strict):
     @property
     def schedule_rule_prefix(self) -> str:
         return f"{self.stack_name}-schedule-"
+
+    @property
+    def consumer_batch_size(self) -> int:
+        """Messages per consumer invocation: as many full messages as the consumer gets through at its paced share
+        of the limits in `limits.paced_share_of_timeout` of its timeout, at most `queues.batch_size`."""
+        seconds = self.limits.message_seconds(self.queues.max_message_bytes)
+        budget = self.functions.consumer.timeout_seconds * self.limits.paced_share_of_timeout
+        return min(self.queues.batch_size, math.floor(budget / seconds))
+
+    def consumer_environment(self) -> dict[str, str]:
+        """The consumer's share of each limit, as the environment variables PipelineSettings reads."""
+        return {
+            f"CATALOG_SYNC_PACE_{name.upper()}": repr(value) for name, value in self.limits.consumer_shares().items()
+        }
 
     @property
     def visibility_timeout_seconds(self) -> int:

@@ -287,7 +287,14 @@ class CatalogSyncStack(cdk.Stack):
         resource.retention_in_days = self.config.functions.log_retention_days
 
     def _function(
-        self, name: str, *, handler: str, memory_mb: int, timeout_seconds: int, environment: dict[str, str]
+        self,
+        name: str,
+        *,
+        handler: str,
+        memory_mb: int,
+        timeout_seconds: int,
+        ephemeral_storage_mb: int,
+        environment: dict[str, str],
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self,
@@ -320,6 +327,7 @@ class CatalogSyncStack(cdk.Stack):
             layers=[self.powertools_layer, self.dependency_layer],
             memory_size=memory_mb,
             timeout=cdk.Duration.seconds(timeout_seconds),
+            ephemeral_storage_size=cdk.Size.mebibytes(ephemeral_storage_mb),
             role=role,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
@@ -380,6 +388,7 @@ class CatalogSyncStack(cdk.Stack):
             handler="handlers.diff.handler",
             memory_mb=config.functions.diff.memory_mb,
             timeout_seconds=config.functions.diff.timeout_seconds,
+            ephemeral_storage_mb=config.functions.diff.ephemeral_storage_mb,
             environment=pipeline_environment,
         )
         self.diff.configure_async_invoke(
@@ -392,14 +401,16 @@ class CatalogSyncStack(cdk.Stack):
             handler="handlers.consumer.handler",
             memory_mb=config.functions.consumer.memory_mb,
             timeout_seconds=config.functions.consumer.timeout_seconds,
-            environment=pipeline_environment,
+            ephemeral_storage_mb=config.functions.consumer.ephemeral_storage_mb,
+            # Each consumer's share of the rate limits, which it paces its requests to.
+            environment={**pipeline_environment, **config.consumer_environment()},
         )
         settings = config.queues
         self.consumer_mappings = []
         for queue in (self.priority_queue, self.change_queue):
             source = event_sources.SqsEventSource(
                 queue,
-                batch_size=settings.batch_size,
+                batch_size=config.consumer_batch_size,
                 max_batching_window=cdk.Duration.seconds(settings.batching_window_seconds),
                 report_batch_item_failures=True,
                 max_concurrency=config.limits.per_queue_concurrency(),
@@ -413,6 +424,7 @@ class CatalogSyncStack(cdk.Stack):
             handler="handlers.webhook.handler",
             memory_mb=config.functions.webhook.memory_mb,
             timeout_seconds=config.functions.webhook.timeout_seconds,
+            ephemeral_storage_mb=config.functions.webhook.ephemeral_storage_mb,
             environment={
                 "CATALOG_SYNC_WEBHOOK_SECRET": self.webhook_secret.secret_arn,
                 "CATALOG_SYNC_DIFF_FUNCTION": diff_name,
@@ -432,6 +444,7 @@ class CatalogSyncStack(cdk.Stack):
             handler="handlers.health.handler",
             memory_mb=config.functions.health.memory_mb,
             timeout_seconds=config.functions.health.timeout_seconds,
+            ephemeral_storage_mb=config.functions.health.ephemeral_storage_mb,
             environment={**pipeline_environment, "CATALOG_SYNC_HEALTH": health_settings},
         )
         diff_arn = self.format_arn(

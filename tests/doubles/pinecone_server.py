@@ -9,6 +9,7 @@ told to fail the next requests (429, 5xx) to exercise retries.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,7 +55,14 @@ class PineconeDouble:
                 query = parse_qs(url.query)
                 with double.lock:
                     double.requests.append(
-                        {"method": method, "path": url.path, "body": body, "query": query, "bytes": len(raw)}
+                        {
+                            "method": method,
+                            "path": url.path,
+                            "body": body,
+                            "query": query,
+                            "bytes": len(raw),
+                            "at": time.monotonic(),
+                        }
                     )
                     if double.failures:
                         status = double.failures.popleft()

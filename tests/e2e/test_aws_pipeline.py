@@ -257,6 +257,7 @@ def test_a_consumer_failing_mid_batch_is_retried_and_converges(world: World, mon
     from handlers import _shared, consumer, diff
 
     monkeypatch.setenv("CATALOG_SYNC_MAX_MESSAGE_BYTES", "2048")  # several messages in the batch
+    monkeypatch.setenv("CATALOG_SYNC_PINECONE_WRITE_ATTEMPTS", "1")  # no retries but the SDK's own
     _shared.pipeline.cache_clear()
     v1 = [product(str(i)) for i in range(40)]
     diff.handler(drop(world, "v1.jsonl", v1), Context())
@@ -524,11 +525,9 @@ def test_a_run_begun_by_the_webhook_is_the_run_the_diff_carries_on(world: World)
 def test_a_drop_whose_event_comes_after_a_newer_drop_is_not_synced(world: World, monkeypatch: pytest.MonkeyPatch):
     """EventBridge does not promise order, and Lambda retries a failed invocation: an older drop's event that
     arrives after a newer drop was synced must not undo it."""
-    from handlers import diff
-
     from moto.s3 import models as moto_s3
 
-    from handlers import _shared
+    from handlers import _shared, diff
 
     v1 = [product(str(i)) for i in range(6)]
     v2 = [product(str(i), price=2.0) for i in range(5)]

@@ -143,7 +143,8 @@ def test_the_consumer_reads_both_queues_with_partial_batch_responses_and_a_concu
     sources = set()
     for mapping in mappings:
         assert mapping["FunctionName"] == {"Ref": consumer}
-        assert mapping["BatchSize"] == CONFIG.queues.batch_size
+        # Sized to the consumer's timeout at its paced share of the limits: 3 full messages with the example.
+        assert mapping["BatchSize"] == CONFIG.consumer_batch_size == 3
         assert mapping["MaximumBatchingWindowInSeconds"] == CONFIG.queues.batching_window_seconds
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": CONFIG.limits.per_queue_concurrency()}
@@ -167,6 +168,7 @@ def test_functions_run_python_3_12_on_arm64_with_both_layers_and_sizes_from_the_
         assert function["Architectures"] == ["arm64"]
         assert function["MemorySize"] == sizes[handler].memory_mb
         assert function["Timeout"] == sizes[handler].timeout_seconds
+        assert function["EphemeralStorage"] == {"Size": sizes[handler].ephemeral_storage_mb}
         assert function["TracingConfig"] == {"Mode": "Active"}
         # Ours after Powertools: a later layer's files win, and both ship pydantic.
         assert [refs(layer) for layer in function["Layers"]] == [{powertools_parameter}, {dependency_layer}]
@@ -206,6 +208,17 @@ def test_the_pipeline_functions_get_their_settings_and_no_secret_in_the_environm
         }
         assert variables["CATALOG_SYNC_DIFF_FUNCTION"] == f"{CONFIG.stack_name}-diff"
     assert found["handlers.diff.handler"]["FunctionName"] == f"{CONFIG.stack_name}-diff"
+    # The consumer paces its requests to its share of each limit: the limit over the 2 x 2 consumers.
+    consumer = found["handlers.consumer.handler"]["Environment"]["Variables"]
+    assert {name: float(value) for name, value in consumer.items() if name.startswith("CATALOG_SYNC_PACE_")} == {
+        "CATALOG_SYNC_PACE_OPENAI_REQUESTS_PER_MINUTE": 3000 / 4,
+        "CATALOG_SYNC_PACE_OPENAI_TOKENS_PER_MINUTE": 1_000_000 / 4,
+        "CATALOG_SYNC_PACE_PINECONE_WRITES_PER_SECOND": 100 / 4,
+        "CATALOG_SYNC_PACE_PINECONE_UPSERT_BYTES_PER_SECOND": 50_000_000 / 4,
+    }
+    # The others send no write and no embedding request: not paced.
+    for handler in ("handlers.diff.handler", "handlers.webhook.handler", "handlers.health.handler"):
+        assert not any(name.startswith("CATALOG_SYNC_PACE_") for name in found[handler]["Environment"]["Variables"])
     webhook = found["handlers.webhook.handler"]["Environment"]["Variables"]
     assert webhook["CATALOG_SYNC_CATALOGS_PREFIX"] == "catalogs/"
     # It begins the runs it answers with: over the same shards as the diff.
@@ -528,6 +541,18 @@ stale_critical_hours = 36
         ('pinecone_host = "https://h"\n[queues]\nbatch_size = 100\nbatching_window_seconds = 0', "batching window"),
         ("pinecone_host = ", "stack.toml"),
         ('pinecone_host = "https://h"\ncatalogs = [{ name = "' + "c" * 50 + '", schedule = "rate(1 day)" }]', "64"),
+        # One full message takes ~143 s at a quarter of the limits: over half of a 120 s timeout.
+        (
+            'pinecone_host = "https://h"\n[functions]\nconsumer = { memory_mb = 1024, timeout_seconds = 120 }',
+            r"raise \[functions\] consumer's timeout_seconds \(to at least 287\)",
+        ),
+        # 100 consumers: 0.5 upserted MB a second each, less than one 2 MB request.
+        ('pinecone_host = "https://h"\n[limits]\nmax_concurrency = 50', "lower limits.max_concurrency"),
+        (
+            'pinecone_host = "https://h"\n[functions]\ndiff = { memory_mb = 1769, timeout_seconds = 900, '
+            "ephemeral_storage_mb = 256 }",
+            "ephemeral_storage_mb",
+        ),
     ],
 )
 def test_a_bad_config_is_refused_with_the_reason(tmp_path: Path, text: str, complaint: str):
@@ -535,21 +560,33 @@ def test_a_bad_config_is_refused_with_the_reason(tmp_path: Path, text: str, comp
         load_stack_config(write_config(tmp_path, text))
 
 
-def test_the_concurrency_cap_follows_the_rate_limits():
-    limits = StackConfig(pinecone_host="https://h").limits
-    allowed = limits.consumers_allowed()
-    # 3,000 requests a minute at 0.5 s each: 25 consumers; 100 writes a second at 20 ms each: 2.
-    assert allowed["openai_requests"] == 25 and allowed["pinecone_writes"] == 2
-    assert limits.per_queue_concurrency() == 2  # Lambda's floor per mapping
-    generous = limits.model_copy(
-        update={
-            "openai_tokens_per_minute": 100_000_000,
-            "pinecone_write_requests_per_second": 2_000,
-            "openai_requests_per_minute": 10_000,
-        }
+def test_each_consumer_is_paced_to_an_equal_share_of_the_limits_and_its_batch_fits_its_timeout():
+    config = StackConfig(pinecone_host="https://h")
+    limits = config.limits
+    # Pacing keeps the consumers within the limits whatever their number: Lambda's minimum per mapping.
+    assert limits.per_queue_concurrency() == 2 and limits.consumers() == 4
+    shares = limits.consumer_shares()
+    assert shares == {
+        "openai_requests_per_minute": 750.0,
+        "openai_tokens_per_minute": 250_000.0,
+        "pinecone_writes_per_second": 25.0,
+        "pinecone_upsert_bytes_per_second": 12_500_000.0,
+    }
+    # A full 1 MiB message: 3,584 writes at 25 a second (143 s) vs 524k tokens at 250k a minute (126 s).
+    assert limits.message_seconds(1_048_576) == pytest.approx(143.36)
+    # Half the 900 s timeout holds 3 such messages.
+    assert config.consumer_batch_size == 3
+    assert config.consumer_environment()["CATALOG_SYNC_PACE_PINECONE_WRITES_PER_SECOND"] == "25.0"
+    # Six consumers: shares are rounded down, so that together they never exceed a limit.
+    six = StackConfig(pinecone_host="https://h", limits={"max_concurrency": 3})
+    assert all(
+        share * 6 <= limit
+        for share, limit in zip(six.limits.consumer_shares().values(), (3000, 1e6, 100, 5e7), strict=True)
     )
-    # min(83 by requests, 8 by tokens, 40 by writes) = 8 in all: 4 per queue.
-    assert generous.per_queue_concurrency() == 4
+    assert six.limits.consumer_shares()["pinecone_writes_per_second"] == 16.666
+    # Smaller messages, more of them per invocation, up to the configured batch size.
+    small = StackConfig(pinecone_host="https://h", queues={"max_message_bytes": 65_536})
+    assert small.consumer_batch_size == 10
 
 
 # ---------------------------------------------------------------------- checks: cdk-nag and cfn-lint

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -13,7 +15,16 @@ from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.local.files import FileCatalogSource, LocalRunArtifacts
 from catalog_sync.adapters.local.memory_queue import InProcessChangeQueue
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
-from catalog_sync.adapters.pinecone.index import MAX_REQUEST_BYTES, PineconeIndexError, PineconeVectorIndex
+from catalog_sync.adapters.pinecone.index import (
+    MAX_REQUEST_BYTES,
+    UPSERT_BYTES,
+    WRITES,
+    PineconeIndexError,
+    PineconeVectorIndex,
+    pinecone_rates,
+)
+from catalog_sync.logic.pacing import Pacer, Rate
+from catalog_sync.logic.retrying import RetryPolicy
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.services.sync import SyncService
@@ -108,16 +119,116 @@ def test_query_filters_and_export():
         assert {e.id: e.text_hash for e in index.export()} == {"a": "ha", "b": "hb", "c": "hc"}
 
 
-def test_throttling_is_retried_by_the_sdk_and_persistent_errors_raise():
+FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02)
+
+
+@pytest.fixture
+def no_sdk_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK's own backoff (0.25 s and up) only slows these tests down; its retry decisions stay as they are.
+    monkeypatch.setattr("pinecone._internal.http_client._retry_sleep", lambda seconds: None)
+
+
+def writes(double: PineconeDouble) -> list[dict[str, Any]]:
+    return [r for r in double.requests if r["path"] in ("/vectors/upsert", "/vectors/update", "/vectors/delete")]
+
+
+def test_throttling_is_retried_by_the_sdk_and_persistent_errors_raise(no_sdk_sleep: None):
     with PineconeDouble(4) as double:
-        index = adapter(double)
+        index = adapter(double, retry=FAST)
         double.failures.extend([429, 503])
         index.upsert(["a"], random_vectors(1, 4), [change("a")])
         assert "a" in double.vectors("shop")
-        double.failures.extend([500] * 10)
+        assert index.retries == 0  # the SDK's own retries sufficed
+        double.failures.extend([500] * 100)
         with pytest.raises(Exception, match=r"500|Server|Service"):
             index.upsert(["b"], random_vectors(1, 4), [change("b")])
         assert "b" not in double.vectors("shop")
+        # Bounded: the adapter's 4 attempts, each with at most the SDK's 3 retries.
+        assert len(writes(double)) <= 3 + 4 * 4
+        assert index.retries == 3
+
+
+def test_writes_the_sdk_gave_up_on_are_retried_by_the_adapter(no_sdk_sleep: None):
+    with PineconeDouble(4) as double:
+        index = adapter(double, retry=FAST)
+        # The SDK tries 4 times (3 retries) and raises; the adapter tries again, and the SDK 3 times more.
+        double.failures.extend([429] * 6)
+        index.upsert(["a"], random_vectors(1, 4), [change("a")])
+        index.update_metadata([change("a", price=2.0)])
+        double.failures.extend([503] * 5)
+        index.delete(["a"])
+        assert double.vectors("shop") == {}
+        assert index.retries == 2
+        assert [r["path"] for r in writes(double)].count("/vectors/upsert") == 7
+        assert index.requests["upsert"] == index.requests["update"] == index.requests["delete"] == 1
+
+
+def test_a_refused_write_is_not_retried_and_stops_the_other_updates(no_sdk_sleep: None):
+    with PineconeDouble(4) as double:
+        index = adapter(double, retry=FAST, update_concurrency=1)
+        ids = [f"p{i}" for i in range(20)]
+        index.upsert(ids, random_vectors(20, 4), [change(i) for i in ids])
+        double.failures.append(400)
+        before = len(double.requests)
+        with pytest.raises(Exception, match="400"):
+            index.update_metadata([change(i, price=2.0) for i in ids])
+        # The first update was refused for good: the batch fails, the other 19 are not sent.
+        assert len(double.requests) - before == 1
+        assert index.retries == 0
+
+
+def test_every_write_attempt_is_paced_the_sdks_retries_included(no_sdk_sleep: None):
+    pacer = Pacer(pinecone_rates(10, None))
+    with PineconeDouble(4) as double:
+        index = adapter(double, retry=FAST, pacer=pacer)
+        assert index._paced_in_transport
+        ids = [f"p{i}" for i in range(25)]
+        index.upsert(ids, random_vectors(25, 4), [change(i) for i in ids])
+        double.failures.extend([429, 429, 503])
+        started = time.monotonic()
+        index.update_metadata([change(i, price=2.0) for i in ids])  # 8 threads, one pacer
+        elapsed = time.monotonic() - started
+        sent = writes(double)
+        # Every attempt the double saw went through the pacer: 1 upsert, 25 updates and 3 retried ones.
+        assert pacer.taken[WRITES] == len(sent) == 29
+        # 10 a second: the 28 after the upsert take at least two more windows, and they arrive spread out (by
+        # arrival time, which threads and connections skew: over 0.8 s windows; unpaced, all 28 come at once).
+        assert elapsed >= 1.9
+        times = [r["at"] for r in sent]
+        assert max(sum(1 for u in times if t - 0.8 < u <= t) for t in times) <= 10
+        assert {c: v["metadata"]["price"] for c, v in double.vectors("shop").items()} == dict.fromkeys(ids, 2.0)
+
+
+def test_upserts_are_packed_within_the_share_of_upserted_bytes():
+    pacer = Pacer(pinecone_rates(None, 600_000))
+    with PineconeDouble(384) as double:
+        index = adapter(double, pacer=pacer)
+        ids = [f"p{i}" for i in range(300)]
+        index.upsert(ids, random_vectors(300, 384), [change(i) for i in ids])
+        upserts = [r for r in double.requests if r["path"] == "/vectors/upsert"]
+        assert len(upserts) >= 2 and all(r["bytes"] <= 600_000 for r in upserts)
+        assert pacer.taken[UPSERT_BYTES] == sum(r["bytes"] for r in upserts)
+        assert set(double.vectors("shop")) == set(ids)
+
+
+class _BareIndex:
+    """An index object without the SDK's HTTP transport: the adapter paces each call itself."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def delete(self, ids: list[str], namespace: str) -> None:
+        self.calls.append("delete")
+
+
+def test_an_index_without_the_sdks_transport_is_paced_call_by_call():
+    now = [0.0]
+    pacer = Pacer({WRITES: Rate(2, 1.0)}, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    bare = _BareIndex()
+    index = PineconeVectorIndex(host="https://unused", namespace="shop", metadata_fields=[], index=bare, pacer=pacer)
+    assert not index._paced_in_transport
+    index.delete([f"p{i}" for i in range(5_000)])  # 5 requests of 1,000 ids, 2 a second
+    assert bare.calls == ["delete"] * 5 and now[0] == pytest.approx(2.0)
 
 
 def test_the_sync_service_keeps_pinecone_equal_to_the_catalog(tmp_path: Path):

@@ -1,15 +1,24 @@
-"""OpenAI embeddings through the official SDK, packed into as few requests as the API's limits allow."""
+"""OpenAI embeddings through the official SDK, packed into as few requests as the API's limits allow.
+
+With a `Pacer`, every request attempt the SDK sends (its retries included: they pass through its HTTP
+client's request hook) first waits for room within the process's share of the requests and tokens per
+minute. Tokens are counted from the request's own inputs as `pacing_tokens` estimates them, and requests are
+packed small enough that several fit the token window.
+"""
 
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from catalog_sync.adapters.embedders.minilm import EmbedderUnavailable
+from catalog_sync.logic.pacing import Pacer, Rate
 from catalog_sync.ports import Vectors
 
 # Documented limits of the embeddings endpoint.
@@ -18,10 +27,47 @@ MAX_TOKENS_PER_REQUEST = 300_000
 # Without a tokenizer on hand, count tokens pessimistically: one token per three UTF-8 bytes, plus one.
 # English text averages about four characters per token, so this stays under the limit.
 BYTES_PER_TOKEN_ESTIMATE = 3
+# For pacing: OpenAI's rule of thumb (about four characters a token in English), on UTF-8 bytes (never fewer
+# than characters), rounded up per input. The TPM share can be lowered for text that tokenises more densely.
+PACING_BYTES_PER_TOKEN = 4
+# A request carries at most this fraction of the token window, so that several fit it: a request as large as
+# the window would leave the rest of the window unused while it ages out.
+REQUESTS_PER_TOKEN_WINDOW = 8
+# The pacer's rates.
+REQUESTS = "requests"
+TOKENS = "tokens"
 
 
 def estimate_tokens(text: str) -> int:
     return len(text.encode()) // BYTES_PER_TOKEN_ESTIMATE + 1
+
+
+def pacing_tokens(texts: Sequence[str]) -> int:
+    """The tokens a request of these inputs is counted as against the tokens-per-minute limit."""
+    return sum(math.ceil(len(text.encode()) / PACING_BYTES_PER_TOKEN) for text in texts)
+
+
+def openai_rates(requests_per_minute: float | None, tokens_per_minute: float | None) -> dict[str, Rate | None]:
+    """The model's limits as a pacer's rates, per minute (None: not limited)."""
+    return {
+        REQUESTS: Rate(requests_per_minute, 60.0) if requests_per_minute else None,
+        TOKENS: Rate(tokens_per_minute, 60.0) if tokens_per_minute else None,
+    }
+
+
+def request_costs(body: bytes) -> dict[str, float]:
+    """What an embeddings request body costs against the rates: one request, and its inputs' tokens."""
+    try:
+        inputs = orjson.loads(body).get("input", [])
+    except (orjson.JSONDecodeError, AttributeError):
+        return {REQUESTS: 1.0}
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    tokens = 0
+    for item in inputs:
+        # Text, or inputs given as token ids (one list of ids, or a list of them).
+        tokens += pacing_tokens([item]) if isinstance(item, str) else (len(item) if isinstance(item, list) else 1)
+    return {REQUESTS: 1.0, TOKENS: float(tokens)}
 
 
 def pack_requests(
@@ -55,7 +101,10 @@ class OpenAIEmbedder:
         base_url: str | None = None,
         max_retries: int = 6,
         client: Any = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        """`pacer`: shared by everything that embeds with this model in the process (see `shared_pacer`); None:
+        not paced. With a `client` given, its requests are paced before each call (its own retries are not)."""
         self.model = model
         self.requested_dimensions = dimensions
         self.dimension = dimensions or {"text-embedding-3-large": 3072}.get(model, 1536)
@@ -66,6 +115,21 @@ class OpenAIEmbedder:
         self._base_url = base_url
         self._max_retries = max_retries
         self._client = client
+        self.pacer = pacer
+        self._paced_by_client = False
+        self.max_request_tokens = MAX_TOKENS_PER_REQUEST
+        capacity = pacer.capacity(TOKENS) if pacer is not None else None
+        if capacity is not None:
+            self.max_request_tokens = max(1, min(MAX_TOKENS_PER_REQUEST, int(capacity) // REQUESTS_PER_TOKEN_WINDOW))
+
+    def _pace_request(self, request: Any) -> None:
+        # The HTTP client's request hook: every attempt, retries included.
+        if self.pacer is not None and request.method == "POST" and request.url.path.endswith("/embeddings"):
+            self.pacer.acquire(request_costs(request.content))
+
+    def request_slices(self, texts: Sequence[str]) -> Iterator[tuple[int, int]]:
+        """The (start, end) slices of `texts` the embedder sends one request each."""
+        return pack_requests(texts, max_tokens=self.max_request_tokens)
 
     def _get_client(self) -> Any:
         # Built on first use, so that commands which only need the model's name need no key.
@@ -78,16 +142,27 @@ class OpenAIEmbedder:
             if not key:
                 raise EmbedderUnavailable("the OpenAI embedder needs an API key (OPENAI_API_KEY)")
             # The SDK retries 429 and 5xx with exponential backoff and honours Retry-After.
-            self._client = OpenAI(api_key=key, base_url=self._base_url, max_retries=self._max_retries)
+            http_client = None
+            if self.pacer is not None:
+                from openai import DefaultHttpxClient
+
+                http_client = DefaultHttpxClient(event_hooks={"request": [self._pace_request]})
+                self._paced_by_client = True
+            self._client = OpenAI(
+                api_key=key, base_url=self._base_url, max_retries=self._max_retries, http_client=http_client
+            )
         return self._client
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for start, end in pack_requests(texts):
+        for start, end in self.request_slices(texts):
             kwargs: dict[str, Any] = {"model": self.model, "input": list(texts[start:end])}
             if self.requested_dimensions:
                 kwargs["dimensions"] = self.requested_dimensions
-            response = self._get_client().embeddings.create(**kwargs)
+            client = self._get_client()
+            if self.pacer is not None and not self._paced_by_client:
+                self.pacer.acquire({REQUESTS: 1.0, TOKENS: float(pacing_tokens(kwargs["input"]))})
+            response = client.embeddings.create(**kwargs)
             self.requests += 1
             if len(response.data) != end - start:
                 raise RuntimeError(f"OpenAI returned {len(response.data)} embeddings for {end - start} inputs")
