@@ -48,14 +48,14 @@ from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import CatalogConfig, load_config
 from tests.doubles.faults import FaultLog, LambdaCrash, Throttler
-from tests.doubles.lambda_context import Context
+from tests.doubles.lambda_context import Context, ShortContext
 from tests.doubles.openai_server import OpenAIDouble, fake_vector
 from tests.doubles.pinecone_server import PineconeDouble
+from tests.integration.test_state_stores import TABLE, create_table
 
 EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
 REGION = "us-east-1"
 BUCKET = "catalog-bucket"
-TABLE = "catalog-sync"
 CATALOG = "shop"
 DIMENSIONS = 8
 MAX_RECEIVE_COUNT = 3
@@ -157,18 +157,6 @@ class World:
     drop_clock: float = 0.0  # seconds S3's clock is ahead of the wall's
 
 
-def _create_table(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in values}
@@ -219,7 +207,7 @@ def aws_world(log: FaultLog, tmp: Path) -> Iterator[World]:
         secrets = boto3.client("secretsmanager", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        _create_table(dynamodb)
+        create_table(dynamodb)
         queues, dead_letters = {}, {}
         for lane in ("changes", "priority"):
             dlq = sqs.create_queue(QueueName=f"{lane}-dlq")["QueueUrl"]
@@ -333,17 +321,6 @@ def aws_world(log: FaultLog, tmp: Path) -> Iterator[World]:
 # ---------------------------------------------------------------- one example
 
 
-@dataclass
-class ShortContext(Context):
-    """A Lambda context whose clock runs out after a few looks."""
-
-    looks_left: int = 1
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.looks_left -= 1
-        return 600_000 if self.looks_left >= 0 else 1_000
-
-
 class Scenario:
     """One example: drops the versions, runs invocations and deliveries in an order the draws decide, injects
     faults, drains, redrives, and checks."""
@@ -382,7 +359,7 @@ class Scenario:
         """A clean world: empty table, queues, bucket prefix and index."""
         world = self.world
         world.dynamodb.delete_table(TableName=TABLE)
-        _create_table(world.dynamodb)
+        create_table(world.dynamodb)
         for url in [*world.queues.values(), *world.dead_letters.values()]:  # PurgeQueue allows one a minute
             while messages := world.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
                 for message in messages:

@@ -24,7 +24,7 @@ from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import load_config
 from tests.conftest import product
-from tests.doubles.lambda_context import Context
+from tests.doubles.lambda_context import Context, ShortContext
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
 from tests.integration.test_state_stores import create_table
@@ -351,17 +351,6 @@ def test_rolling_back_to_an_earlier_version_of_the_catalog_object(world: World):
     result = run_pipeline(world, yesterday)
     assert result["diff"]["runs"][0]["counts"]["added"] == 1
     index_matches(world, v1)
-
-
-@dataclass
-class ShortContext(Context):
-    """A context whose clock runs out after a few looks, as a Lambda near its timeout would."""
-
-    looks_left: int = 2
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.looks_left -= 1
-        return 600_000 if self.looks_left >= 0 else 1_000
 
 
 def test_a_diff_near_its_timeout_checkpoints_and_continues_sending_nothing_twice(
