@@ -471,6 +471,7 @@ class Scenario:
 
     def deliver(self) -> bool:
         """One invocation of the consumer by an event source mapping: a batch from one lane."""
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
         from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
         from handlers import consumer
@@ -504,6 +505,10 @@ class Scenario:
             order = self.draw(st.permutations(range(len(records))), "delivery order")
             records = [records[i] for i in order]
         self.arm_faults()
+        # A nested invocation stands for another execution environment: its own batch processor (module state).
+        outer = consumer.processor
+        if self.depth > 0:
+            consumer.processor = BatchProcessor(event_type=EventType.SQS)
         try:
             response = consumer.handler({"Records": records}, Context())
         except LambdaCrash:
@@ -512,6 +517,7 @@ class Scenario:
             return True  # every record failed: the batch comes back
         finally:
             self.crash, self.race = None, False
+            consumer.processor = outer
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
         if os.environ.get("CONVERGENCE_TRACE"):
             print(f"    delivered {[r['messageId'][:8] for r in records]}, failed {[f[:8] for f in failed]}")
