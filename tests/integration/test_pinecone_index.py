@@ -126,6 +126,11 @@ FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02)
 def no_sdk_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     # The SDK's own backoff (0.25 s and up) only slows these tests down; its retry decisions stay as they are.
     monkeypatch.setattr("pinecone._internal.http_client._retry_sleep", lambda seconds: None)
+    # Its retry budget is per host and per process (every local double is 127.0.0.1): earlier tests that made
+    # it fail many times would have emptied it. Each test starts with a full one.
+    from pinecone._internal import http_client
+
+    http_client._budget_registry._reset()
 
 
 def writes(double: PineconeDouble) -> list[dict[str, Any]]:
