@@ -52,7 +52,7 @@ def main() -> int:
                 scenario.run()
                 check_converged(world, versions, overtaken=scenario.overtaken)
             except Exception:
-                log.failed += 1
+                log.example_failed(scenario.faults)
                 raise
             log.example_converged(scenario.faults)
             if log.converged % 100 == 0:

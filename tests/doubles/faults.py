@@ -31,9 +31,16 @@ class FaultLog:
     failed: int = 0
     survived: Counter[str] = field(default_factory=Counter)
 
+    # An example's faults are added when it ends: one hypothesis discards part way (its draws ran out) counts
+    # neither way.
     def example_converged(self, injected: Counter[str]) -> None:
         self.converged += 1
+        self.injected.update(injected)
         self.survived.update(injected)
+
+    def example_failed(self, injected: Counter[str]) -> None:
+        self.failed += 1
+        self.injected.update(injected)
 
     def report(self) -> str:
         width = max((len(kind) for kind in self.injected), default=10)

@@ -352,7 +352,6 @@ class Scenario:
         return value
 
     def inject(self, kind: str, count: int = 1) -> None:
-        self.world.log.injected[kind] += count
         self.faults[kind] += count
 
     def reset(self) -> None:

@@ -35,7 +35,7 @@ def run_example(world: World, versions: list[list[dict[str, Any]]], data: st.Dat
         scenario.run()
         check_converged(world, versions, overtaken=scenario.overtaken)
     except Exception:
-        world.log.failed += 1
+        world.log.example_failed(scenario.faults)
         raise
     world.log.example_converged(scenario.faults)
 
