@@ -110,18 +110,18 @@ def expected_index(versions: list[list[dict[str, Any]]]) -> dict[str, dict[str, 
 
 
 def kept_back(versions: list[list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Products invalid in the last version that keep an earlier good version -> every good version they had.
+    """Products invalid in the last version -> every good version they ever had.
 
-    When a newer catalog overtakes a run part way, that run's undispatched changes are left to the newer run; a
-    product the newer catalog holds invalid keeps the good version the index last received, which may then be
-    an earlier one than the oracle's, or none.
+    When a newer catalog overtakes a run part way (or a drop is superseded whole), that run's undispatched changes,
+    deletions included, are left to the newer run; a product the newer catalog holds invalid keeps the good
+    version the index last received, which may then be another than the oracle's, or none.
     """
     return _replay(versions)[1]
 
 
 def _replay(versions: list[list[dict[str, Any]]]) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     current: dict[str, dict[str, Any]] = {}
-    good: dict[str, list[dict[str, Any]]] = {}
+    good: dict[str, list[dict[str, Any]]] = {}  # not forgotten on deletion: a superseded drop's may not apply
     first: dict[str, dict[str, Any]] = {}
     for version in versions:
         first = {}
@@ -132,7 +132,6 @@ def _replay(versions: list[list[dict[str, Any]]]) -> tuple[dict[str, dict[str, A
                 current[product_id] = record
                 good.setdefault(product_id, []).append(record)
         current = {product_id: record for product_id, record in current.items() if product_id in first}
-        good = {product_id: records for product_id, records in good.items() if product_id in first}
     invalid_now = {product_id for product_id, record in first.items() if not isinstance(record["price"], float)}
     return current, {product_id: good[product_id] for product_id in invalid_now if product_id in good}
 
@@ -644,7 +643,7 @@ def check_converged(world: World, versions: list[list[dict[str, Any]]], *, overt
             held = stored.get(product_id)
             texts = {validator.validate(product_id, record).text: record for record in records}
             if held is None:
-                expected.pop(product_id)
+                expected.pop(product_id, None)
                 continue
             matching = [
                 record for text, record in texts.items() if np.allclose(held["values"], fake_vector(text, DIMENSIONS))
