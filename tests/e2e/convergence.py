@@ -51,11 +51,9 @@ from tests.doubles.faults import FaultLog, LambdaCrash, Throttler
 from tests.doubles.lambda_context import Context, ShortContext
 from tests.doubles.openai_server import OpenAIDouble, fake_vector
 from tests.doubles.pinecone_server import PineconeDouble
+from tests.e2e.test_aws_pipeline import BUCKET, EVENTS, REGION
 from tests.integration.test_state_stores import TABLE, create_table
 
-EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
-REGION = "us-east-1"
-BUCKET = "catalog-bucket"
 CATALOG = "shop"
 DIMENSIONS = 8
 MAX_RECEIVE_COUNT = 3
