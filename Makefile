@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
-#   make demo   installs the project with the local extras and syncs the sample catalog v1, then v2
-#   make test   installs everything (dev extras), lints, type-checks and runs the whole suite
+#   make demo   installs the embedded default from the lock and syncs the sample catalog v1, then v2
+#   make test   installs everything from the lock, lints, type-checks and runs the whole suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,19 +16,32 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 LAYER_DIR ?= layers/build/dependencies
 LAYER_ARCH ?= arm64
 
-.PHONY: demo test lint typecheck unit bench bench-1m bench-load soak static-model layer synth api-fuzz clean
+.PHONY: demo test check-lock lock lint typecheck unit bench bench-1m bench-load soak static-model layer synth api-fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[local]'
+# Installs come from the lock (requirements/, made by `make lock`): exact versions with their hashes, then the
+# project itself without resolving anything (its build dependencies are in the lock too).
+$(VENV)/.local-installed: requirements/local.txt pyproject.toml | check-lock $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/local.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.dev-installed: requirements/dev.txt pyproject.toml | check-lock $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.local-installed
+
+# Fails, saying what to run, when pyproject.toml's dependencies changed since the lock was made.
+check-lock:
+	@$(PYTHON) requirements/lock.py --check
+
+# Re-resolves the lock after a change to pyproject.toml; `make lock UPGRADE=1` moves every pin to the newest release.
+# (The resolvers are the development environment's: pip-tools is a dev dependency.)
+lock: | $(BIN)/python
+	$(BIN)/python -c 'import piptools' 2>/dev/null || $(BIN)/python -m pip install -q --require-hashes -r requirements/dev.txt
+	$(BIN)/python requirements/lock.py $(if $(UPGRADE),--upgrade)
 
 demo: $(VENV)/.local-installed
 	rm -rf $(DEMO_STATE)/demo
@@ -43,13 +56,13 @@ demo: $(VENV)/.local-installed
 	$(BIN)/catalog-sync status --config examples/catalog.toml --state-dir $(DEMO_STATE)
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check functions tests bench infra layers
-	$(BIN)/ruff format --check functions tests bench infra layers
+	$(BIN)/ruff check functions tests bench infra layers requirements
+	$(BIN)/ruff format --check functions tests bench infra layers requirements
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
-test: lint typecheck
+test: check-lock lint typecheck
 	$(BIN)/python -m pytest -q
 
 # The Lambda dependency layer (layers/requirements.txt), for arm64 and Python 3.12, with pip: no Docker.

@@ -4,7 +4,8 @@
 The functions run on Lambda's python3.12 runtime: Amazon Linux 2023 (glibc 2.34) on arm64 (Graviton). No Docker
 build image is needed because nothing is compiled here: pip is told the *target* interpreter and platform and takes
 only binary wheels built for it (``--only-binary=:all:`` with ``--platform manylinux_*_aarch64``), so a build on an
-x86_64 laptop or CI gives the same files as one on arm64. ``--no-deps`` because the requirements file is a full lock.
+x86_64 laptop or CI gives the same files as one on arm64. ``--no-deps`` because the requirements file is a full lock,
+and ``--require-hashes`` because it carries each release's hashes (made by ``make lock``: requirements/lock.py).
 
 The result is checked before it can be shipped: every native library must be an ELF for the target machine, and the
 unzipped size must leave room for the function code under Lambda's 250 MB limit.
@@ -41,7 +42,7 @@ def platform_tags(architecture: str) -> list[str]:
 def pip_install(site: Path, requirements: Path, architecture: str, python_version: str) -> None:
     abi = "cp" + python_version.replace(".", "")
     command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--root-user-action=ignore", "-q"]
-    command += ["--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp"]
+    command += ["--no-deps", "--require-hashes", "--no-compile", "--only-binary=:all:", "--implementation", "cp"]
     command += ["--python-version", python_version, "--abi", abi]
     for tag in platform_tags(architecture):
         command += ["--platform", tag]

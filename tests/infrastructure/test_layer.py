@@ -32,7 +32,7 @@ EXCLUDED_FROM_ASSET = FUNCTIONS / "catalog_sync" / "adapters" / "embedders" / "s
 TOP_LEVEL = ("pydantic", "pydantic_core", "pydantic_settings", "yaml", "orjson", "xxhash", "ijson", "numpy")
 TOP_LEVEL += ("pinecone", "openai")
 MUST_MATCH_VENV = ("pydantic", "pydantic-core", "pydantic-settings", "numpy", "pinecone", "openai", "orjson")
-CLI_ONLY = {"typer", "rich"}
+CLI_ONLY = {"typer", "rich", "filelock"}  # the command line and its local state directory
 # What Lambda's python runtime (boto3 and its deps) and the AWS Powertools layer put on sys.path.
 PROVIDED_OUTSIDE_LAYER = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
 PROVIDED_OUTSIDE_LAYER |= {"aws_lambda_powertools", "aws_xray_sdk", "wrapt"}
@@ -53,14 +53,13 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pins() -> dict[str, str]:
+def pins(lock: Path = REQUIREMENTS) -> dict[str, str]:
+    """name -> version of every `name==version` line (the lock's hash lines follow each one)."""
     found: dict[str, str] = {}
-    for raw in REQUIREMENTS.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep, f"not an exact pin: {raw!r}"
-            found[normalise(name)] = version.strip()
+    for line in lock.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        if match:
+            found[normalise(match.group(1))] = match.group(2)
     return found
 
 
@@ -96,7 +95,7 @@ def test_lock_pins_the_versions_the_tests_run_with() -> None:
     installed = {normalise(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
     for name in MUST_MATCH_VENV:
         assert name in installed, f"{name} is not installed in the test environment"
-    mismatched = {n: (v, installed[n]) for n, v in locked.items() if n in installed and installed[n] != v}
+    mismatched = {n: (v, installed.get(n)) for n, v in locked.items() if installed.get(n) != v}
     assert not mismatched, f"layer pins differ from the test environment (locked, installed): {mismatched}"
 
 
