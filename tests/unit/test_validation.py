@@ -56,6 +56,8 @@ def test_blank_metadata_is_omitted_not_null():
         ({"price": float("nan")}, "price"),
         ({"price": float("inf")}, "price"),
         ({"stock": 2.5}, "stock"),
+        ({"stock": True}, "stock: .*a boolean is not a number"),
+        ({"price": False}, "price: .*a boolean is not a number"),
         ({"title": 123}, "title"),
         ({"tags": [1, 2]}, "tags"),
         ({"title": "", "description": ""}, "empty embedding text"),

@@ -11,9 +11,14 @@ import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from catalog_sync.logic import canonical as hashing
+from catalog_sync.logic.vector_ids import ORIGINAL_ID_KEY, PORTABLE_RULES, passes_through
 from catalog_sync.models.config import CatalogConfig, FieldType
 
-MAX_ID_BYTES = 512  # Pinecone's limit for a vector id
+# The longest product id: what every state store keeps as a key. Vector ids are mapped from it within each
+# index's own limits (logic/vector_ids.py).
+MAX_ID_BYTES = 512
+# Characters that show nothing: an id made only of them (after trimming the whitespace) is empty.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf"})
 
 
 class InvalidRecord(ValueError):
@@ -35,7 +40,9 @@ def normalize_id(raw: Any) -> str:
         raise InvalidRecord("missing id")
     else:
         raise InvalidRecord(f"id must be a string or an integer, got {type(raw).__name__}")
-    if not product_id:
+    if not product_id or (
+        not product_id.isascii() and all(unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in product_id)
+    ):
         raise InvalidRecord("empty id")
     if len(product_id.encode()) > MAX_ID_BYTES:
         raise InvalidRecord(f"id is longer than {MAX_ID_BYTES} bytes")
@@ -102,13 +109,22 @@ def _nfc_list(values: list[str]) -> list[str]:
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic's lax mode reads true as 1: a "stock": true is a wrong type, not one item in stock.
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
 def _metadata_annotation(field_type: FieldType, list_separator: str) -> Any:
-    finite_number = Annotated[float, Field(allow_inf_nan=False)]
+    finite_number = Annotated[float, BeforeValidator(_not_a_boolean), Field(allow_inf_nan=False)]
     base: dict[FieldType, Any] = {
         FieldType.STRING: Annotated[str, Field(max_length=1_000_000), AfterValidator(_nfc)],
         FieldType.NUMBER: finite_number,
         # Indexes store 64-bit integers.
-        FieldType.INTEGER: Annotated[int, Field(strict=False, ge=INT64_MIN, le=INT64_MAX)],
+        FieldType.INTEGER: Annotated[
+            int, BeforeValidator(_not_a_boolean), Field(strict=False, ge=INT64_MIN, le=INT64_MAX)
+        ],
         FieldType.BOOLEAN: bool,
         FieldType.STRING_LIST: Annotated[
             list[str], BeforeValidator(_split_list(list_separator)), AfterValidator(_nfc_list)
@@ -186,8 +202,13 @@ class RecordValidator:
             size = len(orjson.dumps(metadata))
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise InvalidRecord(f"metadata cannot be encoded as JSON: {exc}") from None
+        with_id = ""
+        if not passes_through(product_id, PORTABLE_RULES):
+            # An index that encodes this id keeps the id itself in the metadata too: it must fit.
+            size = len(orjson.dumps({**metadata, ORIGINAL_ID_KEY: product_id}))
+            with_id = " with the product id the index keeps beside its encoded vector id"
         if size > self._max_metadata_bytes:
-            raise InvalidRecord(f"metadata is {size:,} bytes, over the limit of {self._max_metadata_bytes:,}")
+            raise InvalidRecord(f"metadata{with_id} is {size:,} bytes, over the limit of {self._max_metadata_bytes:,}")
         return ValidProduct(product_id=product_id, text=hashing.normalize_text(text), metadata=metadata, values=values)
 
     def render_text(self, values: dict[str, Any]) -> str:
