@@ -1,6 +1,7 @@
 """The `catalog-sync` command line, on the embedded default (`status` and `runs` also read a deployed stack).
 
-Exit codes: 0 ok, 1 failed, 2 held back by the deletion guard, 3 bad input (catalog or configuration).
+Exit codes: 0 ok, 1 failed, 2 held back by the deletion guard, 3 bad input (catalog, configuration or usage),
+4 another writer holds the catalog's state, 130 interrupted (Ctrl+C).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -38,7 +40,8 @@ from catalog_sync.adapters.embedders.minilm import EmbedderUnavailable
 from catalog_sync.adapters.local.files import FileCatalogSource
 from catalog_sync.adapters.local.lance_index import LocalIndexError
 from catalog_sync.adapters.local.sqlite_state import STATE_FILE, SqliteStateStore, catalog_of_run
-from catalog_sync.adapters.local.workspace import DEFAULT_ROOT, LocalWorkspace
+from catalog_sync.adapters.local.workspace import DEFAULT_ROOT, LocalWorkspace, writer_workspace
+from catalog_sync.adapters.local.writer_lock import Holder, WriterBusy, current_writer
 from catalog_sync.html_report import render_report
 from catalog_sync.logic.diff import CatalogDiff, DiffResult, EmptySnapshot
 from catalog_sync.logic.health import HealthSettings
@@ -57,6 +60,8 @@ class ExitCode(IntEnum):
     FAILED = 1
     HELD = 2
     BAD_INPUT = 3
+    BUSY = 4
+    INTERRUPTED = 130
 
 
 app = typer.Typer(
@@ -87,12 +92,38 @@ StateOption = Annotated[
     Path | None,
     typer.Option("--state-dir", help="Root of the local state. Default: $CATALOG_SYNC_STATE_DIR or ./.catalog-sync"),
 ]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0.0,
+        help="When another sync or watch holds the catalog's state: wait up to this many seconds for it "
+        "(default: fail at once, exit 4).",
+    ),
+]
 
 
 class CommandError(Exception):
     def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Interrupted(Exception):
+    """Ctrl+C stopped a sync: the run (recorded as interrupted) says what it applied."""
+
+    def __init__(self, run: RunRecord | None) -> None:
+        self.run = run
+        if run is None or run.status is not RunStatus.INTERRUPTED:
+            message = "stopped by Ctrl+C before a run began: nothing was changed"
+        else:
+            pending = run.counts.get("pending_after")
+            left = f" {pending:,} products are pending." if pending is not None else ""
+            message = (
+                f"run {run.run_id} {run.message or 'was interrupted'}.{left} "
+                "Run `catalog-sync sync` again to resume: it re-sends only what was not applied."
+            )
+        super().__init__(message)
 
 
 def _resolve_config(path: Path | None) -> Path:
@@ -123,10 +154,27 @@ def _state_root(state_dir: Path | None) -> Path:
 
 @contextmanager
 def _workspace(
-    config: CatalogConfig, state_dir: Path | None, *, writable: bool = False, must_exist: bool = False
+    config: CatalogConfig,
+    state_dir: Path | None,
+    *,
+    writable: bool = False,
+    must_exist: bool = False,
+    wait: float = 0.0,
 ) -> Iterator[LocalWorkspace]:
-    """The catalog's local state. Readers never create it: a mistyped --state-dir is an error, not a new catalog."""
+    """The catalog's local state. Readers never create it: a mistyped --state-dir is an error, not a new catalog.
+
+    A writer holds the catalog's writer lock for as long as it uses the workspace (waiting up to `wait` seconds
+    for another writer, then WriterBusy); readers take no lock and are never blocked."""
     root = _state_root(state_dir)
+    if writable:
+
+        def waiting(holder: Holder | None) -> None:
+            who = holder.describe() if holder is not None else "another writer"
+            err.print(f"[yellow]waiting[/] up to {wait:g} s for the writer of catalog {config.name!r}: {who}")
+
+        with writer_workspace(root, config, build_embedder(config.embedder), wait=wait, on_wait=waiting) as workspace:
+            yield workspace
+        return
     if must_exist and not (root / config.name / "state.sqlite").exists():
         raise CommandError(
             f"no state for catalog {config.name!r} under {root}: run `catalog-sync sync` first, or check --state-dir",
@@ -141,7 +189,7 @@ def _workspace(
             finally:
                 workspace.close()
         return
-    workspace = LocalWorkspace(root, config, build_embedder(config.embedder), writable=writable)
+    workspace = LocalWorkspace(root, config, build_embedder(config.embedder), writable=False)
     try:
         yield workspace
     finally:
@@ -154,6 +202,12 @@ def _run(command: Any, *, json_output: bool = False) -> None:
         code = command()
     except CommandError as exc:
         _fail(json_output, "error", str(exc), exc.code)
+    except WriterBusy as exc:
+        _fail(json_output, "busy", str(exc), ExitCode.BUSY)
+    except Interrupted as exc:
+        _fail(json_output, "interrupted", str(exc), ExitCode.INTERRUPTED, run_id=exc.run.run_id if exc.run else None)
+    except KeyboardInterrupt:
+        _fail(json_output, "interrupted", "stopped by Ctrl+C: nothing was changed", ExitCode.INTERRUPTED)
     except (BadCatalog, CatalogFormatError, ConfigError) as exc:
         _fail(json_output, "bad input", str(exc), ExitCode.BAD_INPUT)
     except OSError as exc:
@@ -164,10 +218,12 @@ def _run(command: Any, *, json_output: bool = False) -> None:
     raise typer.Exit(int(code or ExitCode.OK))
 
 
-def _fail(json_output: bool, label: str, message: str, code: ExitCode) -> None:
+def _fail(json_output: bool, label: str, message: str, code: ExitCode, **extra: Any) -> None:
     if json_output:
-        sys.stdout.write(orjson.dumps({"error": message, "exit_code": int(code)}).decode() + "\n")
-    err.print(f"[bold red]{label}:[/] {message}")
+        payload = {"error": message, "exit_code": int(code), **{k: v for k, v in extra.items() if v is not None}}
+        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+        sys.stdout.flush()
+    err.print(f"[bold red]{label}:[/] {escape(message)}", highlight=False)
     raise typer.Exit(int(code))
 
 
@@ -317,6 +373,14 @@ def _print_report(report: SyncReport, limit: int) -> None:
         out.print(f"[yellow]{report.diff.counts.invalid:,} invalid records would be quarantined[/] (see `validate`)")
 
 
+def _interrupted_notes(workspace: LocalWorkspace) -> list[str]:
+    return [
+        f"run {run_id} had been left running by a process that is gone (killed or crashed): it is marked "
+        "interrupted, and this sync re-sends what it left pending"
+        for run_id in workspace.interrupted
+    ]
+
+
 def _exit_for(report: SyncReport) -> ExitCode:
     if report.guard.held:
         return ExitCode.HELD
@@ -364,6 +428,13 @@ def monitor(
             report = workspace.service().plan(
                 FileCatalogSource(catalog), full=full, only_ids=_parse_ids(ids), progress=progress
             )
+        writer = current_writer(_state_root(state_dir) / settings.name)
+        if writer is not None:
+            # Not blocked, and not blocking: the plan reads the state as it stands, part way through that run.
+            report.notes.append(
+                f"a writer is at work on this catalog ({writer.describe()}): this plan reads the state part way "
+                "through its run, and will differ once it ends"
+            )
         if json_output:
             sys.stdout.write(orjson.dumps(_report_json(report)).decode() + "\n")
         else:
@@ -391,23 +462,26 @@ def sync(
     force: Annotated[bool, typer.Option("--force", help="Pass the deletion guard.")] = False,
     ids: Annotated[str | None, typer.Option("--ids", help="Only sync these products (comma-separated).")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Changes listed per group.")] = 20,
+    wait: WaitOption = 0.0,
 ) -> None:
     """Sync the index with a catalog: apply exactly what changed since the last sync."""
 
     def body() -> ExitCode:
         settings = _load(config, embedder)
         _check_catalog(catalog)
+        only_ids = _parse_ids(ids)
         with (
-            _workspace(settings, state_dir, writable=True) as workspace,
+            _workspace(settings, state_dir, writable=True, wait=wait) as workspace,
             _progress(not json_output) as progress,
         ):
-            report = workspace.service().sync(
-                FileCatalogSource(catalog),
-                full=full,
-                force=force,
-                only_ids=_parse_ids(ids),
-                progress=progress,
-            )
+            service = workspace.service()
+            service.notes += _interrupted_notes(workspace)
+            try:
+                report = service.sync(
+                    FileCatalogSource(catalog), full=full, force=force, only_ids=only_ids, progress=progress
+                )
+            except KeyboardInterrupt:
+                raise Interrupted(service.last_run) from None
         if json_output:
             sys.stdout.write(orjson.dumps(_report_json(report)).decode() + "\n")
         else:
@@ -442,6 +516,7 @@ def watch(
         float, typer.Option(min=0.0, help="Read a file only once it has not changed for this many seconds.")
     ] = 10,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+    wait: WaitOption = 0.0,
 ) -> None:
     """Poll a file or folder and sync when it changes: early once enough (or priority) changes are pending."""
 
@@ -457,15 +532,18 @@ def watch(
         if not path.exists():
             raise CommandError(f"{path} does not exist", ExitCode.BAD_INPUT)
         worst = ExitCode.OK
-        with _workspace(settings, state_dir, writable=True) as workspace:
+        with _workspace(settings, state_dir, writable=True, wait=wait) as workspace:
+            service = workspace.service()
             watcher = CatalogWatcher(
-                workspace.service(),
+                service,
                 path,
                 WatchPolicy(interval=interval, threshold=threshold, settle=settle),
                 poll=poll,
                 force=force,
             )
             emit({"event": "start"}, f"watching {path} (interval {interval:g}s, threshold {threshold})")
+            for note in _interrupted_notes(workspace):
+                emit({"event": "note", "note": note}, f"[yellow]note:[/] {escape(note)}")
             try:
                 for event in watcher.events(max_syncs=max_syncs, max_seconds=max_seconds):
                     if event.kind == "error":
@@ -491,6 +569,11 @@ def watch(
                         f"{report.applied.embedded:,} embedded{held}",
                     )
             except KeyboardInterrupt:
+                run = service.last_run
+                if run is not None and run.status is RunStatus.INTERRUPTED:
+                    # Ctrl+C during a sync: say what it did, as `sync` does.
+                    emit({"event": "stop", "interrupted_run": run.run_id}, "stopped during a sync")
+                    raise Interrupted(run) from None
                 emit({"event": "stop"}, "stopped")
         return worst
 
@@ -524,6 +607,8 @@ class _Catalog:
     state: StateStore
     vectors_in_index: int | None = None
     cache_entries: int | None = None
+    # Locally: the sync or watch at work on the catalog right now, if any.
+    writer: Holder | None = None
 
 
 @contextmanager
@@ -580,7 +665,11 @@ def _catalogs(
         settings = _load(config, embedder)
         with _workspace(settings, state_dir, must_exist=True) as workspace:
             local = _Catalog(
-                settings.name, workspace.state, workspace.index.count(), cache_entries=workspace.cache.count()
+                settings.name,
+                workspace.state,
+                workspace.index.count(),
+                cache_entries=workspace.cache.count(),
+                writer=current_writer(workspace.directory),
             )
             yield f"embedded default ({_state_root(state_dir)})", [local]
         return
@@ -643,6 +732,7 @@ def _status_json(status: CatalogStatus, item: _Catalog, runs_shown: int) -> dict
         "deleting": status.deleting,
         "synced": status.synced,
         "embedding_cache_entries": item.cache_entries,
+        "writer": item.writer.model_dump(mode="json") if item.writer is not None else None,
         "hours_since_last_success": round(health.hours_since_success, 3)
         if health.hours_since_success is not None
         else None,
@@ -658,44 +748,121 @@ def _status_json(status: CatalogStatus, item: _Catalog, runs_shown: int) -> dict
 LEVEL_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-def _runs_table(history: list[RunRecord], *, title: str, with_catalog: bool = False, run_ids: bool = False) -> Table:
-    """Compact enough for an 80-column terminal with run numbers (`status`); full run ids (`runs`) need about 100,
-    and begin with the start time, which then needs no column of its own."""
+RUN_COUNT_KEYS = (
+    ("+", "added"),
+    ("~", "text_changed"),
+    ("m", "metadata_only"),
+    ("-", "deleted"),
+    ("inv", "invalid"),
+    ("emb", "applied_embedded"),
+    ("hit", "applied_cache_hits"),
+)
+SHORT_MODES = {"incremental": "incr"}
+SHORT_STATUSES = {
+    RunStatus.SUCCEEDED: "ok",
+    RunStatus.DRY_RUN: "dry",
+    RunStatus.DISPATCHED: "disp",
+    RunStatus.RUNNING: "run",
+    RunStatus.INTERRUPTED: "intr",
+    RunStatus.FAILED: "fail",
+}
+
+
+def _run_cells(run: RunRecord, *, run_ids: bool) -> tuple[list[str], str, str, str]:
+    """The run's name (its id, or its number and start), mode, status and seconds, as shown in a table."""
+    seconds = duration_seconds(run)
+    return (
+        [escape(run.run_id)] if run_ids else [str(run.seq), f"{run.started_at:%m-%d %H:%M}"],
+        escape(SHORT_MODES.get(run.mode, run.mode)),
+        SHORT_STATUSES.get(run.status, run.status.value),
+        f"{seconds:.1f}" if seconds is not None else "-",
+    )
+
+
+def _runs_table(
+    history: list[RunRecord],
+    *,
+    title: str,
+    with_catalog: bool = False,
+    run_ids: bool = False,
+    width: int | None = None,
+) -> Table:
+    """One row per run, a column per count, when that fits the terminal (`width`, default the console's); else
+    two lines per run, the counts on the second: ids and counts are never cut short, at 80 columns too."""
+    wide = _wide_runs_table(history, title=title, with_catalog=with_catalog, run_ids=run_ids)
+    width = width or out.width
+    # Its natural width, measured without a limit (a measure within `width` is clamped to it).
+    if Measurement.get(out, out.options.update_width(10_000), wide).maximum <= width:
+        return wide
+    return _stacked_runs_table(history, title=title, with_catalog=with_catalog, run_ids=run_ids, width=width)
+
+
+def _wide_runs_table(history: list[RunRecord], *, title: str, with_catalog: bool, run_ids: bool) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = [
         *(["catalog"] if with_catalog else []),
         *(["run"] if run_ids else ["run", "started"]),
         "mode",
         "status",
-        *("+", "~", "m", "-", "inv", "emb", "hit", "s"),
+        *(symbol for symbol, _ in RUN_COUNT_KEYS),
+        "s",
     ]
     for column in columns:
         left = column in ("catalog", "started", "mode", "status") or (column == "run" and run_ids)
         table.add_column(column, justify="left" if left else "right", no_wrap=True)
-    keys = ("added", "text_changed", "metadata_only", "deleted", "invalid", "applied_embedded", "applied_cache_hits")
-    short_mode = {"incremental": "incr"}
-    short_status = {
-        RunStatus.SUCCEEDED: "ok",
-        RunStatus.DRY_RUN: "dry",
-        RunStatus.DISPATCHED: "disp",
-        RunStatus.RUNNING: "run",
-    }
     for run in history:
-        seconds = duration_seconds(run)
+        name, mode, status, seconds = _run_cells(run, run_ids=run_ids)
         table.add_row(
             *([escape(run.catalog)] if with_catalog else []),
-            *([escape(run.run_id)] if run_ids else [str(run.seq), f"{run.started_at:%m-%d %H:%M}"]),
-            escape(short_mode.get(run.mode, run.mode)),
-            short_status.get(run.status, run.status.value),
-            *(f"{run.counts.get(key, 0):,}" for key in keys),
-            f"{seconds:.1f}" if seconds is not None else "-",
+            *name,
+            mode,
+            status,
+            *(f"{run.counts.get(key, 0):,}" for _, key in RUN_COUNT_KEYS),
+            seconds,
         )
     return table
 
 
+def _stacked_runs_table(
+    history: list[RunRecord], *, title: str, with_catalog: bool, run_ids: bool, width: int
+) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    rows = [(run, *_run_cells(run, run_ids=run_ids)) for run in history]
+    heads = [*(["started"] if not run_ids else []), "mode", "status", "s"]
+    # Widths of the other columns (their headers or their widest cell), 3 between columns, and the two edges.
+    others = [max([len(head), *(len(cell) for cell in cells)]) for head, cells in _columns(rows, heads)]
+    room = max(width - sum(others) - 3 * len(others) - 2, 20)
+    table.add_column("catalog / run / counts" if with_catalog else "run / counts", overflow="fold")
+    for head in heads:
+        table.add_column(head, justify="right" if head == "s" else "left", no_wrap=True)
+    for run, name, mode, status, seconds in rows:
+        first = f"{escape(run.catalog)} {name[0]}" if with_catalog else name[0]
+        table.add_row(first, *name[1:], mode, status, seconds)
+        # Broken between counts, never within one (the table would break at any space).
+        tokens = [f"{symbol} {run.counts.get(key, 0):,}" for symbol, key in RUN_COUNT_KEYS]
+        lines: list[str] = []
+        for token in tokens:
+            if lines and len(lines[-1]) + 2 + len(token) <= room:
+                lines[-1] += "  " + token
+            else:
+                lines.append("  " + token)
+        table.add_row("[dim]" + "\n".join(lines) + "[/]", *([""] * len(heads)), end_section=True)
+    return table
+
+
+def _columns(rows: list[tuple[Any, ...]], heads: list[str]) -> list[tuple[str, list[str]]]:
+    """Each of the stacked table's other columns: its header and its cells."""
+    cells: dict[str, list[str]] = {head: [] for head in heads}
+    for _run, name, mode, status, seconds in rows:
+        for head, value in zip(heads, [*name[1:], mode, status, seconds], strict=True):
+            cells[head].append(value)
+    return [(head, cells[head]) for head in heads]
+
+
 RUNS_LEGEND = (
     "[dim]+ added  ~ modified (re-embedded)  m metadata-only  - deleted  inv invalid\n"
-    "emb texts embedded  hit embedding cache hits  s seconds to the last change applied[/]"
+    "emb texts embedded  hit cache hits  s seconds to the last change applied\n"
+    "ok succeeded  fail failed  held held back  intr interrupted  disp dispatched[/]"
 )
 
 
@@ -718,6 +885,8 @@ def _print_status(status: CatalogStatus, item: _Catalog, runs_shown: int) -> Non
     if item.cache_entries is not None:
         counts += f"  cached embeddings {item.cache_entries:,}"
     out.print(counts, highlight=False)
+    if item.writer is not None:
+        out.print(f"[cyan]writer at work:[/] {escape(item.writer.describe())}", highlight=False)
     for alert in health.alerts:
         style = LEVEL_STYLES[alert.level.value]
         line = f"  [{style}]{alert.level.value:<8}[/] {escape(alert.code)}: {escape(alert.message)}"

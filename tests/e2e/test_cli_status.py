@@ -4,6 +4,9 @@ the embedded default and on a deployed stack (CloudFormation, DynamoDB and S3 un
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -253,3 +256,91 @@ def test_health_settings_come_from_the_environment(workdir: Path, monkeypatch: p
     monkeypatch.setenv("CATALOG_SYNC_HEALTH", '{"weights": {"coverage": 0, "freshness": 0, "quality": 0}}')
     code, payload, _ = local(workdir, "status")
     assert code == 3 and "must not all be zero" in payload["error"]
+
+
+# ---------------------------------------------------------------- narrow terminals
+
+# Counts of every size, up to millions: none may be cut short at 80 columns.
+NARROW_RUNS = [
+    ("succeeded", {"added": 1_234_567, "applied_embedded": 1_234_000, "applied_cache_hits": 567}),
+    ("held", {"deleted": 98_765, "invalid": 4_321}),
+    ("interrupted", {"text_changed": 55_555, "metadata_only": 66_666, "applied_embedded": 7_777}),
+]
+
+
+@pytest.fixture
+def narrow_state(tmp_path: Path) -> tuple[Path, list[tuple[str, dict[str, int]]]]:
+    """A catalog's state with three runs of large counts; the run ids as the store gave them."""
+    (tmp_path / "shop.toml").write_text(CONFIG)
+    from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
+
+    store = SqliteStateStore(tmp_path / "state" / "shop" / "state.sqlite", "shop")
+    runs = []
+    for status, counts in NARROW_RUNS:
+        run = store.begin_run(mode="incremental", source="catalog.jsonl")
+        run.status, run.counts = RunStatus(status), counts
+        store.finish_run(run)
+        runs.append((run.run_id, counts))
+    store.close()
+    return tmp_path, runs
+
+
+def assert_readable(screen: str, runs: list[tuple[str, dict[str, int]]], width: int = 80) -> None:
+    lines = screen.splitlines()
+    assert lines and all(len(line.rstrip()) <= width for line in lines), max(lines, key=len)
+    assert "…" not in screen  # nothing cut short
+    words = screen.split()
+    for run_id, counts in runs:
+        assert run_id in words, f"{run_id} is not shown whole"
+        for value in counts.values():
+            assert f"{value:,}" in words, f"{value:,} is not shown whole"
+    for status in ("ok", "held", "intr"):
+        assert status in words
+
+
+def test_runs_fit_an_80_column_terminal(narrow_state: tuple[Path, list[tuple[str, dict[str, int]]]]):
+    import subprocess
+    import sys
+
+    root, runs = narrow_state
+    options = ["--config", str(root / "shop.toml"), "--state-dir", str(root / "state")]
+    for command in (["runs"], ["status"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "catalog_sync.cli", *command, *options],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "80"},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        if command == ["runs"]:
+            assert_readable(done.stdout, runs)
+        else:  # run numbers, not ids: the counts must still be whole
+            assert_readable(done.stdout, [(str(seq), counts) for seq, (_, counts) in enumerate(runs, 1)])
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_runs_in_a_real_80_column_terminal(narrow_state: tuple[Path, list[tuple[str, dict[str, int]]]]):
+    """The same in a terminal (tmux, 80 x 50): the width comes from the terminal itself, not $COLUMNS."""
+    import subprocess
+    import sys
+
+    root, runs = narrow_state
+    session = f"catalog-sync-test-{os.getpid()}"
+    done_marker = root / "done"
+    options = ["--config", str(root / "shop.toml"), "--state-dir", str(root / "state")]
+    cli_line = " ".join([sys.executable, "-m", "catalog_sync.cli", "runs", *options])
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+    shell = f"{cli_line}; touch {done_marker}; sleep 60"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "50", shell], env=env, check=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not done_marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done_marker.exists()
+        screen = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert_readable(screen, runs)

@@ -278,6 +278,27 @@ def test_runs_in_flight_and_stuck_runs():
     }
 
 
+def test_an_interrupted_run_is_neither_success_nor_failure_and_warns_until_a_run_succeeds():
+    # Killed 10 hours ago (and marked by the next writer): not stuck, not a failure, whatever its age.
+    counts = StateCounts(products=1000, indexed=1000, pending=400, synced=600)
+    interrupted = run(RunStatus.INTERRUPTED, hours_ago=10, seconds=None, message="interrupted: killed")
+    report = assess_health(counts, [interrupted, run(hours_ago=11)], now=NOW, settings=SETTINGS)
+    assert report.failure_rate == 0.0 and report.components.quality == 1.0
+    assert codes(report) == {
+        "coverage": AlertLevel.CRITICAL,  # what it left is pending: the index lags
+        "last_run_interrupted": AlertLevel.WARNING,
+        "pending": AlertLevel.INFO,
+    }
+    assert "interrupted: killed" in next(a.message for a in report.alerts if a.code == "last_run_interrupted")
+    # Once a later run succeeded (and re-sent what it left), it is history.
+    resumed = assess_health(good_counts(), [run(hours_ago=1), interrupted], now=NOW, settings=SETTINGS)
+    assert resumed.alerts == [] and resumed.score == 100.0
+    # The same run left `running` by a killed process, before any writer came to mark it: stuck, a failure.
+    left = interrupted.model_copy(update={"status": RunStatus.RUNNING})
+    stuck = assess_health(good_counts(), [run(hours_ago=1), left], now=NOW, settings=SETTINGS)
+    assert stuck.failure_rate == 0.5 and "stuck_runs" in codes(stuck)
+
+
 def test_an_index_that_disagrees_with_the_state_warns():
     report = assess_health(good_counts(10), [run()], now=NOW, settings=SETTINGS, vectors_in_index=12)
     assert codes(report) == {"index_mismatch": AlertLevel.WARNING}
@@ -301,16 +322,19 @@ def test_run_statistics():
         run(RunStatus.FAILED, hours_ago=3, seconds=20, text_changed=7),
         run(RunStatus.HELD, hours_ago=4, seconds=0, deleted=900),
         run(RunStatus.DISPATCHED, hours_ago=0.5, seconds=5, added=1),  # in flight: no duration yet
+        # Stopped part way: counted apart, its (partial) duration not averaged, what it applied counted.
+        run(RunStatus.INTERRUPTED, hours_ago=3.5, seconds=99, added=8, applied_upserted=2),
     ]
     stats = run_statistics(runs, now=NOW, stuck_after=timedelta(hours=6))
-    assert (stats.runs, stats.succeeded, stats.failed, stats.held, stats.in_flight, stats.stuck) == (5, 2, 1, 1, 1, 0)
+    assert (stats.runs, stats.succeeded, stats.failed, stats.held, stats.in_flight, stats.stuck) == (6, 2, 1, 1, 1, 0)
+    assert stats.interrupted == 1
     assert stats.success_rate == pytest.approx(2 / 3)
     assert stats.failure_rate == pytest.approx(1 / 3)
     assert stats.average_duration_s == pytest.approx((10 + 30 + 20 + 0) / 4)
-    assert stats.changes == {"added": 6, "text_changed": 7, "metadata_only": 6, "deleted": 904}
-    assert stats.products_synced == 15
+    assert stats.changes == {"added": 14, "text_changed": 7, "metadata_only": 6, "deleted": 904}
+    assert stats.products_synced == 17
     assert stats.window_hours == 4.0
-    assert stats.products_synced_per_hour == 15 / 4
+    assert stats.products_synced_per_hour == 17 / 4
     assert (stats.texts_embedded, stats.cache_hits, stats.cache_hit_rate) == (2, 3, 0.6)
 
 
@@ -325,6 +349,10 @@ def test_outcomes_and_durations():
     assert outcome(run(RunStatus.RUNNING, hours_ago=1), now=NOW, stuck_after=stuck_after) is Outcome.IN_FLIGHT
     assert outcome(run(RunStatus.RUNNING, hours_ago=6.01), now=NOW, stuck_after=stuck_after) is Outcome.STUCK
     assert outcome(run(RunStatus.DRY_RUN), now=NOW, stuck_after=stuck_after) is Outcome.NONE
+    old_interrupted = run(RunStatus.INTERRUPTED, hours_ago=100, seconds=None)
+    assert outcome(old_interrupted, now=NOW, stuck_after=stuck_after) is Outcome.INTERRUPTED
+    assert duration_seconds(old_interrupted) is None  # killed: its end is not known
+    assert duration_seconds(run(RunStatus.INTERRUPTED, seconds=12)) == 12  # Ctrl+C: it recorded its end
     assert duration_seconds(run(seconds=42.5)) == 42.5
     assert duration_seconds(run(RunStatus.RUNNING, seconds=3)) is None
     assert duration_seconds(run(seconds=None)) is None

@@ -9,14 +9,18 @@ The score weighs three components, each from 0 to 1 (default weights 50 / 30 / 2
   `stale_hours`; 0 when no run in the window succeeded;
 - quality: 1 - max(invalid share of the last run that read the catalog, failure rate of the recent runs).
   The failure rate counts failed runs and stuck ones (in flight for more than `stuck_after_hours`) over the
-  settled runs; runs held by the deletion guard are neither successes nor failures (they raise their own alert).
+  settled runs; runs held by the deletion guard and interrupted runs are neither successes nor failures (they
+  raise their own alert while they are the last settled run). An interrupted run was stopped part way (Ctrl+C,
+  or its process killed, and then marked by the next writer): what it left is pending and shows in coverage, and
+  once a later run succeeds it is history. A run left `running` by a killed process counts as in flight until
+  the next writer marks it interrupted (or as stuck, if none comes within `stuck_after_hours`).
 
 Alerts, each at a level (info, warning, critical), with thresholds in `HealthSettings`:
 - coverage below 99% / 95% (info only while a run is in flight: the index lags behind it for a while);
 - last success older than 48 h / 72 h (the staleness alarms' defaults), or none at all (critical);
 - invalid share above 1% (info) / 5% (warning); failure rate above 5% / 10%; pending changes (info);
-- the last run held or failed, stuck runs, and (where the caller knows it) an index whose vector count differs
-  from what the state expects (warnings).
+- the last run held, failed or interrupted, stuck runs, and (where the caller knows it) an index whose vector
+  count differs from what the state expects (warnings).
 """
 
 from __future__ import annotations
@@ -262,7 +266,8 @@ def assess_health(
     settled_runs = [
         run
         for run in ordered
-        if outcome(run, now=now, stuck_after=stuck_after) in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.HELD)
+        if outcome(run, now=now, stuck_after=stuck_after)
+        in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.HELD, Outcome.INTERRUPTED)
     ]
     if settled_runs and settled_runs[0].status is RunStatus.HELD:
         alert(
@@ -275,6 +280,12 @@ def assess_health(
             AlertLevel.WARNING,
             "last_run_failed",
             f"the last run ({settled_runs[0].run_id}) failed: {settled_runs[0].message}",
+        )
+    elif settled_runs and settled_runs[0].status is RunStatus.INTERRUPTED:
+        alert(
+            AlertLevel.WARNING,
+            "last_run_interrupted",
+            f"the last run ({settled_runs[0].run_id}) was interrupted; a sync resumes it: {settled_runs[0].message}",
         )
     if counts.pending > settings.pending_info:
         alert(

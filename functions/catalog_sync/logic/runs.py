@@ -31,6 +31,9 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     HELD = "held"
+    # Stopped part way (Ctrl+C, or its process killed and the run marked by the next writer): neither a success
+    # nor a failure; what it left is pending, and the next sync re-sends it.
+    INTERRUPTED = "interrupted"
     IN_FLIGHT = "in_flight"  # running, or dispatched and waiting for its consumers
     STUCK = "stuck"  # in flight for longer than it should ever take: a crash, or messages dead-lettered
     NONE = "none"  # a dry run: not a sync
@@ -43,6 +46,8 @@ def outcome(run: RunRecord, *, now: datetime, stuck_after: timedelta) -> Outcome
         return Outcome.FAILED
     if run.status is RunStatus.HELD:
         return Outcome.HELD
+    if run.status is RunStatus.INTERRUPTED:
+        return Outcome.INTERRUPTED
     if run.status in (RunStatus.RUNNING, RunStatus.DISPATCHED):
         return Outcome.STUCK if now - run.started_at > stuck_after else Outcome.IN_FLIGHT
     return Outcome.NONE
@@ -76,10 +81,11 @@ class RunStatistics(BaseModel):
     succeeded: int = 0
     failed: int = 0
     held: int = 0
+    interrupted: int = 0
     in_flight: int = 0
     stuck: int = 0
-    # Succeeded (failed and stuck) over settled runs: succeeded, failed and stuck (held and in-flight runs are
-    # neither). Both divided out, rather than one as 1 minus the other, so that 1 in 20 is exactly 0.05.
+    # Succeeded (failed and stuck) over settled runs: succeeded, failed and stuck (held, interrupted and in-flight
+    # runs are neither). Both divided out, rather than one as 1 minus the other, so that 1 in 20 is exactly 0.05.
     success_rate: float | None = None
     failure_rate: float | None = None
     average_duration_s: float | None = None
@@ -103,6 +109,8 @@ def run_statistics(runs: Sequence[RunRecord], *, now: datetime, stuck_after: tim
             stats.failed += 1
         elif result is Outcome.HELD:
             stats.held += 1
+        elif result is Outcome.INTERRUPTED:
+            stats.interrupted += 1
         elif result is Outcome.IN_FLIGHT:
             stats.in_flight += 1
         elif result is Outcome.STUCK:

@@ -82,6 +82,9 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     HELD = "held"
     FAILED = "failed"
+    # Stopped part way (Ctrl+C, or a process killed or crashed: then marked by the next writer of the catalog).
+    # What it did not apply stays pending and the next sync re-sends it.
+    INTERRUPTED = "interrupted"
     DRY_RUN = "dry_run"
 
 

@@ -113,6 +113,10 @@ class SyncService:
         self.differ = CatalogDiff(config, model_id=embedder.model_id)
         self.applier = ChangeApplier(state=state, index=index, embedder=embedder, cache=cache)
         self.run_completed = False  # set by each run: whether finishing it completed it
+        # The run in progress (or the last one) and its report, filled in as it goes: what an interrupted run did.
+        self.last_run: RunRecord | None = None
+        self.report: SyncReport | None = None
+        self._pending_before_apply: int | None = None
 
     def _diff(
         self,
@@ -211,14 +215,19 @@ class SyncService:
             run = self.state.begin_run(mode=mode, source=source.name)
         else:
             run.mode, run.source = mode, source.name
+        self.last_run, self.report, self._pending_before_apply = run, None, None
         if self.on_run_started is not None:
             self.on_run_started(run)
         self.run_completed = False
         try:
             report = self._sync(run, source, full=full, force=force, only_ids=only_ids, progress=progress)
+        except KeyboardInterrupt:
+            if run.status is RunStatus.RUNNING:
+                self._interrupted(run)
+            raise
         except BaseException as exc:
-            # Whatever stopped the run (a bug, Ctrl+C), its row must not stay "running"; what was recorded as
-            # desired but not committed is re-sent by the next sync.
+            # Whatever stopped the run (a bug), its row must not stay "running"; what was recorded as desired but
+            # not committed is re-sent by the next sync.
             if run.status is RunStatus.RUNNING:
                 run.status, run.message = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
                 self._finish(run, run.counts, run.timings)
@@ -244,11 +253,14 @@ class SyncService:
             self._finish(run, {}, {"diff_s": time.perf_counter() - clock})
             raise
         report = self._report(source, result, force=force, run=run)
+        self.report = report
         timings = report.timings
         timings["diff_s"] = time.perf_counter() - clock
         if result.quarantined:
             report.quarantine_location = self.artifacts.write_quarantine(run.run_id, result.quarantined)
         counts = result.counts.model_dump()
+        # The same dicts as the run's: an interrupted run is recorded with what it had counted so far.
+        run.counts, run.timings = counts, timings
         # Products re-sent because an earlier run's change was never committed: with the kinds above, they
         # add up to the changes dispatched.
         counts["resent"] = result.resent
@@ -295,6 +307,9 @@ class SyncService:
             return report
 
         clock = time.perf_counter()
+        # Every change is pending now; those committed by an interrupted run are the difference (its own counts
+        # miss a batch cut short between its commit and its return).
+        self._pending_before_apply = self.state.pending_count()
         errors = self.dispatch_and_apply(result.changes, report.applied, progress=progress)
         timings["apply_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
@@ -380,6 +395,26 @@ class SyncService:
             if progress:
                 progress("apply", done[0], total)
         return errors
+
+    def _interrupted(self, run: RunRecord) -> None:
+        """Record a run stopped by Ctrl+C at once, with what it applied; the rest is left to the next sync."""
+        report = self.report
+        applied = report.applied if report is not None else ApplyStats()
+        counts = {**run.counts, **{f"applied_{name}": value for name, value in applied.as_dict().items()}}
+        pending = counts["pending_after"] = self.state.pending_count()
+        if self._pending_before_apply is not None:
+            counts["applied_committed"] = max(self._pending_before_apply - pending, 0)
+        if report is None:
+            what = " while reading the catalog: nothing was applied"
+        else:
+            total = len(report.diff.changes) if isinstance(report.diff.changes, Sized) else 0
+            done = counts["applied_committed"]
+            what = (
+                f": {done:,} of {total:,} changes were applied; the other {max(total - done, 0):,} are left to the "
+                "next sync, which resumes where this one stopped"
+            )
+        run.status, run.message = RunStatus.INTERRUPTED, f"interrupted by Ctrl+C{what}"
+        self._finish(run, counts, run.timings)
 
     def _finish(self, run: RunRecord, counts: dict[str, int], timings: dict[str, float]) -> None:
         run.finished_at = datetime.now(UTC)

@@ -265,6 +265,22 @@ class SqliteStateStore:
         # Here a run applies its own changes: it is complete when it succeeded.
         return run.status is RunStatus.SUCCEEDED
 
+    def interrupt_running_runs(self, message: str) -> list[str]:
+        """Mark the runs still `running` as interrupted, and return their ids. Only for a writer that holds the
+        catalog's writer lock: no live process is running them then (their owner was killed or crashed)."""
+        with self._transaction() as connection:
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT run_id FROM runs WHERE status = ? ORDER BY seq", (RunStatus.RUNNING,)
+                )
+            ]
+            connection.execute(
+                "UPDATE runs SET status = ?, message = ? WHERE status = ?",
+                (RunStatus.INTERRUPTED, message, RunStatus.RUNNING),
+            )
+        return ids
+
     def runs(self, limit: int = 30) -> list[RunRecord]:
         rows = self._connection.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq DESC LIMIT ?", (limit,))
         return [_run(row) for row in rows.fetchall()]
