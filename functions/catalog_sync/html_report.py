@@ -12,7 +12,7 @@ from datetime import datetime
 
 from catalog_sync.logic.health import AlertLevel
 from catalog_sync.logic.runs import CHANGE_KINDS, changes_by_kind, duration_seconds
-from catalog_sync.models.changes import RunRecord
+from catalog_sync.models.changes import RunRecord, RunStatus
 from catalog_sync.services.status import CatalogStatus
 
 KIND_LABELS = {
@@ -23,8 +23,13 @@ KIND_LABELS = {
 }
 KIND_COLOURS = {"added": "#2e7d32", "text_changed": "#f9a825", "metadata_only": "#0288d1", "deleted": "#c62828"}
 DURATION_COLOUR = "#6a1b9a"
-# Marks under the runs that did not succeed (greys: the bars' colours are the kinds of change).
-STATUS_COLOURS = {"failed": "#212121", "held": "#9e9e9e"}
+# Marks under the runs that did not succeed (the bars' colours are the kinds of change).
+STATUS_COLOURS = {"failed": "#212121", "interrupted": "#ef6c00"}
+# A held run changed nothing: a hatched grey outline of what it would have changed, never the kinds' colours.
+HELD_COLOUR = "#757575"
+HELD_ROW = (
+    '<tr class="held" title="held by the deletion guard: nothing changed; its counts are what it would have done">'
+)
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330; margin: 2rem;
@@ -51,6 +56,7 @@ dl.stats { display: grid; grid-template-columns: max-content auto; gap: .15rem 1
 dl.stats dt { color: #5b6577; } dl.stats dd { margin: 0; font-variant-numeric: tabular-nums; }
 svg { display: block; margin: .5rem 0 1rem; }
 svg text { font: 11px system-ui, sans-serif; fill: #39414f; }
+tr.held td.num { color: #757575; font-style: italic; }
 """
 
 
@@ -90,7 +96,11 @@ def _nice_ceiling(value: float) -> float:
 
 def runs_chart(runs: Sequence[RunRecord], *, min_slot: int = 26, min_plot_width: int = 540) -> str:
     """Inline SVG: the runs, oldest left, each a bar of its changes stacked by kind; their durations as a line
-    against the right-hand axis; a mark under each run that failed or was held."""
+    against the right-hand axis; a mark under each run that failed or was interrupted.
+
+    A run held back by the deletion guard changed nothing: it is a hatched grey outline labelled "held", as tall
+    as the changes it would have made (up to the axis, which only the runs that changed something set), with
+    those changes in its tooltip."""
     ordered = list(reversed(runs))  # runs come newest first
     if not ordered:
         return '<p class="none">no runs yet</p>'
@@ -102,7 +112,10 @@ def runs_chart(runs: Sequence[RunRecord], *, min_slot: int = 26, min_plot_width:
     height = top + plot_h + bottom
     totals = [sum(changes_by_kind(run).values()) for run in ordered]
     durations = [duration_seconds(run) for run in ordered]
-    max_changes = _nice_ceiling(max(totals))
+    held = [run.status is RunStatus.HELD for run in ordered]
+    # A held run's would-be deletions (a wiped catalog: the whole index) must not flatten the others' bars.
+    max_changes = _nice_ceiling(max((t for t, h in zip(totals, held, strict=True) if not h), default=0))
+    hatch = f"held-{_anchor(ordered[0].catalog)}"
     max_duration = _nice_ceiling(max((d for d in durations if d is not None), default=0.0))
     base = top + plot_h
     parts = [
@@ -116,6 +129,9 @@ def runs_chart(runs: Sequence[RunRecord], *, min_slot: int = 26, min_plot_width:
         f'<text x="{left - 6}" y="{base + 4}" text-anchor="end">0</text>',
         f'<text x="{width - right + 6}" y="{top + 4}">{max_duration:,.0f} s</text>',
         f'<text x="{width - right + 6}" y="{base + 4}">0 s</text>',
+        f'<defs><pattern id="{_e(hatch)}" width="6" height="6" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#f1f1f1"/>'
+        f'<line x1="0" y1="0" x2="0" y2="6" stroke="#bdbdbd" stroke-width="2"/></pattern></defs>',
     ]
     # Legend along the top.
     x = left
@@ -129,21 +145,43 @@ def runs_chart(runs: Sequence[RunRecord], *, min_slot: int = 26, min_plot_width:
     for status, colour in STATUS_COLOURS.items():
         parts.append(f'<rect x="{x}" y="28" width="10" height="5" fill="{colour}"/>')
         parts.append(f'<text x="{x + 14}" y="34">{status} run</text>')
-        x += 90
+        x += 14 + 7 * len(f"{status} run") + 14
+    parts.append(
+        f'<rect x="{x}" y="25" width="10" height="10" fill="url(#{_e(hatch)})" stroke="{HELD_COLOUR}" '
+        'stroke-dasharray="2 1"/>'
+    )
+    parts.append(f'<text x="{x + 14}" y="34">held: nothing changed (outline: what it would have done)</text>')
 
     points: list[str] = []
     for i, run in enumerate(ordered):
         x0 = left + i * slot + (slot - bar) / 2
         counts = changes_by_kind(run)
         seconds = durations[i]
-        label = (
-            f"{run.run_id} · {run.status.value} · {run.mode} · "
-            + ", ".join(f"{KIND_LABELS[kind]} {counts[kind]:,}" for kind in CHANGE_KINDS)
-            + (f" · {seconds:,.1f} s" if seconds is not None else "")
-        )
-        parts.append(f'<g class="run"><title>{_e(label)}</title>')
+        if held[i]:
+            would = ", ".join(f"{KIND_LABELS[kind]} {counts[kind]:,}" for kind in CHANGE_KINDS if counts[kind])
+            label = f"{run.run_id} · held by the deletion guard, nothing changed · it would have: {would or 'nothing'}"
+            label += f" · {run.message}" if run.message else ""
+        else:
+            label = f"{run.run_id} · {run.status.value} · {run.mode} · " + ", ".join(
+                f"{KIND_LABELS[kind]} {counts[kind]:,}" for kind in CHANGE_KINDS
+            )
+        label += f" · {seconds:,.1f} s" if seconds is not None else ""
+        parts.append(f'<g class="run{" held" if held[i] else ""}"><title>{_e(label)}</title>')
+        if held[i]:
+            h = max(min(totals[i] / max_changes, 1.0) * plot_h, 6.0)
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{base - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="url(#{_e(hatch)})" '
+                f'stroke="{HELD_COLOUR}" stroke-dasharray="3 2"/>'
+            )
+            # "held", and over it the deletions it would have made: the guard's reason, readable without hovering.
+            lines = ["held", *([f"−{counts['deleted']:,}"] if counts["deleted"] else [])]
+            for n, text in enumerate(reversed(lines)):
+                parts.append(
+                    f'<text x="{x0 + bar / 2:.1f}" y="{base - h - 4 - 13 * n:.1f}" text-anchor="middle" '
+                    f'font-weight="bold" style="fill: {HELD_COLOUR}">{_e(text)}</text>'
+                )
         y = float(base)
-        for kind in CHANGE_KINDS:
+        for kind in CHANGE_KINDS if not held[i] else ():
             if not counts[kind]:
                 continue
             h = counts[kind] / max_changes * plot_h
@@ -195,7 +233,8 @@ def _runs_table(runs: Sequence[RunRecord], limit: int) -> str:
         counts = changes_by_kind(run)
         seconds = duration_seconds(run)
         rows.append(
-            f"<tr><td>{_e(run.run_id)}</td><td>{run.started_at:%Y-%m-%d %H:%M:%S}</td><td>{_e(run.mode)}</td>"
+            (HELD_ROW if run.status is RunStatus.HELD else "<tr>")
+            + f"<td>{_e(run.run_id)}</td><td>{run.started_at:%Y-%m-%d %H:%M:%S}</td><td>{_e(run.mode)}</td>"
             f"<td>{_e(run.status.value)}</td>"
             + "".join(f'<td class="num">{counts[kind]:,}</td>' for kind in CHANGE_KINDS)
             + f'<td class="num">{run.counts.get("invalid", 0):,}</td>'

@@ -299,3 +299,21 @@ def test_ctrl_c_under_json_is_a_json_error(workdir: Path, state_db: Any):
     (interrupted,) = runs_table(state_db)
     assert error["exit_code"] == 130 and error["run_id"] == interrupted["run_id"]
     assert "interrupted by Ctrl+C" in error["error"]
+
+
+def test_two_catalogs_sync_at_once_and_share_the_embedding_cache(workdir: Path):
+    """The lock is per catalog: two catalogs under one state root sync together, and the embedding cache they
+    share (SQLite, WAL, a busy timeout) takes both writers' embeddings."""
+    (workdir / "outlet.toml").write_text(CONFIG.replace('name = "shop"', 'name = "outlet"'))
+    a, b = catalog(workdir, "A"), catalog(workdir, "B")
+    shop = start(workdir, "sync", str(a), "--json")
+    outlet_command = command(workdir, "sync", str(b), "--json")
+    outlet_command[outlet_command.index(str(workdir / "shop.toml"))] = str(workdir / "outlet.toml")
+    outlet = subprocess.Popen(outlet_command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for proc in (shop, outlet):
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert last_json(out)["pending_after"] == 0
+    cache = workdir / "state" / "embedding-cache.sqlite"
+    with closing(sqlite3.connect(f"{cache.as_uri()}?mode=ro", uri=True)) as connection:
+        assert connection.execute("SELECT count(*) FROM embedding_cache").fetchone() == (2 * PRODUCTS,)
