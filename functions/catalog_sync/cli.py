@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -1266,20 +1267,42 @@ def redrive(
     _run(body, json_output=json_output)
 
 
+def _json_requested(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON (before a `--`, after which everything is an argument)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def _json_error(message: str, code: int) -> None:
+    sys.stdout.write(orjson.dumps({"error": message, "exit_code": code}).decode() + "\n")
+    sys.stdout.flush()
+
+
 def main() -> None:
     # Click reports usage errors with exit code 2, which here means "held back by the guard": map them to 3.
+    # Under --json every error is also one JSON object on stdout, usage errors and unexpected ones included.
+    json_output = _json_requested(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
         err.print("aborted")
+        if json_output:
+            _json_error("aborted", int(ExitCode.FAILED))
         sys.exit(int(ExitCode.FAILED))
     except Exception as exc:
         # Click's errors (Typer vendors its own Click) know how to show themselves and carry an exit code.
         show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
         if show is None or not isinstance(exit_code, int):
-            raise
+            if not json_output:
+                raise
+            traceback.print_exc()
+            _json_error(f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.FAILED))
+            sys.exit(int(ExitCode.FAILED))
         show()
-        sys.exit(int(ExitCode.BAD_INPUT) if exit_code == 2 else exit_code)
+        code = int(ExitCode.BAD_INPUT) if exit_code == 2 else exit_code
+        if json_output:
+            format_message = getattr(exc, "format_message", None)
+            _json_error(format_message() if callable(format_message) else str(exc), code)
+        sys.exit(code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

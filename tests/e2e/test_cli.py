@@ -229,6 +229,69 @@ def test_usage_errors_exit_3_not_2_which_means_held(tmp_path: Path):
         assert "Error" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "x.jsonl", "--bogus"], "No such option: --bogus"),  # unknown option
+        (["sync"], "Missing argument 'catalog'."),  # missing argument
+        (["query", "x", "-k", "0"], "Invalid value for '-k'"),  # bad value
+        (["sync", "x.jsonl", "--embedder", "nope"], "'nope' is not one of"),  # bad choice
+        (["sync", "x.jsonl", "--wait", "soon"], "Invalid value for '--wait'"),
+        (["bogus"], "No such command 'bogus'."),
+    ],
+)
+def test_usage_errors_under_json_are_json(tmp_path: Path, args: list[str], message: str):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "catalog_sync.cli", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout  # one JSON object, nothing else on stdout
+    error = orjson.loads(lines[0])
+    assert set(error) == {"error", "exit_code"} and error["exit_code"] == 3
+    assert message in error["error"]
+    assert "Error" in done.stderr  # and the usual message for a person, on stderr
+
+
+def test_an_unexpected_error_under_json_is_json(tmp_path: Path):
+    """A bug is still a JSON error (exit 1) under --json, with its traceback on stderr."""
+    import subprocess
+    import sys
+
+    (tmp_path / "shop.toml").write_text(CONFIG)
+    catalog = write_jsonl(tmp_path / "c.jsonl", [product("1")])
+    # The entry point with a bug planted: building the embedder raises what no command expects.
+    script = (
+        "import sys\n"
+        "import catalog_sync.cli as cli\n"
+        "def broken(settings):\n"
+        "    raise ZeroDivisionError('a bug')\n"
+        "cli.build_embedder = broken\n"
+        "sys.argv = ['catalog-sync', *sys.argv[1:]]\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "validate", str(catalog), "--config", "shop.toml", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    assert orjson.loads(done.stdout.splitlines()[-1]) == {
+        "error": "internal error: ZeroDivisionError: a bug",
+        "exit_code": 1,
+    }
+    assert "Traceback" in done.stderr and "ZeroDivisionError" in done.stderr
+
+
 def test_readers_never_create_state(workdir: Path, embedder: HashingEmbedder):
     code, payload = invoke(workdir, "status")
     assert code == 1 and "no state for catalog 'shop'" in payload["error"]
