@@ -5,7 +5,8 @@ One table, items keyed by (pk, sk):
     P#<catalog>#<shard>   <product id>   dv, del, fp, th, mh, fh (desired)   cv, cth, cmh (committed)
     M#<catalog>           index          embedding_model, text_template
     M#<catalog>           runs           seq (the run counter)
-    M#<catalog>           source         modified, source_key, source_version (the newest catalog object read)
+    M#<catalog>           source         modified, source_key, source_version, source_sequencer, claims (the newest
+                                         catalog object read; claims counts its writes)
     R#<catalog>           <run id>       one run: run_json, changes_total/changes_done, a_<name> (consumers' counts)
     RUN#<run id>          run            catalog (finds a run's catalog from its id alone)
     CATALOGS              <catalog>      shards, last_run (every catalog that has run, for listing them)
@@ -35,6 +36,7 @@ import orjson
 import xxhash
 
 from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
+from catalog_sync.logic.drops import DropClaim, claimed, may_claim
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.runs import new_run_id
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
@@ -71,6 +73,48 @@ class StateWriteError(RuntimeError):
 def _conditional_check_failed(exc: Exception) -> bool:
     response = getattr(exc, "response", None) or {}
     return bool(response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+# Claims of the newest catalog object are read, judged, then written if nobody claimed meanwhile: a few rounds.
+_CLAIM_ATTEMPTS = 10
+
+
+def _claim_of(item: dict[str, Any] | None) -> DropClaim | None:
+    if item is None:
+        return None
+    return DropClaim(
+        key=item["source_key"]["S"],
+        modified=float(item["modified"]["N"]),
+        version_id=item.get("source_version", {}).get("S"),
+        sequencer=item.get("source_sequencer", {}).get("S"),
+    )
+
+
+def _claim_write(claim: DropClaim, read: dict[str, Any] | None) -> dict[str, Any]:
+    """The update recording `claim`, conditional on the item being as `read` (`claims` counts its writes)."""
+    values: dict[str, Any] = {":m": {"N": repr(claim.modified)}, ":k": {"S": claim.key}, ":one": {"N": "1"}}
+    sets = ["modified = :m", "source_key = :k", "claims = if_not_exists(claims, :zero) + :one"]
+    values[":zero"] = {"N": "0"}
+    removes = []
+    for attribute, value, name in (
+        ("source_version", claim.version_id, ":v"),
+        ("source_sequencer", claim.sequencer, ":s"),
+    ):
+        if value:
+            sets.append(f"{attribute} = {name}")
+            values[name] = {"S": value}
+        else:
+            removes.append(attribute)
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    if read is None:
+        condition = "attribute_not_exists(pk)"
+    elif "claims" in read:
+        condition = "claims = :read"
+        values[":read"] = read["claims"]
+    else:  # written before claims were counted
+        condition = "attribute_not_exists(claims) AND modified = :read_m AND source_key = :read_k"
+        values[":read_m"], values[":read_k"] = read["modified"], read["source_key"]
+    return {"UpdateExpression": expression, "ConditionExpression": condition, "ExpressionAttributeValues": values}
 
 
 def _product(item: dict[str, Any]) -> StoredProduct:
@@ -462,35 +506,37 @@ class DynamoStateStore:
 
     # ------------------------------------------------------------ the newest catalog object
 
-    def claim_source(self, *, modified: float, key: str, version_id: str | None) -> bool:
-        """Record that a run reads the catalog object `key` (at `version_id`), last modified at `modified` (epoch
-        seconds), unless a run already read a newer one: False then, and this object must not be synced (an
-        older drop's event arriving late, or retried, would otherwise undo a newer catalog)."""
-        values: dict[str, Any] = {":m": {"N": repr(modified)}, ":k": {"S": key}}
-        expression = "SET modified = :m, source_key = :k"
-        if version_id:
-            values[":v"] = {"S": version_id}
-            expression += ", source_version = :v"
-        else:
-            expression += " REMOVE source_version"
-        return self._update(
-            self._meta_key("source"),
-            UpdateExpression=expression,
-            # Drops within the same second are not ordered by S3's timestamps: the later run to begin wins.
-            ConditionExpression="attribute_not_exists(modified) OR modified <= :m",
-            ExpressionAttributeValues=values,
-        )
+    def claim_source(self, *, modified: float, key: str, version_id: str | None, sequencer: str | None = None) -> bool:
+        """Record that a run reads the catalog object `key` (at `version_id`, written with S3's `sequencer` when
+        its event gave one), last modified at `modified` (epoch seconds), unless a run already read a newer one:
+        False then, and this object must not be synced (an older drop's event arriving late, or retried, would
+        otherwise undo a newer catalog). Which drop is newer: catalog_sync.logic.drops."""
+        claim = DropClaim(key=key, modified=modified, version_id=version_id, sequencer=sequencer)
+        for _ in range(_CLAIM_ATTEMPTS):
+            item = self._source_item()
+            stored = _claim_of(item)
+            if not may_claim(claim, stored):
+                return False
+            # Judged against what was read, so written only if nobody claimed meanwhile (else judged again).
+            if self._update(self._meta_key("source"), **_claim_write(claimed(claim, stored), item)):
+                return True
+        raise StateWriteError(f"could not claim {key!r}: other runs kept claiming the catalog's newest object")
 
     def newest_source(self) -> tuple[float, str, str | None] | None:
         """(modified, key, version id) of the newest catalog object a run has read, if any."""
-        item = self._dynamodb.get_item(TableName=self.table, Key=self._meta_key("source"), ConsistentRead=True).get(
-            "Item"
-        )
+        claim = self.newest_claim()
+        return None if claim is None else (claim.modified, claim.key, claim.version_id)
+
+    def newest_claim(self) -> DropClaim | None:
+        """The newest catalog object a run has read, with its sequencer when an S3 event gave it."""
+        return _claim_of(self._source_item())
+
+    def _source_item(self) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._dynamodb.get_item(
+            TableName=self.table, Key=self._meta_key("source"), ConsistentRead=True
+        ).get("Item")
         self.requests["get"] += 1
-        if item is None:
-            return None
-        version = item.get("source_version", {}).get("S")
-        return float(item["modified"]["N"]), item["source_key"]["S"], version
+        return item
 
     # ------------------------------------------------------------ runs
 
