@@ -12,9 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +54,14 @@ def command(workdir: Path, *args: str) -> list[str]:
 
 
 def start(workdir: Path, *args: str) -> subprocess.Popen[str]:
-    # SIGINT back to its default in the child: Python then turns it into KeyboardInterrupt, as in a terminal.
+    # SIGINT back to its default in the child (a test run started in the background ignores it, and the child
+    # would inherit that): Python then turns it into KeyboardInterrupt, as in a terminal. No threads spawn here.
     return subprocess.Popen(
         command(workdir, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
 
 
@@ -77,7 +76,7 @@ def last_json(stdout: str) -> Any:
 
 
 @pytest.fixture
-def state_db(workdir: Path) -> Iterator[Any]:
+def state_db(workdir: Path) -> Any:
     """Read-only queries on the catalog's state file, each on a fresh connection."""
 
     def query(sql: str) -> list[tuple[Any, ...]]:
@@ -90,7 +89,7 @@ def state_db(workdir: Path) -> Iterator[Any]:
         except sqlite3.OperationalError:  # the schema is not there yet
             return []
 
-    yield query
+    return query
 
 
 def index_versions(workdir: Path) -> dict[str, str]:
@@ -317,3 +316,18 @@ def test_two_catalogs_sync_at_once_and_share_the_embedding_cache(workdir: Path):
     cache = workdir / "state" / "embedding-cache.sqlite"
     with closing(sqlite3.connect(f"{cache.as_uri()}?mode=ro", uri=True)) as connection:
         assert connection.execute("SELECT count(*) FROM embedding_cache").fetchone() == (2 * PRODUCTS,)
+
+
+def test_ctrl_c_during_a_watch_sync_says_what_was_applied(workdir: Path, state_db: Any):
+    a = catalog(workdir, "A")
+    watcher = start(workdir, "watch", str(a), "--interval", "3600", "--poll", "0.05", "--settle", "0", "--json")
+    stop_part_way(watcher, state_db)
+    watcher.send_signal(signal.SIGINT)
+    os.kill(watcher.pid, signal.SIGCONT)
+    out, _ = watcher.communicate(timeout=60)
+    assert watcher.returncode == 130
+    (interrupted,) = runs_table(state_db)
+    assert interrupted["status"] == "interrupted"
+    events = [orjson.loads(line) for line in out.splitlines()]
+    assert events[-2] == {"event": "stop", "interrupted_run": interrupted["run_id"]}
+    assert events[-1]["exit_code"] == 130 and f"of {PRODUCTS:,} changes were applied" in events[-1]["error"]

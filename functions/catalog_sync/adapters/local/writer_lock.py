@@ -40,9 +40,7 @@ class Holder(BaseModel):
 
     def describe(self) -> str:
         run = f", run {self.run_id}" if self.run_id else ""
-        return (
-            f"pid {self.pid} on {self.host} (`{self.command}`), since {self.started_at:%Y-%m-%d %H:%M:%S} UTC{run}"
-        )
+        return f"pid {self.pid} on {self.host} (`{self.command}`), since {self.started_at:%Y-%m-%d %H:%M:%S} UTC{run}"
 
     def alive(self) -> bool | None:
         """Whether its process still runs; None when that cannot be told from here (another host)."""
