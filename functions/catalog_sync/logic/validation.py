@@ -11,9 +11,14 @@ import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from catalog_sync.logic import canonical as hashing
+from catalog_sync.logic.vector_ids import ORIGINAL_ID_KEY, PORTABLE_RULES, passes_through
 from catalog_sync.models.config import CatalogConfig, FieldType
 
-MAX_ID_BYTES = 512  # Pinecone's limit for a vector id
+# The longest product id: what every state store keeps as a key. Vector ids are mapped from it within each
+# index's own limits (logic/vector_ids.py).
+MAX_ID_BYTES = 512
+# Characters that show nothing: an id made only of them (after trimming the whitespace) is empty.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf"})
 
 
 class InvalidRecord(ValueError):
@@ -35,7 +40,9 @@ def normalize_id(raw: Any) -> str:
         raise InvalidRecord("missing id")
     else:
         raise InvalidRecord(f"id must be a string or an integer, got {type(raw).__name__}")
-    if not product_id:
+    if not product_id or (
+        not product_id.isascii() and all(unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in product_id)
+    ):
         raise InvalidRecord("empty id")
     if len(product_id.encode()) > MAX_ID_BYTES:
         raise InvalidRecord(f"id is longer than {MAX_ID_BYTES} bytes")
@@ -195,8 +202,13 @@ class RecordValidator:
             size = len(orjson.dumps(metadata))
         except (TypeError, orjson.JSONEncodeError) as exc:
             raise InvalidRecord(f"metadata cannot be encoded as JSON: {exc}") from None
+        with_id = ""
+        if not passes_through(product_id, PORTABLE_RULES):
+            # An index that encodes this id keeps the id itself in the metadata too: it must fit.
+            size = len(orjson.dumps({**metadata, ORIGINAL_ID_KEY: product_id}))
+            with_id = " with the product id the index keeps beside its encoded vector id"
         if size > self._max_metadata_bytes:
-            raise InvalidRecord(f"metadata is {size:,} bytes, over the limit of {self._max_metadata_bytes:,}")
+            raise InvalidRecord(f"metadata{with_id} is {size:,} bytes, over the limit of {self._max_metadata_bytes:,}")
         return ValidProduct(product_id=product_id, text=hashing.normalize_text(text), metadata=metadata, values=values)
 
     def render_text(self, values: dict[str, Any]) -> str:
