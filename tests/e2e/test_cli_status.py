@@ -268,6 +268,17 @@ NARROW_RUNS = [
 ]
 
 
+LABELS = {
+    "added": "+",
+    "text_changed": "~",
+    "metadata_only": "m",
+    "deleted": "-",
+    "invalid": "inv",
+    "applied_embedded": "emb",
+    "applied_cache_hits": "hit",
+}
+
+
 @pytest.fixture
 def narrow_state(tmp_path: Path) -> tuple[Path, list[tuple[str, dict[str, int]]]]:
     """A catalog's state with three runs of large counts; the run ids as the store gave them."""
@@ -292,8 +303,11 @@ def assert_readable(screen: str, runs: list[tuple[str, dict[str, int]]], width: 
     words = screen.split()
     for run_id, counts in runs:
         assert run_id in words, f"{run_id} is not shown whole"
-        for value in counts.values():
+        for key, value in counts.items():
             assert f"{value:,}" in words, f"{value:,} is not shown whole"
+            # ...and beside its label, on one line (the legend says what the labels mean).
+            labelled = f"{LABELS[key]} {value:,}"
+            assert any(labelled in line for line in lines), f"{labelled!r} is not on one line"
     for status in ("ok", "held", "intr"):
         assert status in words
 
