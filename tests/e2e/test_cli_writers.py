@@ -31,7 +31,7 @@ title = "string"
 price = "number"
 """
 # Big enough that a sync takes a few seconds: two started together overlap, and one can be stopped part way.
-PRODUCTS = 20_000
+PRODUCTS = 8_000
 
 
 def catalog(directory: Path, version: str, n: int = PRODUCTS) -> Path:
