@@ -50,6 +50,7 @@ from catalog_sync.logic.readers import CatalogFormatError, open_catalog
 from catalog_sync.logic.runs import duration_seconds, newest_first
 from catalog_sync.models.changes import Change, ChangeKind, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, FieldType, load_config
+from catalog_sync.models.index import IndexRejection
 from catalog_sync.ports import Embedder, StateStore
 from catalog_sync.services.status import CatalogStatus, catalog_status
 from catalog_sync.services.sync import BadCatalog, SyncReport
@@ -291,6 +292,7 @@ def _report_json(report: SyncReport, *, include_changes: bool = True) -> dict[st
         "guard_reason": report.guard.reason,
         "delete_share": round(report.guard.delete_share, 6),
         "applied": report.applied.as_dict(),
+        "rejections": [r.model_dump(mode="json") for r in report.applied.rejected],
         "pending_after": report.pending_after,
         "quarantine": report.quarantine_location,
         "notes": report.notes,
@@ -372,6 +374,7 @@ def _print_report(report: SyncReport, limit: int) -> None:
         )
     elif report.diff.counts.invalid:
         out.print(f"[yellow]{report.diff.counts.invalid:,} invalid records would be quarantined[/] (see `validate`)")
+    _print_rejections(report.applied.rejected, len(report.applied.rejected))
 
 
 def _interrupted_notes(workspace: LocalWorkspace) -> list[str]:
@@ -380,6 +383,17 @@ def _interrupted_notes(workspace: LocalWorkspace) -> list[str]:
         "interrupted, and this sync re-sends what it left pending"
         for run_id in workspace.interrupted
     ]
+
+
+def _print_rejections(rejections: list[IndexRejection], total: int) -> None:
+    """Products the index refused: they stay pending, each with the index's reason."""
+    if not rejections:
+        return
+    out.print(f"[yellow]{total:,} products refused by the index[/] (they stay pending):")
+    for rejection in rejections[:10]:
+        out.print(f"  {escape(rejection.product_id)} ({rejection.action}): {escape(rejection.reason)}", highlight=False)
+    if total > 10:
+        out.print(f"  [dim]... and {total - 10:,} more (use --json)[/]")
 
 
 def _exit_for(report: SyncReport) -> ExitCode:
@@ -732,6 +746,8 @@ def _status_json(status: CatalogStatus, item: _Catalog, runs_shown: int) -> dict
         "pending": status.pending,
         "deleting": status.deleting,
         "synced": status.synced,
+        "rejected": status.rejected,
+        "rejections": [r.model_dump(mode="json") for r in status.rejections],
         "embedding_cache_entries": item.cache_entries,
         "writer": item.writer.model_dump(mode="json") if item.writer is not None else None,
         "hours_since_last_success": round(health.hours_since_success, 3)
@@ -892,6 +908,7 @@ def _print_status(status: CatalogStatus, item: _Catalog, runs_shown: int) -> Non
         style = LEVEL_STYLES[alert.level.value]
         line = f"  [{style}]{alert.level.value:<8}[/] {escape(alert.code)}: {escape(alert.message)}"
         out.print(line, highlight=False)
+    _print_rejections(status.rejections, status.rejected)
 
     def pct(value: float | None) -> str:
         return f"{value:.0%}" if value is not None else "-"

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from catalog_sync.logic.diff import FingerprintUpdate, StateSnapshot
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, StateCounts
-from catalog_sync.models.index import IndexEntry
+from catalog_sync.models.index import IndexCapabilities, IndexEntry, IndexRejection
 
 Vectors = npt.NDArray[np.float32]
 
@@ -31,12 +31,24 @@ class EmbeddingCache(Protocol):
     def put_many(self, items: Mapping[str, Vectors], *, model_id: str) -> None: ...
 
 
+# Products a write refused for their content, each with the index's reason (product id -> reason).
+Refused = Mapping[str, str]
+
+
 class VectorIndex(Protocol):
-    def upsert(self, ids: Sequence[str], vectors: Vectors, changes: Sequence[Change]) -> None: ...
+    """Takes and gives product ids; maps them to its own vector ids (`capabilities.vector_ids`) inside.
 
-    def update_metadata(self, changes: Sequence[Change]) -> None: ...
+    Each write returns the products it refused for their content (an id, a value, a size: what another attempt
+    would not change), with the reason; everything else was written. A write raises for anything that may pass
+    (throttling, a server error, a lost connection): then the whole batch is retried."""
 
-    def delete(self, ids: Sequence[str]) -> None: ...
+    capabilities: IndexCapabilities
+
+    def upsert(self, ids: Sequence[str], vectors: Vectors, changes: Sequence[Change]) -> Refused | None: ...
+
+    def update_metadata(self, changes: Sequence[Change]) -> Refused | None: ...
+
+    def delete(self, ids: Sequence[str]) -> Refused | None: ...
 
     def ids(self) -> set[str]: ...
 
@@ -89,6 +101,13 @@ class StateStore(Protocol):
 
     def mark_pending(self, ids: Sequence[str]) -> None:
         """Forget what the index holds for these products, so that the next sync re-sends them."""
+
+    def record_rejections(self, rejections: Sequence[IndexRejection]) -> None:
+        """Products the index refused at these versions, with its reasons (they stay pending, uncommitted)."""
+
+    def rejections(self, limit: int = 1_000) -> list[IndexRejection]:
+        """The pending products whose current change the index refused, newest first (a product committed since,
+        or changed again, is not listed)."""
 
     def pending_count(self) -> int: ...
 

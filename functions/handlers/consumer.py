@@ -43,7 +43,14 @@ def record_handler(record: SQSRecord) -> None:
             "writes overtaken by newer changes",
             extra={"catalog": message.catalog, "products": stats.repairs[:20], "re_sync_requested": asked},
         )
+    if stats.rejected:
+        # Refused for their content: retrying the message would not help. Pending, with the reasons (`status`).
+        logger.warning(
+            "products refused by the index",
+            extra={"catalog": message.catalog, "rejected": [r.model_dump(mode="json") for r in stats.rejected[:20]]},
+        )
     for name, value in (
+        (names.PRODUCTS_REJECTED, len(stats.rejected)),
         (names.VECTORS_UPSERTED, stats.upserted),
         (names.METADATA_UPDATED, stats.metadata_updated),
         (names.VECTORS_DELETED, stats.deleted),

@@ -2,8 +2,10 @@
 
 It keeps vectors per namespace in memory, speaks the REST shapes the SDK sends (upsert, update, delete,
 fetch, list, query, describe_index_stats), enforces the documented request limits (1,000 vectors and 2 MB
-per upsert, 1,000 ids per delete) by answering 400 as the service does, records every request, and can be
-told to fail the next requests (429, 5xx) to exercise retries.
+per upsert, 1,000 ids per delete, 40 KB of metadata per vector, metadata values that are strings, numbers,
+booleans or lists of strings, vector ids of 1 to 512 ASCII characters without NUL) by answering 400 for the
+whole request as the service does, records every request, and can be told to
+fail the next requests (429, 5xx) to exercise retries.
 """
 
 from __future__ import annotations
@@ -22,6 +24,30 @@ MAX_UPSERT_VECTORS = 1_000
 MAX_REQUEST_BYTES = 2_000_000
 MAX_DELETE_IDS = 1_000
 MAX_METADATA_BYTES = 40 * 1024
+MAX_ID_CHARS = 512
+
+
+def bad_id(vector_id: object) -> str | None:
+    """Why Pinecone refuses a vector id, or None."""
+    if not isinstance(vector_id, str) or not vector_id:
+        return "Vector ID must be a non-empty string"
+    if len(vector_id) > MAX_ID_CHARS:
+        return f"Vector ID must be at most {MAX_ID_CHARS} characters, got {len(vector_id)}"
+    if not vector_id.isascii() or "\x00" in vector_id:
+        return f"Vector ID must be ASCII without NUL, got {vector_id!r}"
+    return None
+
+
+def bad_metadata(metadata: dict[str, Any]) -> str | None:
+    """Why Pinecone refuses metadata values (a string, number, boolean or list of strings each), or None."""
+    for key, value in metadata.items():
+        if isinstance(value, list):
+            if all(isinstance(item, str) for item in value):
+                continue
+        elif value is None or isinstance(value, str | int | float | bool):
+            continue
+        return f"Metadata value for field {key!r} must be a string, number, boolean or list of strings"
+    return None
 
 
 class PineconeDouble:
@@ -106,9 +132,13 @@ class PineconeDouble:
             if len(vectors) > MAX_UPSERT_VECTORS or size > MAX_REQUEST_BYTES:
                 return 400, {"code": 3, "message": f"request too large: {len(vectors)} vectors, {size} bytes"}
             for vector in vectors:
+                if (problem := bad_id(vector["id"])) is not None:
+                    return 400, {"code": 3, "message": problem}
                 if len(vector["values"]) != self.dimension:
                     return 400, {"code": 3, "message": "dimension mismatch"}
                 metadata = vector.get("metadata") or {}
+                if (problem := bad_metadata(metadata)) is not None:
+                    return 400, {"code": 3, "message": problem}
                 if len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
                     return 400, {"code": 3, "message": "metadata too large"}
             store = self.vectors(body.get("namespace", ""))
@@ -120,12 +150,16 @@ class PineconeDouble:
                 }
             return 200, {"upsertedCount": len(vectors)}
         if path == "/vectors/update":
+            if (problem := bad_id(body["id"])) is not None:
+                return 400, {"code": 3, "message": problem}
             store = self.vectors(body.get("namespace", ""))
             record = store.get(body["id"])
             if record is None:
                 return 200, {"matchedRecords": 0}
             if "values" in body:
                 record["values"] = body["values"]
+            if (problem := bad_metadata(body.get("setMetadata") or {})) is not None:
+                return 400, {"code": 3, "message": problem}
             merged = {**record["metadata"], **(body.get("setMetadata") or {})}
             if len(orjson.dumps(merged)) > MAX_METADATA_BYTES:
                 return 400, {"code": 3, "message": "metadata too large"}
@@ -140,11 +174,17 @@ class PineconeDouble:
             if len(ids) > MAX_DELETE_IDS:
                 return 400, {"code": 3, "message": f"too many ids: {len(ids)}"}
             for vector_id in ids:
+                if (problem := bad_id(vector_id)) is not None:
+                    return 400, {"code": 3, "message": problem}
+            for vector_id in ids:
                 store.pop(vector_id, None)
             return 200, {}
         if path == "/vectors/fetch":
             namespace = query.get("namespace", [""])[0]
             store = self.vectors(namespace)
+            for vector_id in query.get("ids", []):
+                if (problem := bad_id(vector_id)) is not None:
+                    return 400, {"code": 3, "message": problem}
             found = {i: store[i] for i in query.get("ids", []) if i in store}
             return 200, {"vectors": found, "namespace": namespace, "usage": {"readUnits": 1}}
         if path == "/vectors/list":

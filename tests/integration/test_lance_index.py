@@ -95,3 +95,31 @@ def test_maintenance_indexes_ids_and_compacts_without_losing_rows(index: LanceVe
     index.delete(["8"])
     assert {e.id: e.metadata["price"] for e in index.export()}["7"] == 3.5
     assert index.count() == 29
+
+
+LOOK_ALIKES = ["café-1", "商品-42", "🎉", "\u04401", "p1", "P1", "~abc", "é" * 256, "it's", "x" * 512]
+
+
+def test_any_product_id_is_its_own_vector_id(index: LanceVectorIndex):
+    vectors = np.stack([unit(1, i, 0, 0) for i in range(len(LOOK_ALIKES))])
+    assert index.upsert(LOOK_ALIKES, vectors, [change(i) for i in LOOK_ALIKES]) == {}
+    assert index.ids() == set(LOOK_ALIKES) and index.count() == len(LOOK_ALIKES)
+    assert {e.id for e in index.export()} == set(LOOK_ALIKES)
+    assert index.query(vectors[3], 1)[0].id == "\u04401"
+    assert [m.id for m in index.query(vectors[0], 5, {"id": "café-1"})] == ["café-1"]
+    assert index.update_metadata([change("🎉", price=3.0), change("it's", price=4.0)]) == {}
+    assert {e.id: e.metadata["price"] for e in index.export()}["🎉"] == 3.0
+    assert index.delete(["p1", "~abc", "it's"]) == {}
+    assert index.ids() == set(LOOK_ALIKES) - {"p1", "~abc", "it's"}
+
+
+def test_a_row_the_table_cannot_hold_is_refused_alone(index: LanceVectorIndex):
+    ids = [f"p{i}" for i in range(9)]
+    changes = [change(pid, stock=n) for n, pid in enumerate(ids)]
+    changes[5] = change("p5", stock="many")  # not an integer: the stock column cannot hold it
+    refused = index.upsert(ids, np.stack([unit(1, i, 0, 0) for i in range(9)]), changes)
+    assert list(refused) == ["p5"] and "many" in refused["p5"]
+    assert index.ids() == set(ids) - {"p5"}
+    refused = index.update_metadata([change("p1", stock=2**70), change("p2", stock=7)])
+    assert list(refused) == ["p1"]
+    assert {e.id: e.metadata.get("stock") for e in index.export()}["p2"] == 7

@@ -168,16 +168,33 @@ def test_writes_the_sdk_gave_up_on_are_retried_by_the_adapter(no_sdk_sleep: None
         assert index.requests["upsert"] == index.requests["update"] == index.requests["delete"] == 1
 
 
-def test_a_refused_write_is_not_retried_and_stops_the_other_updates(no_sdk_sleep: None):
+def test_a_refused_update_is_not_retried_and_the_others_are_applied(no_sdk_sleep: None):
     with PineconeDouble(4) as double:
         index = adapter(double, retry=FAST, update_concurrency=1)
         ids = [f"p{i}" for i in range(20)]
         index.upsert(ids, random_vectors(20, 4), [change(i) for i in ids])
         double.failures.append(400)
         before = len(double.requests)
-        with pytest.raises(Exception, match="400"):
+        refused = index.update_metadata([change(i, price=2.0) for i in ids])
+        # The first update was refused for its content: sent once, reported with the reason; the other 19 applied.
+        assert set(refused) == {"p0"} and "400" in refused["p0"]
+        assert len(double.requests) - before == 20
+        assert index.retries == 0
+        assert {c: v["metadata"].get("price") for c, v in double.vectors("shop").items()} == {
+            **dict.fromkeys(ids, 2.0),
+            "p0": 1.0,
+        }
+
+
+def test_an_error_not_about_the_content_fails_the_batch_and_stops_the_other_updates(no_sdk_sleep: None):
+    with PineconeDouble(4) as double:
+        index = adapter(double, retry=FAST, update_concurrency=1)
+        ids = [f"p{i}" for i in range(20)]
+        index.upsert(ids, random_vectors(20, 4), [change(i) for i in ids])
+        double.failures.append(403)  # the key may not write: no retry, and no product is to blame
+        before = len(double.requests)
+        with pytest.raises(Exception, match="403"):
             index.update_metadata([change(i, price=2.0) for i in ids])
-        # The first update was refused for good: the batch fails, the other 19 are not sent.
         assert len(double.requests) - before == 1
         assert index.retries == 0
 
@@ -288,3 +305,108 @@ def test_an_optional_field_absent_before_and_after_is_still_updated_in_place():
         index.update_metadata([change("a", tags=None, price=5.0).model_copy(update={"fields_changed": ("price",)})])
         assert [r["path"] for r in double.requests[before:]] == ["/vectors/update"]
         assert double.vectors("shop")["a"]["metadata"]["price"] == 5.0
+
+
+# Encoded ids written out from the README's rules (the digests by `sha256sum`, see tests/unit/test_vector_ids.py).
+ENCODED = {
+    "café-1": "~cafe-1~a71eef5490ff53947e6817fd7188ef93",
+    "商品-42": "~-42~a5121a3a679bc6554fdb9ba38325a45e",
+    "🎉": "~~6146299cd54818a0e659eb6ac88e80f6",
+    "р1": "~1~27e4bbc8d1a8e39dc5bfe91456918d74",  # Cyrillic er
+    "~abc": "~-abc~ae4be1ed9894ba5f9418209b6bb44200",
+    "é" * 256: "~" + "e" * 64 + "~57ed0ef12199207a92e3484cdf02cc0d",  # 512 bytes
+}
+PASSING = ["p1", "P1", "x" * 512]
+
+
+def test_the_sdk_refuses_non_ascii_ids_before_sending_and_the_double_refuses_what_pinecone_refuses():
+    with PineconeDouble(4) as double:
+        raw = Pinecone(api_key="test-key").Index(host=double.host)
+        with pytest.raises(ValueError, match="ASCII"):
+            raw.upsert(vectors=[{"id": "café-1", "values": [1.0, 0, 0, 0]}], namespace="shop")
+        assert double.requests == []  # refused in the SDK: nothing was sent
+        # What the SDK lets through and the service refuses: an upsert with an id over 512 characters.
+        with pytest.raises(Exception, match="400") as refused:
+            raw.upsert(vectors=[{"id": "x" * 513, "values": [1.0, 0, 0, 0]}], namespace="shop")
+        assert "512" in str(refused.value)
+        # Sent without the SDK, a non-ASCII id gets the service's 400 too.
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{double.host}/vectors/upsert",
+            data=orjson.dumps({"vectors": [{"id": "café-1", "values": [1.0, 0, 0, 0]}], "namespace": "shop"}),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request)
+        assert answer.value.code == 400 and double.vectors("shop") == {}
+
+
+def test_every_id_the_validator_accepts_is_written_under_its_vector_id_and_read_back_as_itself():
+    ids = [*ENCODED, *PASSING]
+    with PineconeDouble(4) as double:
+        index = adapter(double)
+        assert index.upsert(ids, random_vectors(len(ids), 4), [change(i) for i in ids]) == {}
+        stored = double.vectors("shop")
+        assert set(stored) == {*ENCODED.values(), *PASSING}
+        for product_id, vector_id in ENCODED.items():
+            assert stored[vector_id]["metadata"]["_product_id"] == product_id
+        assert all("_product_id" not in stored[i]["metadata"] for i in PASSING)
+        # Reads give product ids back, without the reserved keys.
+        assert index.ids() == set(ids)
+        exported = {e.id: e for e in index.export()}
+        assert set(exported) == set(ids) and all("_product_id" not in e.metadata for e in exported.values())
+        assert exported["café-1"].metadata == change("café-1").metadata
+        target = np.asarray(stored[ENCODED["р1"]]["values"], dtype=np.float32)
+        assert index.query(target, 1)[0].id == "р1"
+        # Metadata updates, in place and by rewrite, and deletes reach the same vectors.
+        assert index.update_metadata([change("café-1", price=7.0), change("🎉", availability=None)]) == {}
+        assert stored[ENCODED["café-1"]]["metadata"]["price"] == 7.0
+        assert "availability" not in stored[ENCODED["🎉"]]["metadata"]
+        assert stored[ENCODED["🎉"]]["metadata"]["_product_id"] == "🎉"
+        assert index.delete(["商品-42", "P1"]) == {}
+        assert index.ids() == set(ids) - {"商品-42", "P1"}
+
+
+def test_a_vector_an_earlier_version_wrote_under_a_tilde_id_is_replaced():
+    with PineconeDouble(4) as double:
+        raw = Pinecone(api_key="test-key").Index(host=double.host)
+        raw.upsert(vectors=[{"id": "~abc", "values": [1.0, 0, 0, 0], "metadata": {"title": "old"}}], namespace="shop")
+        index = adapter(double)
+        index.upsert(["~abc"], random_vectors(1, 4), [change("~abc")])
+        assert set(double.vectors("shop")) == {ENCODED["~abc"]}
+        raw.upsert(vectors=[{"id": "~abc", "values": [1.0, 0, 0, 0]}], namespace="shop")
+        index.delete(["~abc"])
+        assert double.vectors("shop") == {}
+
+
+def test_a_vector_pinecone_refuses_is_found_in_its_batch_and_the_others_are_written(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Let oversized metadata through the adapter's own check, so that the service is the one to refuse it: a 400
+    # for the whole request, which does not say which vector.
+    monkeypatch.setattr("catalog_sync.adapters.pinecone.index.MAX_METADATA_BYTES", 10**6)
+    with PineconeDouble(4) as double:
+        index = adapter(double)
+        ids = [f"p{i:03d}" for i in range(1000)]
+        changes = [change(i) for i in ids]
+        changes[417] = changes[417].model_copy(update={"metadata": {"blob": "x" * 50_000}})
+        refused = index.upsert(ids, random_vectors(1000, 4), changes)
+        assert list(refused) == ["p417"] and "400" in refused["p417"] and "metadata too large" in refused["p417"]
+        assert set(double.vectors("shop")) == set(ids) - {"p417"}
+        upserts = [r for r in double.requests if r["path"] == "/vectors/upsert"]
+        assert len(upserts) == 21  # the batch, then 2 per halving down to the one vector
+
+
+def test_what_the_sdk_or_the_adapter_refuses_before_sending_is_refused_alone():
+    with PineconeDouble(4) as double:
+        index = adapter(double)
+        nested = change("b").model_copy(update={"metadata": {"title": {"nested": "object"}}})
+        huge = change("c").model_copy(update={"metadata": {"title": "x" * 50_000}})
+        refused = index.upsert(["a", "b", "c", "d"], random_vectors(4, 4), [change("a"), nested, huge, change("d")])
+        assert set(refused) == {"b", "c"}
+        assert "SDK refused" in refused["b"] and "over Pinecone's 40 KB" in refused["c"]
+        assert set(double.vectors("shop")) == {"a", "d"}
+        assert "/vectors/upsert" in [r["path"] for r in double.requests]

@@ -3,17 +3,24 @@
 Embeddings come from the cache first; only misses reach the embedder, in one call per batch. A change is
 applied only if it is still the desired version of its product, and its state is committed only after the
 index write succeeded, so a crash anywhere leaves the product pending and the next pass re-sends it.
+
+A product the index refuses for its content (an id, a value, a size: the same answer however often it is sent)
+does not hold back the rest of its batch: it is left pending, its rejection recorded with the index's reason
+(shown by `status`, counted in the run as `rejected`), and the others are committed. Any other error fails the
+whole batch, which is retried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
 from catalog_sync.logic.canonical import embedding_key
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
+from catalog_sync.models.index import IndexRejection
 from catalog_sync.ports import Embedder, EmbeddingCache, StateStore, VectorIndex, Vectors
 
 
@@ -29,6 +36,8 @@ class ApplyStats:
     failed: int = 0
     # Products whose write was overtaken by a newer change: marked pending, to be re-synced.
     repairs: list[str] = field(default_factory=list)
+    # Products the index refused (they stay pending), with its reasons.
+    rejected: list[IndexRejection] = field(default_factory=list)
 
     def add(self, other: ApplyStats) -> None:
         for name in self.__dataclass_fields__:
@@ -40,6 +49,13 @@ class ApplyStats:
             for name in self.__dataclass_fields__
             for value in [getattr(self, name)]
         }
+
+
+def rejection_summary(rejections: Sequence[IndexRejection], shown: int = 3) -> str:
+    """One line for a run's message: how many products the index refused, and the first few reasons."""
+    examples = "; ".join(f"{r.product_id!r}: {r.reason}" for r in rejections[:shown])
+    more = f"; and {len(rejections) - shown:,} more" if len(rejections) > shown else ""
+    return f"the index refused {len(rejections):,} products, which stay pending (see `status`): {examples}{more}"
 
 
 class ChangeApplier:
@@ -88,31 +104,47 @@ class ChangeApplier:
         upserts = [c for c in live if c.action is IndexAction.UPSERT]
         updates = [c for c in live if c.action is IndexAction.UPDATE_METADATA]
         deletes = [c for c in live if c.action is IndexAction.DELETE]
+        refused: dict[str, str] = {}
         if upserts:
             vectors = self.embeddings_for(upserts, stats)
-            self.index.upsert([c.product_id for c in upserts], vectors, upserts)
-            stats.upserted = len(upserts)
+            refused.update(self.index.upsert([c.product_id for c in upserts], vectors, upserts) or {})
+            stats.upserted = sum(c.product_id not in refused for c in upserts)
         if updates:
-            self.index.update_metadata(updates)
-            stats.metadata_updated = len(updates)
+            refused.update(self.index.update_metadata(updates) or {})
+            stats.metadata_updated = sum(c.product_id not in refused for c in updates)
         if deletes:
-            self.index.delete([c.product_id for c in deletes])
-            stats.deleted = len(deletes)
+            refused.update(self.index.delete([c.product_id for c in deletes]) or {})
+            stats.deleted = sum(c.product_id not in refused for c in deletes)
+        if refused:
+            self._reject([c for c in live if c.product_id in refused], refused, stats)
+        written = [c for c in live if c.product_id not in refused]
         # A newer change of a product may have been recorded, and even applied, while this one was being
         # written: then this (older) write may have overwritten the newer one in the index. Such products are
         # marked pending, so that a re-sync puts the desired version back; the caller asks for it (repairs).
-        now = self.state.desired_versions([c.product_id for c in live])
-        overtaken = [c.product_id for c in live if c.product_id in now and now[c.product_id] != c.version]
+        now = self.state.desired_versions([c.product_id for c in written])
+        overtaken = [c.product_id for c in written if c.product_id in now and now[c.product_id] != c.version]
         # A product whose deletion was applied and committed meanwhile has no state left: this write put it back.
-        vanished = [c for c in live if c.product_id not in now and c.action is not IndexAction.DELETE]
+        vanished = [c for c in written if c.product_id not in now and c.action is not IndexAction.DELETE]
         if vanished:
             overtaken += self._delete_again(vanished, stats)
         if overtaken:
             self.state.mark_pending(overtaken)
             stats.repairs = overtaken
         settled = {c.product_id for c in vanished}.union(overtaken)
-        stats.committed = self.state.commit([c for c in live if c.product_id not in settled])
+        stats.committed = self.state.commit([c for c in written if c.product_id not in settled])
         return stats
+
+    def _reject(self, changes: Sequence[Change], reasons: dict[str, str], stats: ApplyStats) -> None:
+        """Record what the index refused; the products stay pending (uncommitted)."""
+        at = datetime.now(UTC)
+        rejections = [
+            IndexRejection(
+                product_id=c.product_id, version=c.version, action=c.action.value, reason=reasons[c.product_id], at=at
+            )
+            for c in changes
+        ]
+        self.state.record_rejections(rejections)
+        stats.rejected += rejections
 
     def _delete_again(self, vanished: Sequence[Change], stats: ApplyStats) -> list[str]:
         """Undo writes that resurrected deleted products: a pending deletion is recorded at the write's version
@@ -130,8 +162,10 @@ class ChangeApplier:
             for c in vanished
         ]
         self.state.record_desired(deletions, [])
-        self.index.delete([c.product_id for c in deletions])
-        stats.deleted += len(deletions)
-        self.state.commit(deletions)
+        refused = dict(self.index.delete([c.product_id for c in deletions]) or {})
+        if refused:
+            self._reject([c for c in deletions if c.product_id in refused], refused, stats)
+        stats.deleted += sum(c.product_id not in refused for c in deletions)
+        self.state.commit([c for c in deletions if c.product_id not in refused])
         readded = self.state.desired_versions([c.product_id for c in deletions])
         return list(readded)

@@ -1,6 +1,7 @@
 """A catalog's status for its operator: counts, recent runs and their statistics, and the health report.
 
-Two reads of the state store, whichever it is: one pass over the products (`counts`) and the recent runs.
+Three reads of the state store, whichever it is: one pass over the products (`counts`), the recent runs, and
+the products the index refused (`rejections`, few).
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from catalog_sync.logic.health import HealthReport, HealthSettings, assess_health
+from catalog_sync.logic.health import Alert, AlertLevel, HealthReport, HealthSettings, assess_health
 from catalog_sync.logic.runs import RunStatistics, run_statistics
 from catalog_sync.models.changes import RunRecord, StateCounts
+from catalog_sync.models.index import IndexRejection
 from catalog_sync.ports import StateStore
 
 RUNS_WINDOW = 30
+# Rejected products listed by a status (the newest); `rejected` counts them all.
+REJECTIONS_SHOWN = 20
 
 
 class CatalogStatus(BaseModel):
@@ -26,6 +30,10 @@ class CatalogStatus(BaseModel):
     deleting: int
     synced: int
     vectors_in_index: int | None = None
+    # Pending products whose change the index refused (an id, a value, a size), and the newest of them with the
+    # index's reason.
+    rejected: int = 0
+    rejections: list[IndexRejection] = []
     runs: list[RunRecord]  # newest first
     statistics: RunStatistics
     health: HealthReport
@@ -43,6 +51,20 @@ def catalog_status(
     """`vectors_in_index`, when the caller counted them, is checked against what the state expects."""
     counts: StateCounts = state.counts()
     runs = state.runs(runs_limit)
+    rejections = state.rejections()
+    health = assess_health(counts, runs, now=now, settings=settings, vectors_in_index=vectors_in_index)
+    if rejections:
+        first = rejections[0]
+        alert = Alert(
+            level=AlertLevel.WARNING,
+            code="rejected",
+            message=(
+                f"the index refused {len(rejections):,} products: they stay pending (each sync sends them "
+                f"again), e.g. {first.product_id!r}: {first.reason}"
+            ),
+        )
+        alerts = sorted([*health.alerts, alert], key=lambda a: a.level.rank, reverse=True)
+        health = health.model_copy(update={"alerts": alerts})
     return CatalogStatus(
         catalog=catalog,
         generated_at=now,
@@ -52,7 +74,9 @@ def catalog_status(
         deleting=counts.deleting,
         synced=counts.synced,
         vectors_in_index=vectors_in_index,
+        rejected=len(rejections),
+        rejections=rejections[:REJECTIONS_SHOWN],
         runs=runs,
         statistics=run_statistics(runs, now=now, stuck_after=timedelta(hours=settings.stuck_after_hours)),
-        health=assess_health(counts, runs, now=now, settings=settings, vectors_in_index=vectors_in_index),
+        health=health,
     )

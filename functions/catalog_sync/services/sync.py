@@ -28,7 +28,7 @@ from catalog_sync.ports import (
     StateStore,
     VectorIndex,
 )
-from catalog_sync.services.apply import ApplyStats, ChangeApplier
+from catalog_sync.services.apply import ApplyStats, ChangeApplier, rejection_summary
 from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
 
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -324,6 +324,8 @@ class SyncService:
             run.status, run.message = RunStatus.FAILED, report.error
         else:
             run.status = RunStatus.SUCCEEDED
+            if report.applied.rejected:
+                run.message = rejection_summary(report.applied.rejected)
         if not errors and only_ids is None and report.pending_after == 0:
             # Only now is the whole index built with this model and template (not after --ids or a failure).
             self.state.record_index_settings(

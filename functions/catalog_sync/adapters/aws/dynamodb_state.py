@@ -11,6 +11,8 @@ One table, items keyed by (pk, sk):
     RUN#<run id>          run            catalog (finds a run's catalog from its id alone)
     CATALOGS              <catalog>      shards, last_run (every catalog that has run, for listing them)
     MSG#<catalog>#<run>   <message id>   expires_at (a message whose progress was counted: counted once)
+    J#<catalog>           <product id>   v, action, reason, at, expires_at (a change the index refused: current
+                                         while v is the product's desired, uncommitted version)
 
 Products are spread over shards so that a catalog's state loads with parallel queries. Every write that
 decides what the index should hold is conditional, so that concurrent runs and consumers cannot regress it:
@@ -40,6 +42,7 @@ from catalog_sync.logic.drops import DropClaim, claimed, may_claim
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.runs import new_run_id
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
+from catalog_sync.models.index import IndexRejection
 
 DEFAULT_SHARDS = 16
 MAX_BATCH_GET = 100
@@ -61,6 +64,11 @@ _MESSAGES_PREFIX = "MSG#"
 # Long enough to outlive a message: 14 days in a queue at most, then again as long in its dead-letter queue.
 MESSAGE_MARKER_TTL_SECONDS = 30 * 86_400
 RUN_INDEX_PREFIX = "RUN#"
+_REJECTIONS_PREFIX = "J#"
+# A rejection is current only while its change is desired and uncommitted (checked when read); older ones expire.
+REJECTION_TTL_SECONDS = 30 * 86_400
+# Rejection items read per listing: status stays one small query, however many products were refused.
+MAX_REJECTIONS_READ = 2_000
 # Consumers' counters on a run item: a_<name>, reported by runs() as applied_<name>.
 _APPLIED_PREFIX = "a_"
 _COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -479,6 +487,72 @@ class DynamoStateStore:
             )
 
         self._parallel(forget, list(ids))
+
+    def record_rejections(self, rejections: Sequence[IndexRejection]) -> None:
+        expires = str(int(time.time()) + REJECTION_TTL_SECONDS)
+
+        def put(rejection: IndexRejection) -> bool:
+            at = (rejection.at or datetime.now(UTC)).isoformat()
+            try:
+                self._dynamodb.put_item(
+                    TableName=self.table,
+                    Item={
+                        "pk": {"S": f"{_REJECTIONS_PREFIX}{self.catalog}"},
+                        "sk": {"S": rejection.product_id},
+                        "v": {"N": str(rejection.version)},
+                        "action": {"S": rejection.action},
+                        "reason": {"S": rejection.reason},
+                        "at": {"S": at},
+                        "expires_at": {"N": expires},
+                    },
+                    # A late consumer's rejection of an older version does not replace a newer one.
+                    ConditionExpression="attribute_not_exists(v) OR v <= :v",
+                    ExpressionAttributeValues={":v": {"N": str(rejection.version)}},
+                )
+            except Exception as exc:
+                if _conditional_check_failed(exc):
+                    return False
+                raise StateWriteError(f"state write failed: {exc}") from exc
+            self.requests["write"] += 1
+            return True
+
+        self._parallel(put, list(rejections))
+
+    def rejections(self, limit: int = 1_000) -> list[IndexRejection]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{_REJECTIONS_PREFIX}{self.catalog}"}},
+        }
+        while len(items) < MAX_REJECTIONS_READ:
+            response = self._dynamodb.query(**kwargs)
+            self.requests["query"] += 1
+            items.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        products = {
+            item["sk"]["S"]: item for item in self._batch_get([item["sk"]["S"] for item in items], "sk, dv, cv, #del")
+        }
+        current = []
+        for item in items:
+            product = products.get(item["sk"]["S"])
+            version = item["v"]["N"]
+            if product is None or product["dv"]["N"] != version or product.get("cv", {}).get("N") == version:
+                continue  # committed since, changed again, or gone
+            current.append(
+                IndexRejection(
+                    product_id=item["sk"]["S"],
+                    version=int(version),
+                    action=item["action"]["S"],
+                    reason=item["reason"]["S"],
+                    at=datetime.fromisoformat(item["at"]["S"]),
+                )
+            )
+        current.sort(key=lambda r: r.product_id)
+        current.sort(key=lambda r: r.at or datetime.min.replace(tzinfo=UTC), reverse=True)  # newest first
+        return current[:limit]
 
     def uncommit_all(self) -> int:
         items = [item for items in self._parallel(self._query_shard, list(range(self.shards))) for item in items]

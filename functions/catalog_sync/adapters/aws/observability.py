@@ -20,6 +20,8 @@ VECTORS_DELETED = "VectorsDeleted"
 TEXTS_EMBEDDED = "TextsEmbedded"
 EMBEDDING_CACHE_HITS = "EmbeddingCacheHits"
 STALE_CHANGES_SKIPPED = "StaleChangesSkipped"
+# Products the index refused for their content: left pending with the reason, their message succeeded.
+PRODUCTS_REJECTED = "ProductsRejected"
 REJECTED_EVENTS = "RejectedEvents"
 BAD_INPUT = "BadInput"
 

@@ -3,6 +3,10 @@
 Metadata is kept twice: as one JSON column (exact, for export) and as typed columns `meta_<field>` so that
 queries can filter on it. A change of embedding dimension or metadata fields rebuilds the table; the caller
 then re-sends every product (through the embedding cache).
+
+Any product id is a vector id here (no alphabet or length limit): the `id` column is the product id. A row the
+table cannot take (a metadata value its typed column cannot hold) is refused alone: the write returns it with
+the reason, and the other rows are written.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from catalog_sync.logic.isolation import send_isolating
+from catalog_sync.logic.vector_ids import ANY_ID
 from catalog_sync.models.changes import Change
 from catalog_sync.models.config import CatalogConfig, FieldType
-from catalog_sync.models.index import IndexEntry
+from catalog_sync.models.index import IndexCapabilities, IndexEntry
 from catalog_sync.ports import Vectors
 
 TABLE = "products"
@@ -37,6 +43,15 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _refusal(exc: Exception) -> str | None:
+    """Why a row cannot go into the table (a value its column cannot hold), or None for any other error."""
+    import pyarrow as pa
+
+    if isinstance(exc, pa.ArrowException | OverflowError | orjson.JSONEncodeError):
+        return f"the local index cannot store it: {exc}"
+    return None
+
+
 def _sql_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -46,6 +61,8 @@ def _sql_literal(value: Any) -> str:
 
 
 class LanceVectorIndex:
+    capabilities = IndexCapabilities(vector_ids=ANY_ID)
+
     def __init__(self, path: Path, config: CatalogConfig, dimension: int, *, rebuild_on_mismatch: bool = True) -> None:
         import lancedb
         import pyarrow as pa
@@ -106,26 +123,44 @@ class LanceVectorIndex:
             )
         return columns
 
-    def upsert(self, ids: Sequence[str], vectors: Vectors, changes: Sequence[Change]) -> None:
-        if not ids:
-            return
-        pa = self._pa
-        flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)
-        columns: dict[str, Any] = {
-            "id": pa.array(list(ids), type=pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), self.dimension),
-            "text": [c.text for c in changes],
-            "text_hash": [c.text_hash for c in changes],
-        }
-        columns.update(self._metadata_columns(changes))
-        table = pa.table(columns, schema=self._schema)
-        self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
-        self._writes_since_maintenance += len(ids)
+    def _tables(self, rows: Sequence[Any], build: Any) -> tuple[list[Any], dict[str, str]]:
+        """Arrow tables of `rows` ((product id, ...) tuples), leaving out (and returning, with the reason) each row
+        the schema cannot take."""
+        tables: list[Any] = []
+        outcome = send_isolating(rows, lambda part: tables.append(build(part)), refusal=_refusal, budget=2 * len(rows))
+        return tables, {row[0]: reason for row, reason in outcome.refused}
 
-    def update_metadata(self, changes: Sequence[Change]) -> None:
-        """Rewrite metadata in place; the stored vector and text are kept (no embedding)."""
+    def upsert(self, ids: Sequence[str], vectors: Vectors, changes: Sequence[Change]) -> dict[str, str]:
+        """Write the rows; returns the products the table refused, with the reasons (the others are written)."""
+        if not ids:
+            return {}
+        pa = self._pa
+        flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
+
+        def build(part: Sequence[tuple[str, Any, Change]]) -> Any:
+            columns: dict[str, Any] = {
+                "id": pa.array([pid for pid, _, _ in part], type=pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.concatenate([vector for _, vector, _ in part]), type=pa.float32()), self.dimension
+                ),
+                "text": [c.text for _, _, c in part],
+                "text_hash": [c.text_hash for _, _, c in part],
+            }
+            columns.update(self._metadata_columns([c for _, _, c in part]))
+            return pa.table(columns, schema=self._schema)
+
+        tables, refused = self._tables(list(zip(ids, flat, changes, strict=True)), build)
+        if tables:
+            table = pa.concat_tables(tables)
+            self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
+            self._writes_since_maintenance += table.num_rows
+        return refused
+
+    def update_metadata(self, changes: Sequence[Change]) -> dict[str, str]:
+        """Rewrite metadata in place; the stored vector and text are kept (no embedding). Returns the products the
+        table refused, with the reasons; a product not in the index fails the batch."""
         if not changes:
-            return
+            return {}
         pa = self._pa
         # LanceDB's partial-column merge is an order of magnitude slower than a whole-row one, so the rows'
         # vectors are read back and written whole.
@@ -133,16 +168,24 @@ class LanceVectorIndex:
         missing = [c.product_id for c in changes if c.product_id not in stored]
         if missing:
             raise LocalIndexError(f"metadata update for {len(missing)} products not in the index, e.g. {missing[0]!r}")
-        rows = [stored[c.product_id] for c in changes]
-        columns: dict[str, Any] = {
-            "id": pa.array([c.product_id for c in changes], type=pa.string()),
-            "vector": pa.array([row["vector"] for row in rows], type=self._schema.field("vector").type),
-            "text": [row["text"] for row in rows],
-            "text_hash": [row["text_hash"] for row in rows],
-        }
-        columns.update(self._metadata_columns(changes))
-        self._table.merge_insert("id").when_matched_update_all().execute(pa.table(columns, schema=self._schema))
-        self._writes_since_maintenance += len(changes)
+
+        def build(part: Sequence[tuple[str, Change]]) -> Any:
+            rows = [stored[pid] for pid, _ in part]
+            columns: dict[str, Any] = {
+                "id": pa.array([pid for pid, _ in part], type=pa.string()),
+                "vector": pa.array([row["vector"] for row in rows], type=self._schema.field("vector").type),
+                "text": [row["text"] for row in rows],
+                "text_hash": [row["text_hash"] for row in rows],
+            }
+            columns.update(self._metadata_columns([c for _, c in part]))
+            return pa.table(columns, schema=self._schema)
+
+        tables, refused = self._tables([(c.product_id, c) for c in changes], build)
+        if tables:
+            table = pa.concat_tables(tables)
+            self._table.merge_insert("id").when_matched_update_all().execute(table)
+            self._writes_since_maintenance += table.num_rows
+        return refused
 
     def _rows(self, ids: Sequence[str], columns: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -156,11 +199,12 @@ class LanceVectorIndex:
                         found[row["id"]] = row
         return found
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Sequence[str]) -> dict[str, str]:
         for start in range(0, len(ids), _DELETE_CHUNK):
             chunk = ids[start : start + _DELETE_CHUNK]
             self._table.delete(f"id IN ({','.join(_sql_string(i) for i in chunk)})")
         self._writes_since_maintenance += len(ids)
+        return {}  # a delete by id has nothing the table could refuse
 
     def _scan(self, columns: list[str]) -> Iterator[Any]:
         with warnings.catch_warnings():

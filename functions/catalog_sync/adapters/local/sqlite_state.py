@@ -18,6 +18,7 @@ from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.runs import new_run_id
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
+from catalog_sync.models.index import IndexRejection
 from catalog_sync.ports import Vectors
 
 _SCHEMA = """
@@ -69,7 +70,19 @@ CREATE TABLE IF NOT EXISTS runs (
     message TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Changes the index refused, with its reason: current while that version is desired and not committed.
+CREATE TABLE IF NOT EXISTS rejections (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+) WITHOUT ROWID;
 """
+_CURRENT_REJECTION = (
+    "EXISTS (SELECT 1 FROM products p WHERE p.id = rejections.id AND p.desired_version = rejections.version "
+    "AND p.committed_version IS NOT p.desired_version)"
+)
 # Orphans found in the index have no known version: they count as present.
 UNKNOWN_COMMITTED_VERSION = 0
 _CHUNK = 500
@@ -374,6 +387,35 @@ class SqliteStateStore:
                 "committed_metadata_hash = NULL WHERE id = ? AND deleted = 0",
                 [(product_id,) for product_id in ids],
             )
+
+    def record_rejections(self, rejections: Sequence[IndexRejection]) -> None:
+        rows = [
+            (r.product_id, r.version, r.action, r.reason, (r.at or datetime.now(UTC)).isoformat()) for r in rejections
+        ]
+        if not rows:
+            return
+        with self._transaction() as connection:
+            connection.executemany(
+                "INSERT INTO rejections (id, version, action, reason, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO "
+                "UPDATE SET version = excluded.version, action = excluded.action, reason = excluded.reason, "
+                "at = excluded.at WHERE excluded.version >= rejections.version",
+                rows,
+            )
+            # Rejections no longer current (committed since, or changed again) go as new ones come.
+            connection.execute(f"DELETE FROM rejections WHERE NOT {_CURRENT_REJECTION}")
+
+    def rejections(self, limit: int = 1_000) -> list[IndexRejection]:
+        rows = self._connection.execute(
+            f"SELECT id, version, action, reason, at FROM rejections WHERE {_CURRENT_REJECTION} "
+            "ORDER BY at DESC, id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            IndexRejection(
+                product_id=row[0], version=row[1], action=row[2], reason=row[3], at=datetime.fromisoformat(row[4])
+            )
+            for row in rows
+        ]
 
     def uncommit_all(self) -> int:
         """Forget what the index holds (it was rebuilt): every product is re-sent on the next pass."""
