@@ -2,6 +2,11 @@
 
 Partial batch responses: a message that fails is reported and comes back; after maxReceiveCount it goes to
 the dead-letter queue. The others are acknowledged.
+
+An event that is not an SQS batch (an EventBridge event, an S3 notification, an HTTP request, a schedule) is
+rejected before any record is handled: logged, counted (RejectedEvents), answered {"status": "rejected"}, nothing
+changed. An SQS batch is always handed to the batch processor, so that a bad message fails alone (and
+dead-letters) rather than being acknowledged with the batch.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import observability as names
+from catalog_sync.adapters.aws.events import describe
 from catalog_sync.logic.packing import unpack_envelope
-from handlers._shared import logger, metrics, pipeline, run_succeeded, tracer
+from handlers._shared import logger, metrics, pipeline, rejected, run_succeeded, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -62,10 +68,28 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("message applied", extra={"catalog": message.catalog, "run": message.run_id, **stats.as_dict()})
 
 
+def _not_an_sqs_batch(event: Any) -> str | None:
+    """Why `event` is not what the SQS event source mapping sends (a list of aws:sqs records), or None."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if (
+        isinstance(records, list)
+        and records
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
+    ):
+        return None
+    return f"{describe(event)}: the consumer takes SQS batches of change messages (from the changes queues)"
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    reason = _not_an_sqs_batch(event)
+    if reason is not None:
+        # Answered, not raised: an asynchronous invocation that raised would be retried, then sent to the failure
+        # queue. No batchItemFailures: this is no batch of the queue's.
+        rejected("consumer", reason, event)
+        return {"status": "rejected", "error": reason}
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -14,7 +14,7 @@ from catalog_sync.adapters.aws.pipeline import SupersededDrop
 from catalog_sync.adapters.aws.triggers import BadTrigger, parse_trigger
 from catalog_sync.models.config import ConfigError
 from catalog_sync.services.sync import BadCatalog, SyncReport
-from handlers._shared import logger, metrics, pipeline, run_succeeded, tracer
+from handlers._shared import logger, metrics, pipeline, rejected, run_succeeded, tracer
 
 
 def _summary(report: SyncReport) -> dict[str, Any]:
@@ -44,9 +44,9 @@ class Continuation(BaseModel):
     run_id: str = Field(min_length=1)
 
 
-def _rejected(reason: str) -> dict[str, Any]:
-    logger.error("rejected event", extra={"reason": reason})
-    metrics.add_metric(name=names.REJECTED_EVENTS, unit=MetricUnit.Count, value=1)
+def _rejected(reason: str, event: Any) -> dict[str, Any]:
+    # Answered, not raised: Lambda would retry an asynchronous invocation, then send it to the failure queue.
+    rejected("diff", reason, event)
     return {"status": "rejected", "error": reason, "runs": []}
 
 
@@ -55,9 +55,9 @@ def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         continuation = Continuation.model_validate(event["resume"])
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'resume'}: {e['msg']}" for e in exc.errors())
-        return _rejected(f"not a continuation of a run (resume): {problems}")
+        return _rejected(f"not a continuation of a run (resume): {problems}", event)
     if not pipeline().archive().has_checkpoint(continuation.run_id):
-        return _rejected(f"run {continuation.run_id!r} has no checkpoint to resume from")
+        return _rejected(f"run {continuation.run_id!r} has no checkpoint to resume from", event)
     resume = continuation.model_dump()
     progress, completed = pipeline().resume_dispatch(
         continuation.catalog,
@@ -86,9 +86,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return _resume(event, context)
     try:
         settings = pipeline().settings
-        requests = parse_trigger(event, prefix=settings.catalogs_prefix, pushes_prefix=settings.pushes_prefix)
+        requests = parse_trigger(
+            event, prefix=settings.catalogs_prefix, pushes_prefix=settings.pushes_prefix, bucket=settings.bucket
+        )
     except BadTrigger as exc:
-        return _rejected(str(exc))
+        return _rejected(str(exc), event)
     runs = []
     for request in requests:
         logger.info(

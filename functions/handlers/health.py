@@ -3,6 +3,10 @@
 For each catalog of the deployment (state in the table, or a config in the bucket) it reads the state once
 (counts and the recent runs), scores it (catalog_sync.logic.health), publishes `HealthScore` with the
 dimensions {"service", "catalog"}, and logs each alert: critical as errors, warnings as warnings.
+
+It takes its scheduled event (EventBridge's "Scheduled Event") or an empty invocation (`aws lambda invoke` with
+no payload: score now). Anything else is rejected: logged, counted (RejectedEvents), answered {"status":
+"rejected"}, nothing scored or published.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import observability as names
+from catalog_sync.adapters.aws.events import describe
 from catalog_sync.logic.health import AlertLevel
 from catalog_sync.models.config import ConfigError
 from catalog_sync.services.status import catalog_status
-from handlers._shared import logger, pipeline, tracer
+from handlers._shared import logger, pipeline, rejected, tracer
 
 
 def publish_score(catalog: str, score: float) -> None:
@@ -34,10 +39,22 @@ def publish_score(catalog: str, score: float) -> None:
 _LOG_AT = {AlertLevel.CRITICAL: logger.error, AlertLevel.WARNING: logger.warning, AlertLevel.INFO: logger.info}
 
 
+def _not_its_schedule(event: Any) -> str | None:
+    """Why `event` is neither the health schedule's event nor an empty invocation, or None."""
+    scheduled = isinstance(event, dict) and event.get("detail-type") == "Scheduled Event"
+    if event == {} or (scheduled and event.get("source") in ("aws.events", "aws.scheduler")):
+        return None
+    return f"{describe(event)}: the health function takes its scheduled event (or an empty invocation)"
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = datetime.now(UTC)
+    reason = _not_its_schedule(event)
+    if reason is not None:
+        rejected("health", reason, event)  # answered, not raised: a retry would not make it one
+        return {"status": "rejected", "error": reason, "generated_at": now.isoformat(), "catalogs": []}
     settings = pipeline().settings.health
     catalogs: list[dict[str, Any]] = []
     for catalog in pipeline().catalogs():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,15 @@ def test_classic_notification_with_several_records_and_encoded_keys():
     ]
 
 
-def test_a_deletion_notification_asks_for_nothing():
+def test_a_deletion_notification_is_refused_naming_it():
     payload = event("s3-delete.json")
     payload["Records"][0]["s3"]["object"]["key"] = "catalogs/shop/old.jsonl"
-    assert parse_trigger(payload) == []
+    message = (
+        "an S3 ObjectRemoved:Delete notification for s3://catalog-bucket/catalogs/shop/old.jsonl: "
+        "the diff syncs only object-created events"
+    )
+    with pytest.raises(BadTrigger, match=re.escape(message)):
+        parse_trigger(payload)
 
 
 def test_schedule_input_and_direct_invocation():
@@ -84,7 +90,10 @@ def test_schedule_input_and_direct_invocation():
         ({"trigger": "schedule"}, "unrecognised event"),
         ({"unexpected": 1}, "unrecognised event"),
         ([1, 2], "expected a JSON object"),
-        (event("sqs-receive-message.json"), "unrecognised event"),
+        (
+            event("sqs-receive-message.json"),
+            "an SQS batch of 1 message from catalog-sync: its records come from aws:sqs",
+        ),
     ],
 )
 def test_malformed_events_are_refused_with_a_reason(payload: Any, message: str):
@@ -152,3 +161,66 @@ def test_catalogs_and_pushes_live_apart():
     ):
         with pytest.raises(ValueError, match=r"overlap|folder"):
             check_prefixes(catalogs, pushes)
+
+
+# ---------------------------------------------------------------- what S3 events carry, and what is refused
+
+
+def test_s3_events_carry_their_sequencer():
+    bridged = event("eventbridge-s3-object-created.json")
+    bridged["detail"]["object"]["key"] = "catalogs/shop/a.jsonl"
+    notified = event("s3-put.json")
+    notified["Records"][0]["s3"]["object"]["key"] = "catalogs/shop/a.jsonl"
+    assert [r.sequencer for p in (bridged, notified) for r in parse_trigger(p)] == [
+        "00617F08299329D189",
+        "0A1B2C3D4E5F678901",
+    ]
+    assert parse_trigger({"trigger": "schedule", "catalog": "shop"})[0].sequencer is None  # listed: none
+
+
+@pytest.mark.parametrize("name", ["eventbridge-s3-object-created.json", "s3-put.json"])
+def test_an_event_for_another_bucket_is_refused(name: str):
+    payload = event(name)
+    if "detail" in payload:
+        payload["detail"]["object"]["key"] = "catalogs/shop/a.jsonl"
+    else:
+        payload["Records"][0]["s3"]["object"]["key"] = "catalogs/shop/a.jsonl"
+    [request] = parse_trigger(payload, bucket="catalog-bucket")
+    assert request.bucket == "catalog-bucket"
+    message = "an event for bucket 'catalog-bucket', but this function's catalog bucket is 'other-bucket'"
+    with pytest.raises(BadTrigger, match=re.escape(message)):
+        parse_trigger(payload, bucket="other-bucket")
+
+
+REST_API_REQUEST = {
+    "resource": "/{proxy+}",
+    "path": "/catalogs/shop/sync",
+    "httpMethod": "POST",
+    "headers": {},
+    "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": "POST", "stage": "prod"},
+    "body": "{}",
+    "isBase64Encoded": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (
+            {**event("eventbridge-s3-object-created.json"), "detail-type": "Object Deleted"},
+            "an S3 'Object Deleted' event (EventBridge) for s3://catalog-bucket/feeds/products.jsonl: the diff syncs "
+            "only object-created events",
+        ),
+        (
+            {"version": "0", "source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"},
+            "an EventBridge 'EC2 Instance State-change Notification' event from aws.ec2: not a trigger of the diff",
+        ),
+        (event("apigateway-http-api-proxy.json"), "an API Gateway HTTP API request (POST /path/to/resource): not a"),
+        (REST_API_REQUEST, "an API Gateway REST API request (POST /catalogs/shop/sync): not a trigger of the diff"),
+        ({"Records": []}, "an S3 notification without records: nothing to sync"),
+        ({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}, "an S3 test event (s3:TestEvent) for"),
+    ],
+)
+def test_events_it_is_not_built_for_are_named(payload: dict[str, Any], message: str):
+    with pytest.raises(BadTrigger, match=re.escape(message)):
+        parse_trigger(payload)

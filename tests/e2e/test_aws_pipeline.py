@@ -7,6 +7,7 @@ doubles spoken to by their official SDKs, and the keys come from Secrets Manager
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,15 +108,33 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         _shared.pipeline.cache_clear()
 
 
+_WRITES = itertools.count(1)
+
+
+def sequencer() -> str:
+    """S3's sequencer for the next write: 18 hexadecimal digits, as S3 writes them (moto's events carry one
+    constant value, or none), greater for every later write: the order S3 gives the writes of one key."""
+    return f"{0x00617F08299329D189 + next(_WRITES):018X}"
+
+
+def object_created(key: str, version: str | None, size: int, *, bucket: str = BUCKET) -> dict[str, Any]:
+    """The EventBridge "Object Created" event S3 sends for a write just made (its sequencer is the next one)."""
+    event = json.loads((EVENTS / "eventbridge-s3-object-created.json").read_text())
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"].update({"key": key, "version-id": version, "size": size, "sequencer": sequencer()})
+    return event
+
+
 def drop(world: World, name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Upload a catalog and return the EventBridge "Object Created" event S3 would send."""
+    """Upload a catalog and return the EventBridge "Object Created" event S3 would send.
+
+    Drops of different keys made within one second are ordered by key name (README, "Same-second drops"): the
+    tests name successive drops so that their names sort in the order they are made.
+    """
     key = f"catalogs/shop/{name}"
     body = b"".join(orjson.dumps(r) + b"\n" for r in records)
     version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
-    event = json.loads((EVENTS / "eventbridge-s3-object-created.json").read_text())
-    event["detail"]["bucket"]["name"] = BUCKET
-    event["detail"]["object"].update({"key": key, "version-id": version, "size": len(body)})
-    return event
+    return object_created(key, version, len(body))
 
 
 def sqs_event(world: World) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -204,11 +223,9 @@ def test_a_bad_drop_and_a_poison_message_change_nothing(world: World):
     run_pipeline(world, drop(world, "v1.jsonl", v1))
     from handlers import consumer, diff
 
-    key = "catalogs/shop/broken.jsonl"
+    key = "catalogs/shop/v2-broken.jsonl"
     version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"sku": "1", "ti')["VersionId"]
-    event = drop(world, "ignored.jsonl", v1)
-    event["detail"]["object"].update({"key": key, "version-id": version})
-    result = diff.handler(event, Context())
+    result = diff.handler(object_created(key, version, 16), Context())
     assert result["runs"][0]["status"] == "bad_input" and "broken.jsonl, line 1" in result["runs"][0]["error"]
     rejected = diff.handler({"something": "else"}, Context())
     assert rejected["status"] == "rejected"
@@ -278,8 +295,8 @@ def test_two_drops_a_second_apart_converge_to_the_later_one(world: World):
     run_pipeline(world, drop(world, "v1.jsonl", v1))
     early = [product(str(i), price=1.0) for i in range(20)]
     late = [product(str(i), price=2.0, description=f"late {i}") for i in range(20)]
-    diff.handler(drop(world, "a.jsonl", early), Context())
-    diff.handler(drop(world, "b.jsonl", late), Context())
+    diff.handler(drop(world, "v2-early.jsonl", early), Context())
+    diff.handler(drop(world, "v3-late.jsonl", late), Context())
     batch, _ = collect(world)
     # Whatever order the consumers see them in, the later drop wins.
     assert consumer.handler({"Records": list(reversed(batch["Records"]))}, Context())["batchItemFailures"] == []
@@ -399,7 +416,7 @@ def test_a_write_overtaken_by_a_newer_change_is_repaired(world: World, monkeypat
     v1 = [product(str(i)) for i in range(6)]
     run_pipeline(world, drop(world, "v1.jsonl", v1))
     old = [product(str(i), description="old edit") for i in range(6)]
-    diff.handler(drop(world, "old.jsonl", old), Context())
+    diff.handler(drop(world, "v2-old.jsonl", old), Context())
     slow_batch, _ = collect(world)
 
     newest = [product(str(i), description="newest edit") for i in range(6)]
@@ -409,7 +426,7 @@ def test_a_write_overtaken_by_a_newer_change_is_repaired(world: World, monkeypat
     def upsert_slowly(self, ids, vectors, changes):  # type: ignore[no-untyped-def]
         if not raced:  # while the old write is in flight, the newest catalog arrives and is applied
             raced.append(True)
-            run_pipeline(world, drop(world, "newest.jsonl", newest))
+            run_pipeline(world, drop(world, "v3-newest.jsonl", newest))
         return original_upsert(self, ids, vectors, changes)
 
     monkeypatch.setattr(PineconeVectorIndex, "upsert", upsert_slowly)
@@ -481,7 +498,7 @@ def test_the_metrics_the_alarms_watch_are_published(world: World, capsys: pytest
     assert (observability.GUARD_TRIPS, service, 0.0) in points
 
     # An unchanged drop: the run has nothing to dispatch and completes in the diff function itself.
-    run_pipeline(world, drop(world, "v1-again.jsonl", v1))
+    run_pipeline(world, drop(world, "v2-unchanged.jsonl", v1))
     points = emitted_metrics(capsys.readouterr().out)
     assert [p for p in points if p[0] == observability.RUNS_SUCCEEDED] == [
         (observability.RUNS_SUCCEEDED, {"service": observability.SERVICE, "catalog": "shop"}, 1.0)
@@ -546,7 +563,7 @@ def test_a_write_landing_after_its_products_deletion_was_committed_is_undone(
     v1 = [product(str(i)) for i in range(10)]
     run_pipeline(world, drop(world, "v1.jsonl", v1))
     edited = [product(str(i), description="edited") for i in range(10)]
-    diff.handler(drop(world, "edited.jsonl", edited), Context())
+    diff.handler(drop(world, "v2-edited.jsonl", edited), Context())
     slow_batch, handles = sqs_event(world)
     for url, handle in handles:
         world.sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
@@ -558,7 +575,7 @@ def test_a_write_landing_after_its_products_deletion_was_committed_is_undone(
         if not raced:  # while the edit is in flight, a catalog without products 8 and 9 is synced and applied
             raced.append(True)
             monkeypatch.setattr(PineconeVectorIndex, "upsert", original_upsert)
-            run_pipeline(world, drop(world, "fewer.jsonl", survivors))
+            run_pipeline(world, drop(world, "v3-fewer.jsonl", survivors))
         return original_upsert(self, ids, vectors, changes)
 
     monkeypatch.setattr(PineconeVectorIndex, "upsert", upsert_slowly)
@@ -571,3 +588,140 @@ def test_a_write_landing_after_its_products_deletion_was_committed_is_undone(
 
     state = _shared.pipeline().state(_shared.pipeline().config("shop"))
     assert state.desired_versions(["8", "9"]) == {} and state.pending_count() == 8
+
+
+# ---------------------------------------------------------------- drops within one second
+
+
+def notified(key: str, version: str | None, size: int, *, bucket: str = BUCKET) -> dict[str, Any]:
+    """The classic S3 notification S3 sends for a write just made (its sequencer is the next one)."""
+    from urllib.parse import quote_plus
+
+    event = json.loads((EVENTS / "s3-put.json").read_text())
+    s3 = event["Records"][0]["s3"]
+    s3["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
+    s3["object"].update(key=quote_plus(key), versionId=version, size=size, sequencer=sequencer())
+    return event
+
+
+def _in_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 stamps objects to the second: every write from now on gets the same LastModified."""
+    from moto.s3 import models as moto_s3
+
+    frozen = moto_s3.utcnow().replace(microsecond=0)
+    monkeypatch.setattr(moto_s3, "utcnow", lambda: frozen)
+
+
+def _last_modified(world: World, key: str, version: str) -> Any:
+    return world.s3.head_object(Bucket=BUCKET, Key=key, VersionId=version)["LastModified"]
+
+
+def _version(event: dict[str, Any]) -> str:
+    if "detail" in event:
+        return str(event["detail"]["object"]["version-id"])
+    return str(event["Records"][0]["s3"]["object"]["versionId"])
+
+
+def _put(world: World, key: str, records: list[dict[str, Any]], shape: str) -> dict[str, Any]:
+    body = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
+    return (object_created if shape == "eventbridge" else notified)(key, version, len(body))
+
+
+def _changed_nothing(run: dict[str, Any]) -> None:
+    """A run that read the object already synced: not superseded, and nothing to change."""
+    counts = run["counts"]
+    assert run["status"] == "dispatched" and counts["unchanged"] == counts["records"] > 0, run
+
+
+@pytest.mark.parametrize("shape", ["eventbridge", "notification"])
+def test_two_versions_of_one_key_in_one_second_end_at_the_newer_when_its_event_comes_first(
+    world: World, monkeypatch: pytest.MonkeyPatch, shape: str
+):
+    """S3's timestamps cannot order them; its sequencer does (greater: later, for the same key)."""
+    from handlers import _shared, diff
+
+    key = "catalogs/shop/feed.jsonl"
+    run_pipeline(world, drop(world, "feed.jsonl", [product(str(i)) for i in range(8)]))
+    _in_one_second(monkeypatch)
+    older_records = [product(str(i), price=1.0) for i in range(8)]
+    newer_records = [product(str(i), price=2.0, description=f"newer {i}") for i in range(7)]
+    older, newer = _put(world, key, older_records, shape), _put(world, key, newer_records, shape)
+    assert _last_modified(world, key, _version(older)) == _last_modified(world, key, _version(newer))
+
+    result = run_pipeline(world, newer)  # EventBridge and S3 do not promise order: the newer event first
+    assert result["diff"]["runs"][0]["status"] == "dispatched"
+    index_matches(world, newer_records)
+    late = run_pipeline(world, older)
+    [run] = late["diff"]["runs"]
+    assert run["status"] == "superseded" and key in run["reason"], run
+    index_matches(world, newer_records)
+    state = _shared.pipeline().state(_shared.pipeline().config("shop"))
+    assert len(state.runs()) == 2  # the baseline and the newer version: no run read the older one
+
+    # A scheduled sync lists the key's current version (no sequencer: the same object, by its version id) and
+    # keeps the claim's sequencer, so the older event retried after it is still refused.
+    scheduled = run_pipeline(world, {"trigger": "schedule", "catalog": "shop", "mode": "incremental"})
+    _changed_nothing(scheduled["diff"]["runs"][0])
+    assert diff.handler(older, Context())["runs"][0]["status"] == "superseded"
+    index_matches(world, newer_records)
+
+
+@pytest.mark.parametrize("first", ["b", "a"])
+def test_drops_of_two_keys_in_one_second_end_at_the_greater_key_whichever_event_comes_first(
+    world: World, monkeypatch: pytest.MonkeyPatch, first: str
+):
+    """The documented rule for different keys within one second: the greater key name is the newer drop (keys
+    named by time sort in time order), whatever order the events come in; the schedule picks the same one."""
+    from handlers import diff
+
+    run_pipeline(world, drop(world, "2026-11-22T07-59-00.jsonl", [product(str(i)) for i in range(8)]))
+    _in_one_second(monkeypatch)
+    catalogs = {
+        "a": [product(str(i), price=1.0) for i in range(8)],
+        "b": [product(str(i), price=2.0, description=f"b {i}") for i in range(7)],
+    }
+    events = {name: drop(world, f"2026-11-22T08-00-0{name}.jsonl", catalogs[name]) for name in ("b", "a")}
+    answers = {name: run_pipeline(world, events[name])["diff"]["runs"][0] for name in (first, *{"a", "b"} - {first})}
+    assert answers["b"]["status"] == "dispatched"
+    assert answers["a"]["status"] == ("superseded" if first == "b" else "dispatched")
+    index_matches(world, catalogs["b"])
+    scheduled = run_pipeline(world, {"trigger": "schedule", "catalog": "shop", "mode": "incremental"})
+    _changed_nothing(scheduled["diff"]["runs"][0])
+    index_matches(world, catalogs["b"])
+    assert diff.handler(events["a"], Context())["runs"][0]["status"] == "superseded"
+
+
+def test_a_continuing_dispatch_stops_once_a_newer_version_of_its_key_is_claimed_in_the_same_second(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    """The continuation reads its run's claim from the checkpoint: a write of the same key in the same second,
+    later by its sequencer, overtakes it (LastModified alone could not tell)."""
+    from handlers import _shared, consumer, diff
+
+    monkeypatch.setenv("CATALOG_SYNC_DISPATCH_WINDOW", "7")
+    _shared.pipeline.cache_clear()
+    continuations: list[dict[str, Any]] = []
+    monkeypatch.setattr(_shared.pipeline(), "invoke_self", lambda arn, payload: continuations.append(payload))
+    key = "catalogs/shop/feed.jsonl"
+    _in_one_second(monkeypatch)
+    older = _put(world, key, [product(str(i), price=1.0) for i in range(40)], "eventbridge")
+    started = diff.handler(older, ShortContext(looks_left=2))
+    assert started["runs"][0]["status"] == "continuing"
+    newer_records = [product(str(i), price=2.0) for i in range(30)]
+    newer = _put(world, key, newer_records, "eventbridge")
+    assert diff.handler(newer, Context())["runs"][0]["status"] == "dispatched"
+    [continuation] = continuations
+    resumed = diff.handler(continuation, Context())
+    assert resumed["superseded"] is True and resumed["finished"] is True, resumed
+    while True:  # what the consumers then do, until the queues (and the re-syncs asked for) are done
+        batch, handles = collect(world)
+        if not batch["Records"]:
+            if not continuations:
+                break
+            diff.handler(continuations.pop(), Context())
+            continue
+        assert consumer.handler(batch, Context())["batchItemFailures"] == []
+        for url, handle in handles:
+            world.sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+    index_matches(world, newer_records)

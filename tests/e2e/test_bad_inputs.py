@@ -18,6 +18,7 @@ import tomllib
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import boto3
 import orjson
 import pytest
 from moto import mock_aws
+from moto.s3 import models as moto_s3
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog_sync.adapters.aws import webhook as wiring
@@ -34,7 +36,16 @@ from tests.doubles.http_api import Recorder, call, event, use_recorder
 from tests.doubles.lambda_context import Context
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.e2e.test_aws_pipeline import BUCKET, CONFIG, EVENTS, REGION, World, run_pipeline, sqs_event
+from tests.e2e.test_aws_pipeline import (
+    BUCKET,
+    CONFIG,
+    EVENTS,
+    REGION,
+    World,
+    object_created,
+    run_pipeline,
+    sqs_event,
+)
 from tests.integration.test_state_stores import TABLE, create_table
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad"
@@ -44,7 +55,7 @@ SHARDS = 1  # the state's sharding plays no part here; one shard is one query pe
 WEBHOOK_SECRET = "catalog-sync/webhook-bad-inputs"
 WEBHOOK_KEY = b"whsec-bad-inputs"
 
-Entry = Literal["s3-drop", "diff-event", "sqs-body", "sqs-event", "webhook"]
+Entry = Literal["s3-drop", "diff-event", "sqs-body", "sqs-event", "health-event", "webhook"]
 Expect = Literal[
     "accepted", "bad_input", "quarantined", "held", "rejected", "ignored", "batch_error", "item_failures", "skipped",
     "http",
@@ -53,7 +64,8 @@ _OUTCOMES: dict[Entry, set[str]] = {
     "s3-drop": {"accepted", "bad_input", "quarantined", "held"},
     "diff-event": {"bad_input", "rejected", "ignored"},
     "sqs-body": {"batch_error", "skipped"},
-    "sqs-event": {"batch_error", "item_failures"},
+    "sqs-event": {"batch_error", "item_failures", "rejected"},
+    "health-event": {"rejected"},
     "webhook": {"http"},
 }
 _NEEDS: dict[str, tuple[str, ...]] = {
@@ -211,6 +223,9 @@ def case_input(case: Case) -> bytes:
 @dataclass
 class BadWorld(World):
     dynamodb: Any = None
+    # Seconds S3's clock is moved on: every drop is made in a second of its own (drops within one second are
+    # ordered by key name, and the cases' objects are named for what they hold).
+    drop_clock: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +274,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadWorld]:
             s3.put_object(Bucket=BUCKET, Key=f"config/{catalog}.toml", Body=config.replace('"shop"', f'"{catalog}"'))
         _shared.pipeline.cache_clear()
         world = BadWorld(s3, sqs, queues, pinecone, openai, tmp_path_factory.mktemp("bad-inputs"), dynamodb)
+        real_utcnow = moto_s3.utcnow
+        patch.setattr(moto_s3, "utcnow", lambda: real_utcnow() + timedelta(seconds=world.drop_clock))
         for catalog in CATALOGS:
             body = (CORPUS / "baseline" / f"{catalog}.jsonl").read_bytes()
             result = run_pipeline(world, drop_event(world, catalog, "baseline.jsonl", body))
@@ -273,13 +290,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadWorld]:
 
 
 def drop_event(world: BadWorld, catalog: str, name: str, body: bytes) -> dict[str, Any]:
-    """Upload an object under the catalog's prefix; the EventBridge "Object Created" event S3 would send."""
+    """Upload an object under the catalog's prefix, in a second of its own; the EventBridge "Object Created" event
+    S3 would send."""
+    world.drop_clock += 2
     key = f"catalogs/{catalog}/{name}"
     version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
-    created = json.loads((EVENTS / "eventbridge-s3-object-created.json").read_text())
-    created["detail"]["bucket"]["name"] = BUCKET
-    created["detail"]["object"].update({"key": key, "version-id": version, "size": len(body)})
-    return created
+    return object_created(key, version, len(body))
 
 
 # ---------------------------------------------------------------- what must not change
@@ -387,10 +403,13 @@ def feed_drop(world: BadWorld, case: Case, data: bytes) -> None:
     check_diff(world, case, result["diff"])
 
 
-def feed_diff_event(world: BadWorld, case: Case, data: bytes) -> None:
+def feed_diff_event(world: BadWorld, case: Case, data: bytes, output: Callable[[], tuple[str, list[Any]]]) -> None:
     from handlers import diff
 
-    check_diff(world, case, diff.handler(json.loads(data), Context()))
+    answer = diff.handler(json.loads(data), Context())
+    check_diff(world, case, answer)
+    if case.expect == "rejected":
+        check_rejected(case, answer, "diff", *output())
 
 
 def check_diff(world: BadWorld, case: Case, answer: dict[str, Any]) -> None:
@@ -433,10 +452,33 @@ def check_diff(world: BadWorld, case: Case, answer: dict[str, Any]) -> None:
     assert rows[0]["location"] == case.where
 
 
-def feed_consumer(world: BadWorld, case: Case, data: bytes) -> None:
+def check_rejected(case: Case, answer: dict[str, Any], function: str, output: str, logged: list[Any]) -> None:
+    """One clear rejection: answered (not raised), logged as an error, counted once as RejectedEvents, with the
+    function and what was received named beside the count."""
+    assert answer["status"] == "rejected", answer
+    assert case.error is not None and case.error in answer["error"], answer["error"]
+    counted = [
+        blob
+        for blob in map(json.loads, (line for line in output.splitlines() if line.startswith('{"_aws"')))
+        if "RejectedEvents" in blob
+    ]
+    assert [(blob["RejectedEvents"], blob["service"], blob["function"]) for blob in counted] == [
+        ([1.0], "catalog-sync", function)
+    ], counted
+    [record] = [record for record in logged if record.getMessage() == "rejected event"]
+    assert record.levelname == "ERROR" and record.reason == answer["error"] and record.received, record.__dict__
+    assert record.received == counted[0]["received"]
+
+
+def feed_consumer(world: BadWorld, case: Case, data: bytes, output: Callable[[], tuple[str, list[Any]]]) -> None:
     from handlers import consumer
 
     batch = {"Records": [_sqs_record("case", data.decode())]} if case.entry == "sqs-body" else json.loads(data)
+    if case.expect == "rejected":
+        answer = consumer.handler(batch, Context())
+        check_rejected(case, answer, "consumer", *output())
+        assert "batchItemFailures" not in answer  # no partial batch response: this is no batch of the queue's
+        return
     if case.expect == "batch_error":
         with pytest.raises(Exception) as raised:  # noqa: PT011  # the type is checked by name below
             consumer.handler(batch, Context())
@@ -445,6 +487,15 @@ def feed_consumer(world: BadWorld, case: Case, data: bytes) -> None:
         return
     response = consumer.handler(batch, Context())
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == case.failed
+
+
+def feed_health(world: BadWorld, case: Case, data: bytes, output: Callable[[], tuple[str, list[Any]]]) -> None:
+    from handlers import health
+
+    answer = health.handler(json.loads(data), Context())
+    printed, logged = output()
+    check_rejected(case, answer, "health", printed, logged)
+    assert answer["catalogs"] == [] and '"HealthScore"' not in printed  # nothing scored, nothing published
 
 
 def feed_webhook(world: BadWorld, case: Case, data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -489,11 +540,22 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize("case", _params())
 def test_a_bad_input_gets_its_outcome_and_changes_nothing(
-    world: BadWorld, case: Case, monkeypatch: pytest.MonkeyPatch
+    world: BadWorld,
+    case: Case,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
+
+    def output() -> tuple[str, list[Any]]:
+        """What the function printed (its metrics) and logged, since the case began."""
+        return capsys.readouterr().out, list(caplog.records)
+
     data = case_input(case)
+    capsys.readouterr()
+    caplog.clear()
     # A file read (wholly, or but for its quarantined records) may record how its unchanged records are spelled.
     respelled = case.expect in ("accepted", "quarantined")
     before, writes = snapshot(world, respelled=respelled), index_writes(world)
@@ -501,9 +563,11 @@ def test_a_bad_input_gets_its_outcome_and_changes_nothing(
         if case.entry == "s3-drop":
             feed_drop(world, case, data)
         elif case.entry == "diff-event":
-            feed_diff_event(world, case, data)
+            feed_diff_event(world, case, data, output)
         elif case.entry in ("sqs-body", "sqs-event"):
-            feed_consumer(world, case, data)
+            feed_consumer(world, case, data, output)
+        elif case.entry == "health-event":
+            feed_health(world, case, data, output)
         else:
             feed_webhook(world, case, data, monkeypatch)
         after = snapshot(world, respelled=respelled)
@@ -527,9 +591,11 @@ def test_the_manifest_has_30_cases_or_more_each_with_its_input():
     assert len(CASES) >= 30
     names = [case.name for case in CASES]
     assert len(set(names)) == len(names)
-    referenced = {CORPUS / case.file for case in CASES if case.file is not None}
+    # A case may take its input from the sample events beside the corpus (tests/data/events).
+    referenced = {(CORPUS / case.file).resolve() for case in CASES if case.file is not None}
     for path in referenced:
         assert path.is_file(), path
+    referenced = {path for path in referenced if path.is_relative_to(CORPUS)}
     for case in CASES:
         if case.generate is not None:
             assert case.generate["kind"] in GENERATORS, case.name

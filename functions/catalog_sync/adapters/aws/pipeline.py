@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import orjson
 from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,8 @@ from catalog_sync.adapters.aws.triggers import (
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.embedders.openai import OpenAIEmbedder
 from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+from catalog_sync.logic.drops import DropClaim, newest_listed
+from catalog_sync.logic.drops import superseded as drop_superseded
 from catalog_sync.logic.health import HealthSettings
 from catalog_sync.models.changes import QuarantinedRecord, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind
@@ -46,6 +49,8 @@ from catalog_sync.services.sync import SUPERSEDED_MESSAGE, SyncReport, SyncServi
 CONFIG_CACHE_SECONDS = 300
 # Runs that read a catalog drop: they claim it as the newest object, and an older drop is not synced after it.
 _DROP_TRIGGERS = {Trigger.S3_EVENTBRIDGE, Trigger.S3_NOTIFICATION, Trigger.SCHEDULE}
+# The checkpoint's field holding the drop its run claimed, beside the dispatch's progress.
+_CHECKPOINT_CLAIM = "source_claim"
 
 
 class SupersededDrop(Exception):
@@ -273,15 +278,17 @@ class Pipeline:
     # ------------------------------------------------------------ the diff function
 
     def newest_drop(self, catalog: str) -> str:
+        """The newest object under the catalog's prefix, by the order claims follow (catalog_sync.logic.drops)."""
         prefix = f"{self.settings.catalogs_prefix}{catalog}/"
-        newest: tuple[Any, str] | None = None
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                if newest is None or (obj["LastModified"], obj["Key"]) > newest:
-                    newest = (obj["LastModified"], obj["Key"])
+        listed = [
+            (obj["Key"], obj["LastModified"].timestamp())
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.settings.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+        newest = newest_listed(listed)
         if newest is None:
             raise ConfigError(f"no catalog object under s3://{self.settings.bucket}/{prefix}")
-        return newest[1]
+        return newest
 
     def archive(self) -> S3ChangeArchive:
         return S3ChangeArchive(self.s3, bucket=self.settings.bucket)
@@ -310,9 +317,9 @@ class Pipeline:
             self.settings.max_message_bytes = min(sizes)
         return self.settings.max_message_bytes
 
-    def _claim_drop(self, state: DynamoStateStore, request: SyncRequest, key: str) -> float | None:
-        """For a catalog drop (an S3 event, or the newest object): when it was last modified, after recording it
-        as the newest object read. Raises SupersededDrop when a run already read a newer object."""
+    def _claim_drop(self, state: DynamoStateStore, request: SyncRequest, key: str) -> DropClaim | None:
+        """For a catalog drop (an S3 event, or the newest object): the claim recorded for it as the newest object
+        read. Raises SupersededDrop when a run already read a newer object (catalog_sync.logic.drops)."""
         reads_newest = request.key is None and request.trigger is Trigger.DIRECT
         if request.ids is not None or not (request.trigger in _DROP_TRIGGERS or reads_newest):
             return None  # a targeted re-sync, a push, or an object asked for by name (a rollback)
@@ -324,24 +331,43 @@ class Pipeline:
             response = self.s3.head_object(**head)
         except ClientError:
             return None  # unreadable: the diff reports it as bad input when it opens the object
-        modified = response["LastModified"].timestamp()
-        version = request.version_id or response.get("VersionId")
-        if not state.claim_source(modified=modified, key=key, version_id=version):
-            newest = state.newest_source()
+        claim = DropClaim(
+            key=key,
+            modified=response["LastModified"].timestamp(),
+            version_id=request.version_id or response.get("VersionId"),
+            # Only an S3 event carries one; a listed object (a schedule) falls back to LastModified.
+            sequencer=request.sequencer,
+        )
+        if not state.claim_source(
+            modified=claim.modified, key=key, version_id=claim.version_id, sequencer=claim.sequencer
+        ):
+            newest = state.newest_claim()
             raise SupersededDrop(
                 f"s3://{bucket}/{key} was superseded: a run already read a newer object"
-                + (f" ({newest[1]})" if newest else "")
+                + (f" ({newest.key})" if newest else "")
             )
-        return float(modified)
+        return claim
 
     def _dispatcher(
-        self, state: DynamoStateStore, sender: SqsChangeSender, catalog: str, modified: float | None, arn: str | None
+        self,
+        state: DynamoStateStore,
+        sender: SqsChangeSender,
+        catalog: str,
+        claim: DropClaim | None,
+        arn: str | None,
+        *,
+        modified: float | None = None,
     ) -> Dispatcher:
+        """`claim`: the drop this run claimed (None: not a catalog drop). `modified`: a checkpoint's from before
+        claims were kept in checkpoints (only a later second supersedes it)."""
+
         def superseded() -> bool:
-            if modified is None:  # not a catalog drop (a re-sync of some products, a push, a rollback)
-                return False
-            newest = state.newest_source()
-            return newest is not None and newest[0] > modified
+            if claim is not None:
+                return drop_superseded(claim, state.newest_claim())
+            if modified is not None:
+                newest = state.newest_source()
+                return newest is not None and newest[0] > modified
+            return False  # not a catalog drop (a re-sync of some products, a push, a rollback)
 
         def resync(product_ids: list[str]) -> None:
             # From the newest catalog object a run has read, when the re-sync runs (see repair_sources).
@@ -356,6 +382,20 @@ class Pipeline:
             window=self.settings.dispatch_window,
             superseded=superseded,
             resync=resync,
+        )
+
+    def _save_checkpoint(self, progress: DispatchProgress, claim: DropClaim | None) -> None:
+        """The dispatch's progress, and the drop its run claimed (a continuation must know when it is overtaken)."""
+        checkpoint = progress.model_dump(mode="json")
+        if claim is not None:
+            checkpoint[_CHECKPOINT_CLAIM] = claim.model_dump(mode="json")
+        self.archive().save_checkpoint(progress.run_id, orjson.dumps(checkpoint))
+
+    def _load_checkpoint(self, run_id: str) -> tuple[DispatchProgress, DropClaim | None]:
+        checkpoint = orjson.loads(self.archive().load_checkpoint(run_id))
+        claim = checkpoint.pop(_CHECKPOINT_CLAIM, None)
+        return DispatchProgress.model_validate(checkpoint), (
+            DropClaim.model_validate(claim) if claim is not None else None
         )
 
     def run_diff(
@@ -374,11 +414,11 @@ class Pipeline:
             key, version_id = newest[1], newest[2]
         key = key or self.newest_drop(request.catalog)
         source = S3CatalogSource(self.s3, bucket=request.bucket or self.settings.bucket, key=key, version_id=version_id)
-        modified = self._claim_drop(state, request, key)
+        claim = self._claim_drop(state, request, key)
         embedder = self.embedder(config)
         # The run id names the messages; the run itself is numbered by the state store.
         sender = self.sender(config, run_id="pending")
-        dispatcher = self._dispatcher(state, sender, config.name, modified, function_arn)
+        dispatcher = self._dispatcher(state, sender, config.name, claim, function_arn)
         service = SyncService(
             config=config,
             state=state,
@@ -398,8 +438,8 @@ class Pipeline:
             source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids, run=begun
         )
         if report.dispatch is not None and not report.dispatch.finished:
-            report.dispatch.source_modified = modified
-            self.archive().save_checkpoint(report.dispatch.run_id, report.dispatch.model_dump_json().encode())
+            report.dispatch.source_modified = claim.modified if claim is not None else None
+            self._save_checkpoint(report.dispatch, claim)
         return report
 
     def resume_dispatch(
@@ -413,12 +453,14 @@ class Pipeline:
         """Continue a dispatch that ran out of time, from its checkpoint; also whether that completed the run."""
         config = self.config(catalog)
         state = self.state(config)
-        progress = DispatchProgress.model_validate_json(self.archive().load_checkpoint(run_id))
+        progress, claim = self._load_checkpoint(run_id)
         sender = self.sender(config, run_id)
-        dispatcher = self._dispatcher(state, sender, config.name, progress.source_modified, function_arn)
+        dispatcher = self._dispatcher(
+            state, sender, config.name, claim, function_arn, modified=None if claim else progress.source_modified
+        )
         progress = dispatcher.resume(progress, out_of_time=out_of_time)
         if not progress.finished:
-            self.archive().save_checkpoint(run_id, progress.model_dump_json().encode())
+            self._save_checkpoint(progress, claim)
             return progress, False
         run = state.get_run(run_id)
         run.status = RunStatus.DISPATCHED

@@ -1,11 +1,14 @@
 """What started a sync: the events the diff function accepts, parsed into one request shape.
 
-- an S3 "Object Created" event delivered by EventBridge;
-- a classic S3 notification (several records; object keys URL-encoded);
+- an S3 "Object Created" event delivered by EventBridge, for the function's own bucket;
+- a classic S3 notification (several records; object keys URL-encoded), for the function's own bucket;
 - a scheduled rule, whose input names the catalog and the mode: {"trigger": "schedule", "catalog": ..., "mode": ...};
 - a direct invocation: {"catalog": ..., "key"?, "version_id"?, "mode"?, "force"?, "ids"?};
 - a push: a direct invocation whose key is a pushed-changes object, `<pushes_prefix><catalog>/<request>.jsonl`,
   written by the webhook (POST /catalogs/{catalog}/changes): {"catalog", "key", "ids", "mode": "incremental"}.
+
+Anything else (another S3 event, an event of another service or bucket, an HTTP request) is refused with a
+BadTrigger that names what was received and what the function takes.
 
 Catalog objects live under `<prefix><catalog>/` in the bucket; the key names the catalog. Only they start a sync
 from S3 (EventBridge or a notification), and only they are ever "the newest object" of a catalog.
@@ -26,6 +29,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, S3Model
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from catalog_sync.adapters.aws.events import aws_event, describe
 
 DEFAULT_CATALOGS_PREFIX = "catalogs/"
 DEFAULT_PUSHES_PREFIX = "pushes/"
@@ -61,6 +66,8 @@ class SyncRequest(BaseModel):
     ids: tuple[str, ...] | None = None
     # A run the caller already began (the webhook answers with its id): the diff carries it on.
     run_id: str | None = None
+    # S3's sequencer of the write the event reports: orders the writes of one key (catalog_sync.logic.drops).
+    sequencer: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]+$", max_length=128)
 
 
 class _ScheduleInput(BaseModel):
@@ -122,16 +129,85 @@ def _push_request(direct: _DirectInput, pushes_prefix: str) -> SyncRequest:
     )
 
 
-def _check_s3_records(records: Any) -> None:
+# What the diff function is built for, said in each rejection of something else.
+ACCEPTS = (
+    "the diff function takes S3 Object Created events (through EventBridge or as notifications) for its catalog "
+    "bucket, schedules and direct invocations"
+)
+_CREATED_ONLY = "the diff syncs only object-created events (a deleted drop changes nothing)"
+
+
+def _check_s3_records(event: dict[str, Any]) -> None:
     """Records of another service (an SQS batch sent here by mistake) are named as such, not parsed as S3's."""
+    records = event["Records"]
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
         raise BadTrigger("unrecognised event: Records must be a list of S3 notification records")
+    if not records:
+        raise BadTrigger("an S3 notification without records: nothing to sync")
     sources = {str(record.get("eventSource")) for record in records} - {"aws:s3"}
     if sources:
         raise BadTrigger(
-            f"unrecognised event: its records come from {', '.join(sorted(sources))}, not aws:s3; the diff function "
-            "takes S3 notifications, EventBridge Object Created events, schedules and direct invocations"
+            f"{describe(event)}: its records come from {', '.join(sorted(sources))}, not aws:s3; {ACCEPTS}"
         )
+
+
+def _own_bucket(name: str, bucket: str | None, event: dict[str, Any]) -> None:
+    if bucket is not None and name != bucket:
+        raise BadTrigger(
+            f"{describe(event)}: an event for bucket {name!r}, but this function's catalog bucket is {bucket!r}"
+        )
+
+
+def _from_eventbridge(event: dict[str, Any], prefix: str, bucket: str | None) -> list[SyncRequest]:
+    source, detail_type = event.get("source"), event.get("detail-type")
+    if source == "aws.s3" and detail_type == "Object Created":
+        created = parse(event=event, model=S3EventNotificationEventBridgeModel)
+        _own_bucket(created.detail.bucket.name, bucket, event)
+        obj = created.detail.object
+        return [
+            SyncRequest(
+                trigger=Trigger.S3_EVENTBRIDGE,
+                catalog=catalog_for_key(obj.key, prefix),
+                bucket=created.detail.bucket.name,
+                key=obj.key,
+                version_id=obj.version_id,
+                sequencer=obj.sequencer,
+            )
+        ]
+    if source == "aws.s3":
+        raise BadTrigger(f"{describe(event)}: {_CREATED_ONLY}")
+    if detail_type == "Scheduled Event":
+        raise BadTrigger(
+            f"{describe(event)}: a scheduled rule must pass "
+            '{"trigger": "schedule", "catalog": ..., "mode": ...} as its input'
+        )
+    raise BadTrigger(f"{describe(event)}: not a trigger of the diff function; {ACCEPTS}")
+
+
+def _from_notification(event: dict[str, Any], prefix: str, bucket: str | None) -> list[SyncRequest]:
+    _check_s3_records(event)
+    notification = parse(event=event, model=S3Model)
+    for record in notification.Records:
+        _own_bucket(record.s3.bucket.name, bucket, event)
+    requests = []
+    for record in notification.Records:
+        s3_object = record.s3.object
+        if not record.eventName.startswith("ObjectCreated:") or s3_object is None:
+            continue  # beside a created one (S3 sends one record a notification): a deletion is no new catalog
+        key = unquote_plus(s3_object.key)
+        requests.append(
+            SyncRequest(
+                trigger=Trigger.S3_NOTIFICATION,
+                catalog=catalog_for_key(key, prefix),
+                bucket=record.s3.bucket.name,
+                key=key,
+                version_id=s3_object.versionId,
+                sequencer=s3_object.sequencer,
+            )
+        )
+    if not requests:
+        raise BadTrigger(f"{describe(event)}: {_CREATED_ONLY}")
+    return requests
 
 
 def _describe(exc: ValidationError) -> str:
@@ -144,47 +220,29 @@ def _describe(exc: ValidationError) -> str:
 
 
 def parse_trigger(
-    event: Any, *, prefix: str = DEFAULT_CATALOGS_PREFIX, pushes_prefix: str = DEFAULT_PUSHES_PREFIX
+    event: Any,
+    *,
+    prefix: str = DEFAULT_CATALOGS_PREFIX,
+    pushes_prefix: str = DEFAULT_PUSHES_PREFIX,
+    bucket: str | None = None,
 ) -> list[SyncRequest]:
-    """The sync requests an event asks for (an S3 notification may carry several objects)."""
+    """The sync requests an event asks for (an S3 notification may carry several objects).
+
+    `bucket`: the function's catalog bucket; an S3 event for another bucket is refused (None: not checked).
+    Anything else the function is not built for raises BadTrigger, saying what was received.
+    """
     if not isinstance(event, dict):
-        raise BadTrigger(f"expected a JSON object as the event, got {type(event).__name__}")
+        raise BadTrigger(f"expected a JSON object as the event, got {describe(event)}")
     try:
-        if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
-            created = parse(event=event, model=S3EventNotificationEventBridgeModel)
-            obj = created.detail.object
-            return [
-                SyncRequest(
-                    trigger=Trigger.S3_EVENTBRIDGE,
-                    catalog=catalog_for_key(obj.key, prefix),
-                    bucket=created.detail.bucket.name,
-                    key=obj.key,
-                    version_id=obj.version_id,
-                )
-            ]
+        if "source" in event and "detail-type" in event:
+            return _from_eventbridge(event, prefix, bucket)
         if "Records" in event:
-            _check_s3_records(event["Records"])
-            notification = parse(event=event, model=S3Model)
-            requests = []
-            for record in notification.Records:
-                s3_object = record.s3.object
-                if not record.eventName.startswith("ObjectCreated:") or s3_object is None:
-                    continue  # a deletion of a drop is not a new catalog
-                key = unquote_plus(s3_object.key)
-                requests.append(
-                    SyncRequest(
-                        trigger=Trigger.S3_NOTIFICATION,
-                        catalog=catalog_for_key(key, prefix),
-                        bucket=record.s3.bucket.name,
-                        key=key,
-                        version_id=s3_object.versionId,
-                    )
-                )
-            return requests
-        if event.get("detail-type") == "Scheduled Event":
-            raise BadTrigger(
-                'a scheduled rule must pass {"trigger": "schedule", "catalog": ..., "mode": ...} as its input'
-            )
+            return _from_notification(event, prefix, bucket)
+        received = aws_event(event)
+        if event.get("Event") == "s3:TestEvent":
+            raise BadTrigger(f"{received}: S3 sends it when a notification is configured; there is nothing to sync")
+        if received is not None:
+            raise BadTrigger(f"{received}: not a trigger of the diff function; {ACCEPTS}")
         if event.get("trigger") == "schedule":
             schedule = _ScheduleInput.model_validate(event)
             return [SyncRequest(trigger=Trigger.SCHEDULE, catalog=schedule.catalog, mode=schedule.mode)]
