@@ -6,12 +6,9 @@ A small HTTP server on 127.0.0.1 turns each request into an API Gateway HTTP API
 recorded sample tests/data/events/apigateway-http-api-proxy.json, calls handlers.webhook.handler and writes its
 answer back. AWS is moto, with what the control routes use (tests/doubles/control_world.py: the signing key, the
 bucket and a catalog's config, the state table, a schedule rule, the consumer's queue mappings); the diff function
-is not invoked, its invocations are recorded. Every request is signed with the test key over the bytes sent, each
-as a new request: the webhook accepts a signature once, and many generated requests share a body (every GET has
-an empty one), so each gets a timestamp of its own (tests/doubles/http_api.py's `fresh_timestamp`), a second
-before the last one signed for that body if need be. The function's signature window is widened to a day for
-this (FUZZ_SIGNATURE_TOLERANCE_SECONDS): a long run signs thousands of empty bodies. A signed request refused as a
-replay fails the run.
+is not invoked, its invocations are recorded. Every request is signed with the test key (scheme v2) over its
+method, path and query and the bytes sent, each as a new request with a nonce of its own: the webhook accepts a
+nonce once. A signed request refused as a replay fails the run.
 
 For each operation of the API's own OpenAPI document, schemathesis generates requests (valid ones, and invalid ones
 for the operations that take input) and checks each answer: no 5xx, a documented status, content type and headers,
@@ -35,7 +32,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "functions") not in sys.path:
@@ -45,7 +42,6 @@ EVENT = ROOT / "tests" / "data" / "events" / "apigateway-http-api-proxy.json"
 DEFAULT_EXAMPLES = 25
 KNOWN_CATALOG = "shop"  # the catalog tests/doubles/control_world.py configures
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-FUZZ_SIGNATURE_TOLERANCE_SECONDS = 86_400  # room for a distinct timestamp per request with the same body
 REPLAY_DETAIL = "(replay)"  # in the webhook's answer to a replayed request
 
 
@@ -57,7 +53,7 @@ def to_event(method: str, target: str, headers: list[tuple[str, str]], body: byt
     event: dict[str, Any] = json.loads(EVENT.read_text())
     url = urlsplit(target)
     event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
-    event["rawPath"] = event["requestContext"]["http"]["path"] = url.path
+    event["rawPath"] = event["requestContext"]["http"]["path"] = unquote(url.path)  # HTTP APIs decode the path
     event["rawQueryString"] = url.query
     event.pop("queryStringParameters", None)
     if url.query:
@@ -165,13 +161,16 @@ def local_api(setenv: Callable[[str, str], None], setattr_: Callable[[Any, str, 
 
     for name, value in FAKE_AWS.items():
         setenv(name, value)
-    setenv("CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS", str(FUZZ_SIGNATURE_TOLERANCE_SECONDS))
     with ExitStack() as stack:
         stack.enter_context(mock_aws())
         from aws_lambda_powertools.utilities import parameters
 
         from catalog_sync.adapters.aws import control
         from catalog_sync.adapters.aws import webhook as wiring
+        from catalog_sync.logic.signing import DEFAULT_TOLERANCE_SECONDS
+
+        # The default window (every request is signed as it is sent), whatever the environment says.
+        setenv("CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS", str(DEFAULT_TOLERANCE_SECONDS))
         from handlers import webhook
         from tests.doubles.control_world import build_control_world
         from tests.doubles.http_api import Recorder
@@ -179,37 +178,45 @@ def local_api(setenv: Callable[[str, str], None], setattr_: Callable[[Any, str, 
         world = build_control_world(setenv)
         parameters.clear_caches()
         wiring.settings.cache_clear()
-        wiring.seen_signatures.cache_clear()
+        wiring.seen_nonces.cache_clear()
         control.clear_caches()
         recorder = Recorder()
         setattr_(wiring, "invoker", lambda: recorder)
         url = stack.enter_context(serve(webhook.handler))
         yield LocalApi(url=url, key=world.key, world=world, recorder=recorder)
-        wiring.seen_signatures.cache_clear()  # its clients belong to this moto world
+        wiring.seen_nonces.cache_clear()  # its clients belong to this moto world
         control.clear_caches()
 
 
 # ---------------------------------------------------------------- schemathesis
 
 
-def signed_session(key: bytes) -> Any:
-    """A requests session that signs each request over the body exactly as it is sent."""
+Nonces = Callable[[], str]
+
+
+def signed_session(key: bytes, nonce: Nonces | None = None) -> Any:
+    """A requests session that signs each request as it is sent: its method, path, query and body bytes, now, with
+    a new nonce (from `nonce` if given: a signer that reuses nonces, say)."""
     import requests
 
-    from catalog_sync.logic.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_headers
-    from tests.doubles.http_api import fresh_timestamp
+    from catalog_sync.logic.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_headers
 
     class Sign(requests.auth.AuthBase):
-        """The signature headers a case carries (schemathesis fills them with placeholders) get real values, with a
-        timestamp not signed before for the body (each case is a new request, not a replay); a case without them (a
-        negative case leaving one out) is sent as it is, to be refused."""
+        """The signature headers a case carries (schemathesis fills them with placeholders) get real values (each
+        case is a new request, not a replay); a case without all three (a negative case leaving one out) is sent as
+        it is, to be refused."""
 
         def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-            if TIMESTAMP_HEADER not in request.headers or SIGNATURE_HEADER not in request.headers:
+            if not all(name in request.headers for name in (TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)):
                 return request
             body = request.body or b""
             raw = body.encode() if isinstance(body, str) else bytes(body)
-            request.headers.update(signature_headers(key, raw, fresh_timestamp(key, raw)))
+            url = urlsplit(request.url or "")
+            method = request.method or "GET"
+            signed = signature_headers(
+                key, method, url.path, url.query, raw, int(time.time()), nonce() if nonce else None
+            )
+            request.headers.update(signed)
             return request
 
     session = requests.Session()
@@ -271,13 +278,15 @@ def strategy(operation: Any, mode: Any) -> Any:
     return strategies.one_of(generated, known)
 
 
-def fuzz_operation(api: LocalApi, operation: Any, *, max_examples: int, seed: int | None = None) -> Outcome:
+def fuzz_operation(
+    api: LocalApi, operation: Any, *, max_examples: int, seed: int | None = None, nonce: Nonces | None = None
+) -> Outcome:
     """Generate requests for one operation, positive then negative (when it takes input), and check each answer."""
     import hypothesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis import GenerationMode
 
-    session = signed_session(api.key)
+    session = signed_session(api.key, nonce)
     outcome = Outcome(label(operation), 0, {})
     takes_input = bool(operation.body) or any(True for _ in operation.iter_parameters())
     modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if takes_input else [GenerationMode.POSITIVE]
@@ -304,11 +313,18 @@ def fuzz_operation(api: LocalApi, operation: Any, *, max_examples: int, seed: in
     return outcome
 
 
-def fuzz(api: LocalApi, *, max_examples: int, seed: int | None = None, only: str | None = None) -> list[Outcome]:
+def fuzz(
+    api: LocalApi,
+    *,
+    max_examples: int,
+    seed: int | None = None,
+    only: str | None = None,
+    nonce: Nonces | None = None,
+) -> list[Outcome]:
     outcomes = []
     for operation in operations(api.url):
         if only is None or label(operation) == only:
-            outcomes.append(fuzz_operation(api, operation, max_examples=max_examples, seed=seed))
+            outcomes.append(fuzz_operation(api, operation, max_examples=max_examples, seed=seed, nonce=nonce))
     return outcomes
 
 

@@ -12,14 +12,15 @@
   /catalogs/{catalog}/runs, GET /runs/{run_id} and GET /health (every catalog's health score and alerts);
 - GET /openapi.json: public.
 
-Every other request must be signed (catalog_sync.logic.signing) over its raw body; the size limit and the
-signature are checked before anything else about the request is answered, for the routes of every router
-included here. A signed request is accepted once: once its signature verifies, it is recorded in the state table
-(CATALOG_SYNC_TABLE_NAME) until its timestamp has left the window, and the same signature again is refused (401,
-a replay). A client's retry is therefore a new request, signed again with a new timestamp (with the same
-Idempotency-Key, for sync and changes to be done once). Without the state table every signed request is refused
-(500: the function is not configured), never accepted unchecked. Errors are application/problem+json (RFC 9457)
-and carry no internal detail.
+Every other request must be signed (catalog_sync.logic.signing, scheme v2: its method, path, query, timestamp,
+nonce and raw body); the size limit and the signature are checked before anything else about the request is
+answered, for the routes of every router included here. A signed request is accepted once: once its signature
+verifies, its nonce is recorded in the state table (CATALOG_SYNC_TABLE_NAME) until its timestamp has left the
+window, and the same nonce again is refused (401, a replay), whatever request carries it. A client's retry is
+therefore a new request, signed again with a new nonce (with the same Idempotency-Key, for sync and changes to be
+done once). Without the state table every signed request is refused (500: the function is not configured), never
+accepted unchecked. Errors are application/problem+json (RFC 9457) and carry no internal detail.
+
 """
 
 from __future__ import annotations
@@ -47,16 +48,33 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import webhook as wiring
-from catalog_sync.logic.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from catalog_sync.logic.signing import (
+    CANONICAL_PREFIX,
+    NONCE_HEADER,
+    NONCE_MAX_LENGTH,
+    NONCE_MIN_LENGTH,
+    SCHEME,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureError,
+    verify,
+)
 from handlers._shared import logger, metrics, tracer
 from handlers.routes import control, status
 from handlers.routes._common import PROBLEM_JSON, Location, ProblemError, at, problem
 
-API_VERSION = "1"
+API_VERSION = "2"  # 2: requests are signed with the v2 scheme
 # Answered to anyone: the API's description. (Unknown paths are not public: they answer 404 only
 # to signed requests, 401 to the rest, as a protected route would.)
 PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")})
 _CHECKED = "_webhook_request_checked"  # in app.context (cleared after each request): the gate was passed
+_SIGNATURE_DESCRIPTION = (
+    f"{SCHEME}=<hex HMAC-SHA256(key, canonical request)>, several comma-separated while a key rotates (v1= is no "
+    "longer accepted). The canonical request is these lines joined by \\n, as UTF-8: "
+    f"`{CANONICAL_PREFIX}`, the method (upper case), the path (percent-decoded, as API Gateway passes it on), the "
+    "query string exactly as sent (without `?`; empty when none), the timestamp, the nonce, and the lower-case hex "
+    "SHA-256 of the raw body (of no bytes when there is none)."
+)
 
 app = APIGatewayHttpResolver(
     enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
@@ -96,23 +114,28 @@ def _check() -> Response[str] | None:
         return _problem(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body must be at most {settings.max_body_bytes} bytes"
         )
-    headers = app.current_event.headers
-    seen = wiring.seen_signatures()  # NotConfigured without the state table: refused, not accepted unchecked
+    event = app.current_event
+    headers = event.headers
+    seen = wiring.seen_nonces()  # NotConfigured without the state table: refused, not accepted unchecked
     try:
         verified = verify(
             wiring.signing_key(),
-            body,
-            headers.get(TIMESTAMP_HEADER),
-            headers.get(SIGNATURE_HEADER),
+            method=event.request_context.http.method,
+            path=event.raw_path,
+            query=event.raw_query_string,
+            body=body,
+            timestamp_header=headers.get(TIMESTAMP_HEADER),
+            nonce_header=headers.get(NONCE_HEADER),
+            signature_header=headers.get(SIGNATURE_HEADER),
             now=time.time(),
             tolerance_seconds=settings.signature_tolerance_seconds,
         )
     except SignatureError as exc:
         return _unauthenticated("bad signature", exc.reason.value, exc.description)
-    # Kept until the timestamp has left the window: after that the signature is refused as expired anyway.
-    expires_at = verified.timestamp + settings.signature_tolerance_seconds + wiring.SEEN_SIGNATURE_MARGIN_SECONDS
+    # Kept until the timestamp has left the window: after that the request is refused as expired anyway.
+    expires_at = verified.timestamp + settings.signature_tolerance_seconds + wiring.SEEN_NONCE_MARGIN_SECONDS
     try:
-        seen.record(verified.digest, expires_at=expires_at)
+        seen.record(verified.nonce, expires_at=expires_at)
     except wiring.Replayed:
         return _unauthenticated("replayed", "replay", "the request was already received (replay)")
     return None
@@ -271,15 +294,23 @@ def _openapi_document() -> dict[str, Any]:
         version=API_VERSION,
         description=(
             "Control catalog syncs: sync now, push product changes, schedules, pause and resume. Signed requests: "
-            "see the `timestamp` and `signature` security schemes."
+            "see the `timestamp`, `nonce` and `signature` security schemes (all three are required)."
         ),
         security_schemes={
-            "timestamp": APIKey(in_=APIKeyIn.header, name=TIMESTAMP_HEADER, description="Unix seconds."),
-            "signature": APIKey(
+            "timestamp": APIKey(
                 in_=APIKeyIn.header,
-                name=SIGNATURE_HEADER,
-                description="v1=<hex HMAC-SHA256(key, '<timestamp>.' + raw body)>; several comma-separated.",
+                name=TIMESTAMP_HEADER,
+                description="Unix seconds; accepted within 5 minutes of the server's clock, either way.",
             ),
+            "nonce": APIKey(
+                in_=APIKeyIn.header,
+                name=NONCE_HEADER,
+                description=(
+                    f"{NONCE_MIN_LENGTH} to {NONCE_MAX_LENGTH} characters of A-Z a-z 0-9 _ -, new for every "
+                    "request: a nonce is accepted once (a second request with it is refused as a replay)."
+                ),
+            ),
+            "signature": APIKey(in_=APIKeyIn.header, name=SIGNATURE_HEADER, description=_SIGNATURE_DESCRIPTION),
         },
     )
     return _problems_only(json.loads(document))

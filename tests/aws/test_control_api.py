@@ -309,7 +309,7 @@ def test_a_retry_is_a_new_signed_request_not_a_replay(api: Api):
     assert call(request)[0] == 202
     assert_problem(call(request), 401, detail="replay")  # the same signed request: refused before the key is read
     retry = event("POST", CHANGES, body, key=api.world.key, headers={"Idempotency-Key": "k-0"}, request_id="retry")
-    assert request["headers"]["x-catalog-sync-timestamp"] != retry["headers"]["x-catalog-sync-timestamp"]
+    assert request["headers"]["x-catalog-sync-nonce"] != retry["headers"]["x-catalog-sync-nonce"]
     code, _, answer = call(retry)  # signed anew: the first answer, the push done once
     assert (code, answer["request_id"]) == (202, REQUEST_ID)
     assert len(api.recorder.payloads) == 1
@@ -625,7 +625,7 @@ def test_the_openapi_document_describes_the_control_routes(api: Api):
             assert list(content) == ["application/problem+json"], (path, status)
             assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
         assert list(operation["responses"][success]["content"]) == ["application/json"]
-        assert operation["security"] == [{"timestamp": [], "signature": []}]
+        assert operation["security"] == [{"timestamp": [], "nonce": [], "signature": []}]
         if body is None:
             assert "requestBody" not in operation
         else:
@@ -641,3 +641,137 @@ def test_the_openapi_document_describes_the_control_routes(api: Api):
         assert "every catalog" in paths[path]["post"]["description"]
     assert set(schemas["ConsumptionState"]["properties"]) >= {"scope", "mappings", "consumption"}
     assert schemas["ProblemLocation"]["properties"]["reason"]
+
+
+# ---------------------------------------------------------------- the signature binds the whole request
+
+OUTLET_CONFIG = SHOP_CONFIG.replace('name = "shop"', 'name = "outlet"')
+SIGNATURE_HEADERS = ("x-catalog-sync-timestamp", "x-catalog-sync-nonce", "x-catalog-sync-signature")
+
+
+def what_requests_may_change(api: Api) -> dict[str, Any]:
+    """Everything a refused request must leave as it was: the state table (but for the nonces the gate records),
+    the queues' messages, the bucket's objects, the consumer's mappings, the schedule rule, the diff invocations."""
+    world = api.world
+    items = world.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+    table = sorted((item for item in items if not item["pk"]["S"].startswith("NONCE#")), key=json.dumps)
+    queues = {}
+    for arn in world.queues:
+        url = world.sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        queues[arn] = world.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    listed = world.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    rule = world.events.describe_rule(Name=world.rule)
+    return {
+        "table": table,
+        "queues": queues,
+        "objects": {obj["Key"]: obj["ETag"] for obj in listed},
+        "mappings": world.mapping_states(),
+        "rule": (rule["State"], rule["ScheduleExpression"]),
+        "invocations": list(api.recorder.payloads),
+    }
+
+
+def signed_as(captured: dict[str, Any], method: str, path: str, body: bytes | None, query: str = "") -> Answer:
+    """Another request, carrying the signature headers of a captured one, as an attacker would send it."""
+    headers = {name: captured["headers"][name] for name in SIGNATURE_HEADERS}
+    return call(event(method, path, body, query=query, headers=headers, request_id="attacker"))
+
+
+def nonces(api: Api) -> list[str]:
+    items = api.world.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+    return [item["pk"]["S"] for item in items if item["pk"]["S"].startswith("NONCE#")]
+
+
+PUSH = orjson.dumps({"upserts": [product("1")]})
+ATTACKS = {
+    # name: (the captured request: method, path, query, body), (the attacker's: method, path, query, body)
+    "another method": (("GET", "/catalogs/shop/status", "", None), ("POST", "/catalogs/shop/status", "", None)),
+    "status on pause": (("GET", "/catalogs/shop/status", "", None), ("POST", "/catalogs/shop/pause", "", None)),
+    "another path": (("POST", "/catalogs/shop/resume", "", None), ("POST", "/catalogs/shop/pause", "", None)),
+    "health on pause": (("GET", "/health", "", None), ("POST", "/catalogs/shop/pause", "", None)),
+    "another catalog's push": (("POST", CHANGES, "", PUSH), ("POST", "/catalogs/outlet/changes", "", PUSH)),
+    "another catalog's sync": (
+        ("POST", "/catalogs/shop/sync", "", b"{}"),
+        ("POST", "/catalogs/outlet/sync", "", b"{}"),
+    ),
+    "another query": (
+        ("GET", "/catalogs/shop/runs", "limit=1", None),
+        ("GET", "/catalogs/shop/runs", "limit=30", None),
+    ),
+    "a query added": (("GET", "/catalogs/shop/runs", "", None), ("GET", "/catalogs/shop/runs", "limit=1", None)),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_a_captured_signature_is_refused_on_any_other_request_and_changes_nothing(api: Api, attack: str):
+    (method, path, query, body), (other_method, other_path, other_query, other_body) = ATTACKS[attack]
+    api.world.s3.put_object(Bucket=BUCKET, Key="config/outlet.toml", Body=OUTLET_CONFIG.encode())  # a real target
+    captured = event(method, path, body, query=query, key=api.world.key)
+    before = what_requests_may_change(api)
+    # Sent before the original arrives (the probe's order): the original's nonce is still unseen.
+    assert_problem(signed_as(captured, other_method, other_path, other_body, other_query), 401, detail="does not match")
+    assert what_requests_may_change(api) == before
+    assert nonces(api) == []
+    assert call(captured)[0] in {200, 202}  # the original still goes through, once
+
+
+def test_the_status_probe_reused_on_pause_leaves_both_mappings_enabled(api: Api):
+    captured = event("GET", "/catalogs/shop/status", key=api.world.key)
+    assert_problem(signed_as(captured, "POST", "/catalogs/shop/pause", None), 401)
+    assert api.world.mapping_states() == dict.fromkeys(api.world.mappings, "Enabled")
+    assert len(api.world.mappings) == 2
+
+
+def test_the_push_probe_for_shop_sent_to_outlet_writes_nothing_under_outlet(api: Api):
+    api.world.s3.put_object(Bucket=BUCKET, Key="config/outlet.toml", Body=OUTLET_CONFIG.encode())
+    captured = event("POST", CHANGES, PUSH, key=api.world.key)
+    assert_problem(signed_as(captured, "POST", "/catalogs/outlet/changes", PUSH), 401)
+    assert api.world.s3.list_objects_v2(Bucket=BUCKET, Prefix="pushes/outlet/").get("KeyCount") == 0
+    assert api.recorder.payloads == []
+    assert call(captured)[0] == 202
+    assert [key.split("/")[1] for key in api.world.pushed()] == ["shop"]
+
+
+def test_a_nonce_is_accepted_once_on_any_route_and_its_replays_change_nothing(api: Api):
+    nonce = f"replay-{uuid.uuid4().hex}"
+    paused = event("POST", "/catalogs/shop/pause", key=api.world.key, nonce=nonce)
+    assert call(paused)[0] == 200
+    before = what_requests_may_change(api)
+    assert set(before["mappings"].values()) == {"Disabled"}
+    assert_problem(call(paused), 401, detail="replay")  # the same request again
+    # Signed anew by a key holder, but with the same nonce: on another route, another catalog, another body.
+    for method, path, body in (
+        ("POST", "/catalogs/shop/resume", None),
+        ("POST", CHANGES, PUSH),
+        ("PUT", "/catalogs/shop/schedule", b'{"enabled": false}'),
+        ("GET", "/health", None),
+    ):
+        assert_problem(call(event(method, path, body, key=api.world.key, nonce=nonce)), 401, detail="replay")
+        assert what_requests_may_change(api) == before
+    assert nonces(api) == [f"NONCE#{nonce}"]
+
+
+def test_requests_alike_in_the_same_second_are_each_accepted(api: Api):
+    # The same (empty) body, the same second: only their nonces differ.
+    now = int(time.time())
+    for method, path in (
+        ("GET", "/catalogs/shop/status"),
+        ("GET", "/health"),
+        ("POST", "/catalogs/shop/pause"),
+        ("POST", "/catalogs/shop/resume"),
+        ("GET", "/health"),
+    ):
+        code, _, answer = call(event(method, path, key=api.world.key, timestamp=now))
+        assert code == 200, answer
+    assert set(api.world.mapping_states().values()) == {"Enabled"}  # paused, then resumed
+    assert len(nonces(api)) == 5
+
+
+@pytest.mark.parametrize(("offset", "detail"), [(-331, "expired"), (-86_400, "expired"), (331, "in the future")])
+def test_a_timestamp_beyond_the_skew_is_refused_and_changes_nothing(api: Api, offset: int, detail: str):
+    before = what_requests_may_change(api)
+    for method, path, body in (("POST", "/catalogs/shop/pause", None), ("POST", CHANGES, PUSH)):
+        stale = event(method, path, body, key=api.world.key, timestamp=int(time.time()) + offset)
+        assert_problem(call(stale), 401, detail=detail)
+    assert what_requests_may_change(api) == before and nonces(api) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 from moto import mock_aws
@@ -24,11 +25,7 @@ def world(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Co
 
 
 def get(world: ControlWorld, path: str, *, signed: bool = True, query: dict[str, str] | None = None):
-    request = event("GET", path, key=world.key if signed else None)
-    if query:
-        request["rawQueryString"] = "&".join(f"{name}={value}" for name, value in query.items())
-        request["queryStringParameters"] = query
-    return call(request)
+    return call(event("GET", path, query=urlencode(query or {}), key=world.key if signed else None))
 
 
 def test_a_catalogs_status_has_its_counts_runs_statistics_and_health(world: ControlWorld):

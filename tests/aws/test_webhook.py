@@ -1,21 +1,27 @@
 """The webhook function under moto: real API Gateway HTTP API (payload v2) events through the real handler.
 
-The signing key is in (moto's) Secrets Manager, the signatures seen in (moto's) state table. moto would need Docker
+The signing key is in (moto's) Secrets Manager, the nonces seen in (moto's) state table. moto would need Docker
 to run an invoked function, so the diff function's invoker is replaced by a recorder; one test drives the real
 boto3 call through botocore's Stubber.
-(The control routes beyond sync: test_control_api.py.)
+(The control routes beyond sync, and the attacks on the signature with what they would touch: test_control_api.py.)
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -74,7 +80,7 @@ def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield Webhook(key=key, secret_name=secret_name, recorder=recorder, secrets=secrets, dynamodb=dynamodb)
         parameters.clear_caches()
         wiring.settings.cache_clear()
-        wiring.seen_signatures.cache_clear()  # its client belongs to this moto world
+        wiring.seen_nonces.cache_clear()  # its client belongs to this moto world
 
 
 SYNC = "/catalogs/shop/sync"
@@ -155,7 +161,7 @@ def test_a_base64_encoded_body_is_verified_as_the_raw_bytes_sent(webhook: Webhoo
     ]
     # Signing what API Gateway handed the function (the base64 text) instead of the body is not the same thing.
     signed_wrongly = event("POST", SYNC, raw, base64_body=True)
-    wrong = signature_headers(webhook.key, signed_wrongly["body"].encode(), int(time.time()))
+    wrong = signature_headers(webhook.key, "POST", SYNC, "", signed_wrongly["body"].encode(), int(time.time()))
     signed_wrongly["headers"].update({name.lower(): value for name, value in wrong.items()})
     assert_problem(call(signed_wrongly), 401, detail="does not match")
 
@@ -241,7 +247,29 @@ def test_another_key_is_401(webhook: Webhook):
 def test_a_malformed_signature_is_401(webhook: Webhook):
     request = event("POST", SYNC, b"{}", key=webhook.key)
     request["headers"]["x-catalog-sync-signature"] = "sha256=abc"
-    assert_problem(call(request), 401, detail="must be v1=")
+    assert_problem(call(request), 401, detail="must be v2=")
+
+
+def test_a_bad_nonce_is_401(webhook: Webhook):
+    request = event("POST", SYNC, b"{}", key=webhook.key)
+    request["headers"]["x-catalog-sync-nonce"] = "too-short"
+    assert_problem(call(request), 401, detail="X-Catalog-Sync-Nonce must be 16 to 128 characters")
+    del request["headers"]["x-catalog-sync-nonce"]
+    assert_problem(call(request), 401, detail="X-Catalog-Sync-Nonce and X-Catalog-Sync-Signature headers are required")
+    assert webhook.recorder.payloads == [] and seen_nonces(webhook) == []
+
+
+def test_a_v1_signed_request_is_401_saying_v1_is_no_longer_accepted(webhook: Webhook, logs: io.StringIO):
+    body, now = b'{"mode": "full"}', int(time.time())
+    v1 = hmac.new(webhook.key, f"{now}.".encode() + body, hashlib.sha256).hexdigest()  # a correct v1 signature
+    request = event(
+        "POST", SYNC, body, headers={"X-Catalog-Sync-Timestamp": str(now), "X-Catalog-Sync-Signature": f"v1={v1}"}
+    )
+    _, headers, _ = refusal = call(request)
+    assert_problem(refusal, 401, detail="v1 signatures are no longer accepted")
+    assert headers["www-authenticate"] == "CatalogSync-HMAC-SHA256"
+    assert '"reason":"retired_scheme"' in logs.getvalue()
+    assert webhook.recorder.payloads == [] and seen_nonces(webhook) == []
 
 
 def test_the_signature_comes_before_the_body_is_judged(webhook: Webhook):
@@ -256,9 +284,9 @@ def test_the_signature_comes_before_the_body_is_judged(webhook: Webhook):
 # ---------------------------------------------------------------- refused: a replay
 
 
-def seen_signatures(webhook: Webhook) -> list[dict[str, Any]]:
+def seen_nonces(webhook: Webhook) -> list[dict[str, Any]]:
     items = webhook.dynamodb.scan(TableName=TABLE)["Items"]
-    return [item for item in items if item["pk"]["S"].startswith("SIG#")]
+    return [item for item in items if item["pk"]["S"].startswith("NONCE#")]
 
 
 def test_a_replayed_request_is_401_and_nothing_is_queued(webhook: Webhook, logs: io.StringIO):
@@ -269,37 +297,49 @@ def test_a_replayed_request_is_401_and_nothing_is_queued(webhook: Webhook, logs:
     assert headers["www-authenticate"] == "CatalogSync-HMAC-SHA256"
     assert without_run_ids(webhook.recorder.payloads) == [{"catalog": "shop", "mode": "full", "force": False}]  # once
     assert "request refused: replayed" in logs.getvalue()
-    # A replay to another route is the same signature (the path is not signed): refused too.
-    other = copy.deepcopy(request)
-    other["rawPath"] = other["requestContext"]["http"]["path"] = "/catalogs/outlet/sync"
-    assert_problem(call(other), 401, detail="replay")
+    assert len(seen_nonces(webhook)) == 1
+
+
+def test_two_requests_alike_but_for_their_nonce_are_both_accepted(webhook: Webhook):
+    # Same body, same second, same route: two requests (a dashboard polling, a pause-then-resume script).
+    body, now = b'{"mode": "full"}', int(time.time())
+    assert call(event("POST", SYNC, body, key=webhook.key, timestamp=now))[0] == 202
+    assert call(event("POST", SYNC, body, key=webhook.key, timestamp=now))[0] == 202
+    assert len(webhook.recorder.payloads) == 2 and len(seen_nonces(webhook)) == 2
+
+
+def test_a_nonce_is_accepted_once_whatever_request_carries_it(webhook: Webhook):
+    nonce = f"nonce-{uuid.uuid4().hex}"
+    assert call(event("POST", SYNC, b"{}", key=webhook.key, nonce=nonce))[0] == 202
+    # Signed anew with the key, for another body and route, but with the same nonce: refused.
+    again = event("POST", "/catalogs/shop/sync", b'{"mode": "full"}', key=webhook.key, nonce=nonce)
+    assert_problem(call(again), 401, detail="replay")
+    assert_problem(call(event("GET", "/health", key=webhook.key, nonce=nonce)), 401, detail="replay")
     assert len(webhook.recorder.payloads) == 1
 
 
-def test_the_same_body_signed_again_with_a_new_timestamp_is_accepted(webhook: Webhook):
-    body, now = b'{"mode": "full"}', int(time.time())
-    assert call(event("POST", SYNC, body, key=webhook.key, timestamp=now - 1))[0] == 202
-    assert call(event("POST", SYNC, body, key=webhook.key, timestamp=now))[0] == 202  # a retry, signed anew
-    assert len(webhook.recorder.payloads) == 2
-
-
-def test_a_seen_signature_is_kept_until_its_timestamp_leaves_the_window(webhook: Webhook):
+def test_a_seen_nonce_is_kept_until_its_timestamp_leaves_the_window(webhook: Webhook):
     timestamp = int(time.time()) - 10
     request = event("POST", SYNC, b"{}", key=webhook.key, timestamp=timestamp)
     assert call(request)[0] == 202
-    [item] = seen_signatures(webhook)
-    digest = request["headers"]["x-catalog-sync-signature"].removeprefix("v1=")
-    assert (item["pk"]["S"], item["sk"]["S"]) == (f"SIG#{digest}", "seen")
+    [item] = seen_nonces(webhook)
+    nonce = request["headers"]["x-catalog-sync-nonce"]
+    assert (item["pk"]["S"], item["sk"]["S"]) == (f"NONCE#{nonce}", "seen")
     expires_at = int(item["expires_at"]["N"])  # the table's TTL attribute
-    assert expires_at == timestamp + 300 + wiring.SEEN_SIGNATURE_MARGIN_SECONDS
+    assert expires_at == timestamp + 300 + wiring.SEEN_NONCE_MARGIN_SECONDS
     assert_problem(call(request), 401, detail="replay")
-    assert len(seen_signatures(webhook)) == 1
+    assert len(seen_nonces(webhook)) == 1
 
 
 def test_a_refused_signature_is_not_recorded(webhook: Webhook):
     assert_problem(call(event("POST", SYNC, b"{}", key=b"not-the-key")), 401, detail="does not match")
     assert_problem(call(event("POST", SYNC, b"{}")), 401)
-    assert seen_signatures(webhook) == []
+    captured = event("POST", SYNC, b"{}", key=webhook.key)
+    moved = copy.deepcopy(captured)
+    moved["rawPath"] = moved["requestContext"]["http"]["path"] = "/catalogs/outlet/sync"
+    assert_problem(call(moved), 401, detail="does not match")  # its signature on another request
+    assert seen_nonces(webhook) == []
+    assert call(captured)[0] == 202  # the original, arriving later, still goes through
 
 
 def test_without_the_state_table_every_signed_request_is_a_500(
@@ -370,10 +410,15 @@ def test_a_body_that_is_not_utf8_is_422(webhook: Webhook):
     assert problem["errors"] == [{"loc": ["body"]}]
 
 
-@pytest.mark.parametrize("catalog", ["..", ".hidden", "-x", "a" * 64, "sh%20op", "shop%2Fother", "ça"])
+@pytest.mark.parametrize("catalog", ["..", ".hidden", "-x", "a" * 64, "sh%20op", "ça", "caf%C3%A9"])
 def test_an_unsafe_catalog_name_is_422(webhook: Webhook, catalog: str):
     problem = assert_problem(call(event("POST", f"/catalogs/{catalog}/sync", b"{}", key=webhook.key)), 422)
     assert problem["errors"] == [{"loc": ["path", "catalog"]}]
+
+
+def test_an_encoded_slash_is_a_slash_as_the_http_api_decodes_the_path(webhook: Webhook):
+    assert_problem(call(event("POST", "/catalogs/shop%2Fother/sync", b"{}", key=webhook.key)), 404)
+    assert webhook.recorder.payloads == []
 
 
 def test_catalog_names_are_the_ones_a_catalog_config_accepts(webhook: Webhook):
@@ -426,13 +471,55 @@ def test_the_openapi_document_is_public_and_valid(webhook: Webhook):
     assert set(sync["responses"]) >= {"202", "401", "413", "422", "500"}
     for status in ("401", "413", "422", "500"):
         assert list(sync["responses"][status]["content"]) == ["application/problem+json"]
-    assert sync["security"] == [{"timestamp": [], "signature": []}]
+    assert sync["security"] == [{"timestamp": [], "nonce": [], "signature": []}]
     assert document["components"]["schemas"]["SyncNow"]["additionalProperties"] is False
-    assert set(document["components"]["securitySchemes"]) == {"timestamp", "signature"}
+    schemes = document["components"]["securitySchemes"]
+    assert {name: (scheme["type"], scheme["in"], scheme["name"]) for name, scheme in schemes.items()} == {
+        "timestamp": ("apiKey", "header", "X-Catalog-Sync-Timestamp"),
+        "nonce": ("apiKey", "header", "X-Catalog-Sync-Nonce"),
+        "signature": ("apiKey", "header", "X-Catalog-Sync-Signature"),
+    }
+    assert "16 to 128" in schemes["nonce"]["description"]
+    assert "catalog-sync-v2" in schemes["signature"]["description"]
+    assert "v1= is no longer accepted" in schemes["signature"]["description"]
 
     from openapi_spec_validator import validate
 
     validate(document)
+
+
+# ---------------------------------------------------------------- the example client
+
+
+def test_the_example_client_signs_and_sends_requests_the_webhook_accepts(webhook: Webhook):
+    from tests.api_fuzz import serve
+
+    client = Path(__file__).resolve().parents[2] / "examples" / "webhook_client.py"
+
+    def run(key: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+        environment = {"PATH": os.environ.get("PATH", ""), "CATALOG_SYNC_WEBHOOK_KEY": key.decode()}
+        return subprocess.run(
+            [sys.executable, str(client), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=60,
+        )
+
+    from handlers import webhook as function
+
+    with serve(function.handler) as url:
+        for _ in range(2):  # the same request twice in a second: two nonces, two requests
+            sent = run(webhook.key, "POST", f"{url}{SYNC}", "--data", '{"mode": "full"}')
+            assert (sent.returncode, sent.stdout.splitlines()[0]) == (0, "202"), sent.stdout + sent.stderr
+        health = run(webhook.key, "GET", f"{url}/health?verbose=1")
+        assert (health.returncode, health.stdout.splitlines()[0]) == (0, "200"), health.stdout
+        refused = run(b"not-the-key", "POST", f"{url}{SYNC}", "--data", "{}")
+        assert refused.returncode == 1 and refused.stdout.splitlines()[0] == "401"
+        assert "does not match" in refused.stdout
+    assert without_run_ids(webhook.recorder.payloads) == [{"catalog": "shop", "mode": "full", "force": False}] * 2
+    assert len(seen_nonces(webhook)) == 3
 
 
 # ---------------------------------------------------------------- the key stays secret

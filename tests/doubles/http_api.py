@@ -5,7 +5,11 @@ moto would need Docker to run an invoked function, so the diff function's invoke
 keeps what would have been sent.
 
 The webhook accepts a signed request once (a replay is refused): each event signed here is a new request, with a
-timestamp of its own (`fresh_timestamp`), as a client's retry would be. Sending the same event twice is a replay.
+nonce of its own (unless the test gives one), as a client's retry would be. Sending the same event twice is a
+replay.
+
+As API Gateway's HTTP API does, the event's rawPath is the request's path percent-decoded (the path is signed so),
+and its rawQueryString the query string exactly as sent.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import pytest
 
@@ -42,27 +47,13 @@ class Recorder:
         self.payloads.append(dict(payload))
 
 
-_SIGNED: dict[tuple[bytes, bytes], set[int]] = {}  # the timestamps signed so far, by key and body
-
-
-def fresh_timestamp(key: bytes, body: bytes) -> int:
-    """Now, or the latest second before it not yet signed with `key` for `body`: two requests sent with the same
-    body in the same second would carry the same signature (the second one, a replay)."""
-    signed = _SIGNED.setdefault((key, body), set())
-    timestamp = int(time.time())
-    while timestamp in signed:
-        timestamp -= 1
-    signed.add(timestamp)
-    return timestamp
-
-
 def use_recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Forget the webhook's settings and clients (the environment changed) and record its diff invocations."""
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
     wiring.settings.cache_clear()
-    wiring.seen_signatures.cache_clear()
+    wiring.seen_nonces.cache_clear()
     control.clear_caches()
     status.clear_caches()
     clear = getattr(wiring.invoker, "cache_clear", None)  # not when a recorder replaced it already
@@ -78,27 +69,34 @@ def event(
     path: str,
     body: bytes | None = None,
     *,
+    query: str = "",
     key: bytes | None = None,
     timestamp: int | None = None,
+    nonce: str | None = None,
     base64_body: bool = False,
     headers: Mapping[str, str] | None = None,
     request_id: str = REQUEST_ID,
 ) -> dict[str, Any]:
-    """An HTTP API event, signed with `key` if given (over the raw body, as the sender sends it; at `timestamp`,
-    else at a fresh one)."""
+    """An HTTP API event for `method` `path`?`query`, signed with `key` if given (over the request as the sender
+    sends it; at `timestamp`, else now; with `nonce`, else a new one)."""
     payload = copy.deepcopy(json.loads(EVENT.read_text()))
     payload["routeKey"] = payload["requestContext"]["routeKey"] = "$default"
-    payload["rawPath"] = payload["requestContext"]["http"]["path"] = path
-    payload["rawQueryString"] = ""
+    payload["rawPath"] = payload["requestContext"]["http"]["path"] = unquote(path)
+    payload["rawQueryString"] = query
     payload.pop("queryStringParameters", None)
+    if query:
+        params: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(name, []).append(value)
+        payload["queryStringParameters"] = {name: ",".join(values) for name, values in params.items()}
     payload.pop("pathParameters", None)
     payload.pop("cookies", None)
     payload["requestContext"]["http"]["method"] = method
     payload["requestContext"]["requestId"] = request_id
     sent: dict[str, str] = {"content-type": "application/json", "user-agent": "catalog-sync-tests"}
     if key is not None:
-        raw = body or b""
-        signed = signature_headers(key, raw, fresh_timestamp(key, raw) if timestamp is None else timestamp)
+        when = int(time.time()) if timestamp is None else timestamp
+        signed = signature_headers(key, method, path, query, body or b"", when, nonce)
         sent.update({name.lower(): value for name, value in signed.items()})  # HTTP APIs lower-case names
     sent.update({name.lower(): value for name, value in (headers or {}).items()})
     payload["headers"] = sent

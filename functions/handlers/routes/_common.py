@@ -9,14 +9,14 @@ from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
 from catalog_sync.adapters.aws.webhook import Problem, ProblemLocation
-from catalog_sync.logic.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from catalog_sync.logic.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 PROBLEM_JSON = "application/problem+json"
 # The security requirement of a signed route (the schemes are declared with the OpenAPI document).
-SIGNED: list[dict[str, list[str]]] = [{"timestamp": [], "signature": []}]
+SIGNED: list[dict[str, list[str]]] = [{"timestamp": [], "nonce": [], "signature": []}]
 SIGNING = (
-    f"Signed: {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} (HMAC-SHA256 over `<timestamp>.<raw body>`; an empty body "
-    "when there is none)."
+    f"Signed: {TIMESTAMP_HEADER}, {NONCE_HEADER} and {SIGNATURE_HEADER} (v2: HMAC-SHA256 over the method, path, "
+    "query, timestamp, nonce and the SHA-256 of the raw body; see the `signature` security scheme)."
 )
 
 Location = tuple[str | int, ...]

@@ -3,7 +3,7 @@ asynchronous hand-off to the diff function. (The control routes' contract and AW
 
 The signing key is read from Secrets Manager through powertools Parameters (cached for `secrets_max_age`
 seconds): the secret's value, as stored, is the key (a SecretString as UTF-8 bytes, or a SecretBinary). The
-signatures of the requests received are kept in the state table (SeenSignatures), so that each is accepted once.
+nonces of the signed requests received are kept in the state table (SeenNonces), so that each is accepted once.
 Clients are made on first use, not at import.
 """
 
@@ -38,9 +38,10 @@ MAX_ID_LENGTH = 256
 MAX_KEY_LENGTH = 1_024  # S3's limit on an object key (and on a version id)
 # The largest payload Lambda accepts for an asynchronous ("Event") invocation.
 MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
-# A seen signature is kept this long after its timestamp leaves the window: the function's instances' clocks and
-# DynamoDB's (which deletes an item by TTL only after its expires_at, often much later) may differ a little.
-SEEN_SIGNATURE_MARGIN_SECONDS = 60
+# A seen nonce is kept this long after its request's timestamp leaves the window: the function's instances' clocks
+# and DynamoDB's (which deletes an item by TTL only after its expires_at, often much later) may differ a little.
+SEEN_NONCE_MARGIN_SECONDS = 60
+NONCE_PREFIX = "NONCE#"  # the partition of a seen nonce in the state table
 
 
 class WebhookSettings(BaseSettings):
@@ -56,7 +57,7 @@ class WebhookSettings(BaseSettings):
     bucket: str | None = None  # catalog configs are read from it, pushed changes written to it
     configs_prefix: str = "config/"
     pushes_prefix: str = DEFAULT_PUSHES_PREFIX  # the diff function's own setting too
-    # The state table, which keeps the Idempotency-Key records and the signatures seen. Required: unset, every
+    # The state table, which keeps the Idempotency-Key records and the nonces seen. Required: unset, every
     # signed request is refused (500), since a replay could not be told apart.
     table_name: str | None = None
     idempotency_expiry_seconds: int = Field(default=3_600, gt=0)
@@ -200,12 +201,13 @@ class DiffInvoker:
 
 
 class Replayed(Exception):
-    """The request's signature was seen before: the request was already received."""
+    """The request's nonce was seen before: the request was already received."""
 
 
-class SeenSignatures:
-    """The signatures of the requests received, in the state table (pk `SIG#<hex digest>`, sk `seen`), each kept
-    until `expires_at` (the table's TTL attribute). Recording one a second time raises Replayed."""
+class SeenNonces:
+    """The nonces of the signed requests received, in the state table (pk `NONCE#<nonce>`, sk `seen`), each kept
+    until `expires_at` (the table's TTL attribute). Recording one a second time raises Replayed: one conditional
+    write, so that two instances receiving the same request at once accept it once."""
 
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table_name = table_name
@@ -217,11 +219,11 @@ class SeenSignatures:
             self._client = boto3.client("dynamodb")
         return self._client
 
-    def record(self, digest: str, *, expires_at: int) -> None:
+    def record(self, nonce: str, *, expires_at: int) -> None:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item={"pk": {"S": f"SIG#{digest}"}, "sk": {"S": "seen"}, "expires_at": {"N": str(expires_at)}},
+                Item={"pk": {"S": f"{NONCE_PREFIX}{nonce}"}, "sk": {"S": "seen"}, "expires_at": {"N": str(expires_at)}},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
@@ -241,9 +243,9 @@ def invoker() -> DiffInvoker:
 
 
 @cache
-def seen_signatures() -> SeenSignatures:
+def seen_nonces() -> SeenNonces:
     """Raises NotConfigured without a state table."""
-    return SeenSignatures(required(settings().table_name, "table_name"))
+    return SeenNonces(required(settings().table_name, "table_name"))
 
 
 def signing_key() -> bytes:
