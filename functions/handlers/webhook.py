@@ -21,6 +21,9 @@ therefore a new request, signed again with a new nonce (with the same Idempotenc
 done once). Without the state table every signed request is refused (500: the function is not configured), never
 accepted unchecked. Errors are application/problem+json (RFC 9457) and carry no internal detail.
 
+An event that is not an HTTP API payload-v2 request (a REST API proxy event, an S3 notification, an EventBridge
+event, ...) is rejected before routing: logged, counted (RejectedEvents), nothing read or changed, and answered
+with a 400 problem in the proxy response shape (statusCode, headers, body), which a REST API would pass on.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.adapters.aws.events import describe
 from catalog_sync.logic.signing import (
     CANONICAL_PREFIX,
     NONCE_HEADER,
@@ -59,7 +63,7 @@ from catalog_sync.logic.signing import (
     SignatureError,
     verify,
 )
-from handlers._shared import logger, metrics, tracer
+from handlers._shared import logger, metrics, rejected, tracer
 from handlers.routes import control, status
 from handlers.routes._common import PROBLEM_JSON, Location, ProblemError, at, problem
 
@@ -321,8 +325,32 @@ def openapi_document() -> dict[str, Any]:
     return _openapi_document()
 
 
+def _rejected(event: Any) -> dict[str, Any]:
+    """The answer to an event the function is not built for, in the proxy response shape (a 400 problem)."""
+    received = describe(event)
+    reason = "the webhook answers API Gateway HTTP API requests (payload format 2.0) only"
+    if received.startswith("an API Gateway HTTP API request"):
+        received = f"one without the fields it reads: {received}"
+    rejected("webhook", reason, event)  # logged and counted (RejectedEvents)
+    problem = wiring.Problem(
+        title=HTTPStatus.BAD_REQUEST.phrase,
+        status=HTTPStatus.BAD_REQUEST.value,
+        detail=f"{reason}; received {received}",
+    )
+    return {
+        "statusCode": HTTPStatus.BAD_REQUEST.value,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": problem.model_dump_json(exclude_none=True),
+        "isBase64Encoded": False,
+    }
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        wiring.check_http_api_event(event)
+    except wiring.NotAnHttpApiRequest:
+        return _rejected(event)
     return app.resolve(event, context)

@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -645,6 +646,7 @@ def test_the_openapi_document_describes_the_control_routes(api: Api):
 
 # ---------------------------------------------------------------- the signature binds the whole request
 
+EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
 OUTLET_CONFIG = SHOP_CONFIG.replace('name = "shop"', 'name = "outlet"')
 SIGNATURE_HEADERS = ("x-catalog-sync-timestamp", "x-catalog-sync-nonce", "x-catalog-sync-signature")
 
@@ -775,3 +777,21 @@ def test_a_timestamp_beyond_the_skew_is_refused_and_changes_nothing(api: Api, of
         stale = event(method, path, body, key=api.world.key, timestamp=int(time.time()) + offset)
         assert_problem(call(stale), 401, detail=detail)
     assert what_requests_may_change(api) == before and nonces(api) == []
+
+
+def test_a_rest_api_event_signed_for_pause_pauses_nothing(api: Api):
+    rest = json.loads((EVENTS / "apigateway-rest-api-proxy.json").read_text())
+    signed = {
+        name.lower(): value
+        for name, value in event("POST", "/catalogs/shop/pause", key=api.world.key)["headers"].items()
+        if name in SIGNATURE_HEADERS
+    }
+    rest["headers"].update(signed)
+    rest["multiValueHeaders"].update({name: [value] for name, value in signed.items()})
+    before = what_requests_may_change(api)
+    from handlers import webhook
+
+    answer = webhook.handler(rest, Context())
+    assert answer["statusCode"] == 400
+    assert what_requests_may_change(api) == before and nonces(api) == []
+    assert set(api.world.mapping_states().values()) == {"Enabled"}

@@ -39,7 +39,7 @@ from catalog_sync.logic.signing import signature_headers
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import CatalogConfig
 from tests.doubles.control_world import BUCKET, SHOP_CONFIG
-from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, use_recorder
+from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, respond, use_recorder
 from tests.integration.test_state_stores import TABLE, create_table
 
 DIFF_FUNCTION = "catalog-sync-diff"
@@ -450,6 +450,98 @@ def test_a_missing_secret_is_a_500_that_says_nothing_internal(webhook: Webhook, 
     assert record["message"] == "could not check the request"  # logged, for the operator
     assert "ResourceNotFoundException" in record["exception"]
     assert webhook.recorder.payloads == []
+
+
+# ---------------------------------------------------------------- events it is not built for
+
+EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
+
+
+def sample(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+def http_api_v1() -> dict[str, Any]:
+    """An HTTP API request in payload format 1.0: the REST API's shape, with a version."""
+    return {**sample("apigateway-rest-api-proxy.json"), "version": "1.0"}
+
+
+NOT_HTTP_API_V2 = {
+    "rest-api-proxy": (
+        lambda: sample("apigateway-rest-api-proxy.json"),
+        "an API Gateway REST API request (POST /catalogs/shop/pause)",
+    ),
+    "http-api-payload-1.0": (http_api_v1, "an API Gateway REST API request (POST /catalogs/shop/pause)"),
+    "s3-put": (lambda: sample("s3-put.json"), "an S3 ObjectCreated:Put notification"),
+    "s3-delete": (lambda: sample("s3-delete.json"), "an S3 ObjectRemoved:Delete notification"),
+    "sqs": (lambda: sample("sqs-receive-message.json"), "an SQS batch of 1 message"),
+    "eventbridge-s3": (lambda: sample("eventbridge-s3-object-created.json"), "an S3 'Object Created' event"),
+    "schedule": (lambda: sample("cloudwatch-scheduled-event.json"), "a scheduled event from aws.events"),
+    "direct-invocation": (lambda: {"catalog": "shop", "mode": "full"}, "an event with the fields catalog, mode"),
+    "empty-object": (lambda: {}, "an empty event"),
+    "null": (lambda: None, "a JSON null"),
+    "array": (lambda: [1, 2], "a JSON array"),
+    "string": (lambda: "POST /catalogs/shop/sync", "a JSON string"),
+    "http-api-missing-fields": (
+        lambda: {"version": "2.0", "requestContext": {"http": {"method": "GET"}}, "rawPath": "/health"},
+        "one without the fields it reads: an API Gateway HTTP API request (GET /health)",
+    ),
+}
+
+
+def printed_metrics(output: str) -> dict[str, float]:
+    """The EMF data points the function printed (powertools Metrics writes them to stdout, as in Lambda)."""
+    points: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    values = blob[metric["Name"]]
+                    points[metric["Name"]] = sum(values) if isinstance(values, list) else values
+    return points
+
+
+@pytest.mark.parametrize("shape", sorted(NOT_HTTP_API_V2))
+def test_an_event_that_is_not_an_http_api_request_gets_one_clear_rejection(
+    webhook: Webhook, shape: str, logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+):
+    make, kind = NOT_HTTP_API_V2[shape]
+    table_before = webhook.dynamodb.scan(TableName=TABLE)["Items"]
+    capsys.readouterr()
+    answer = respond(make())  # no exception: an answer
+    assert answer["statusCode"] == 400 and answer["isBase64Encoded"] is False
+    assert answer["headers"] == {"Content-Type": "application/problem+json"}
+    problem = json.loads(answer["body"])
+    assert problem["status"] == 400 and problem["title"] == "Bad Request"
+    reason = "the webhook answers API Gateway HTTP API requests (payload format 2.0) only"
+    assert problem["detail"].startswith(f"{reason}; received {kind}"), problem["detail"]
+    [record] = [json.loads(line) for line in logs.getvalue().splitlines() if '"rejected event"' in line]
+    assert (record["level"], record["function"], record["reason"]) == ("ERROR", "webhook", reason)
+    assert printed_metrics(capsys.readouterr().out) == {"RejectedEvents": 1.0}
+    # Nothing read or changed: no diff invocation, no nonce recorded, no push written.
+    assert webhook.recorder.payloads == []
+    assert webhook.dynamodb.scan(TableName=TABLE)["Items"] == table_before
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert [obj["Key"] for obj in listed] == ["config/shop.toml"]
+
+
+def test_a_rest_api_event_carrying_a_valid_signature_is_rejected_all_the_same(webhook: Webhook):
+    rest = sample("apigateway-rest-api-proxy.json")
+    rest["path"], rest["httpMethod"], rest["body"] = SYNC, "POST", "{}"
+    signed = signature_headers(webhook.key, "POST", SYNC, "", b"{}", int(time.time()))
+    rest["headers"].update(signed)
+    rest["multiValueHeaders"].update({name: [value] for name, value in signed.items()})
+    answer = respond(rest)
+    assert answer["statusCode"] == 400 and "received an API Gateway REST API request" in answer["body"]
+    assert webhook.recorder.payloads == [] and seen_nonces(webhook) == []
+
+
+def test_an_http_api_request_is_still_answered_by_its_route(webhook: Webhook, capsys: pytest.CaptureFixture[str]):
+    # The check admits the recorded HTTP API sample itself (what API Gateway sends), signed or not.
+    assert respond(sample("apigateway-http-api-proxy.json"))["statusCode"] == 401
+    assert call(event("GET", "/openapi.json"))[0] == 200
+    assert "RejectedEvents" not in printed_metrics(capsys.readouterr().out)
 
 
 # ---------------------------------------------------------------- public

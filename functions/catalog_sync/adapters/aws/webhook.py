@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import boto3
 import orjson
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalog_sync.adapters.aws.triggers import (
@@ -230,6 +230,45 @@ class SeenNonces:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise Replayed("the request was already received") from None
             raise
+
+
+# ---------------------------------------------------------------- the events the function is built for
+
+
+class _HttpContext(BaseModel):
+    method: str
+    path: str
+
+
+class _RequestContext(BaseModel):
+    requestId: str
+    http: _HttpContext
+
+
+class _HttpApiRequest(BaseModel):
+    """What the webhook reads of an API Gateway HTTP API (payload format 2.0) event. Not powertools'
+    APIGatewayProxyEventV2Model: that one also requires fields the webhook never reads (a user agent, the source
+    IP's form), and limits the methods, so a real request could be refused as something else."""
+
+    version: Literal["2.0"]
+    rawPath: str
+    rawQueryString: str
+    headers: dict[str, str]
+    requestContext: _RequestContext
+    body: str | None = None
+    isBase64Encoded: bool = False
+
+
+class NotAnHttpApiRequest(ValueError):
+    """The function was handed an event other than an API Gateway HTTP API (payload format 2.0) request."""
+
+
+def check_http_api_event(event: object) -> None:
+    """Raises NotAnHttpApiRequest unless `event` is an HTTP API payload-v2 request, as the routes need it."""
+    try:
+        _HttpApiRequest.model_validate(event)
+    except ValidationError:
+        raise NotAnHttpApiRequest("not an API Gateway HTTP API (payload format 2.0) request") from None
 
 
 @cache
