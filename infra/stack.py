@@ -541,7 +541,7 @@ class CatalogSyncStack(cdk.Stack):
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[self.bucket.arn_for_objects(f"{PUSHES_PREFIX}*")])
         )
         # powertools Idempotency keeps its records in the state table (a partition of their own); the status
-        # routes read the catalogs' state; the gate records each accepted signature (SIG#, until it expires).
+        # routes read the catalogs' state; the gate records each accepted nonce (NONCE#, until it expires).
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
