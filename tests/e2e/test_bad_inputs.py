@@ -55,7 +55,7 @@ SHARDS = 1  # the state's sharding plays no part here; one shard is one query pe
 WEBHOOK_SECRET = "catalog-sync/webhook-bad-inputs"
 WEBHOOK_KEY = b"whsec-bad-inputs"
 
-Entry = Literal["s3-drop", "diff-event", "sqs-body", "sqs-event", "health-event", "webhook"]
+Entry = Literal["s3-drop", "diff-event", "sqs-body", "sqs-event", "health-event", "webhook", "webhook-event"]
 Expect = Literal[
     "accepted", "bad_input", "quarantined", "held", "rejected", "ignored", "batch_error", "item_failures", "skipped",
     "http",
@@ -67,6 +67,7 @@ _OUTCOMES: dict[Entry, set[str]] = {
     "sqs-event": {"batch_error", "item_failures", "rejected"},
     "health-event": {"rejected"},
     "webhook": {"http"},
+    "webhook-event": {"http"},
 }
 _NEEDS: dict[str, tuple[str, ...]] = {
     "bad_input": ("error",),
@@ -457,6 +458,11 @@ def check_rejected(case: Case, answer: dict[str, Any], function: str, output: st
     function and what was received named beside the count."""
     assert answer["status"] == "rejected", answer
     assert case.error is not None and case.error in answer["error"], answer["error"]
+    check_counted(function, answer["error"], output, logged)
+
+
+def check_counted(function: str, reason: str, output: str, logged: list[Any]) -> None:
+    """The rejection's one log line (an error, with the reason) and its one RejectedEvents data point."""
     counted = [
         blob
         for blob in map(json.loads, (line for line in output.splitlines() if line.startswith('{"_aws"')))
@@ -466,7 +472,7 @@ def check_rejected(case: Case, answer: dict[str, Any], function: str, output: st
         ([1.0], "catalog-sync", function)
     ], counted
     [record] = [record for record in logged if record.getMessage() == "rejected event"]
-    assert record.levelname == "ERROR" and record.reason == answer["error"] and record.received, record.__dict__
+    assert record.levelname == "ERROR" and record.reason == reason and record.received, record.__dict__
     assert record.received == counted[0]["received"]
 
 
@@ -496,6 +502,33 @@ def feed_health(world: BadWorld, case: Case, data: bytes, output: Callable[[], t
     printed, logged = output()
     check_rejected(case, answer, "health", printed, logged)
     assert answer["catalogs"] == [] and '"HealthScore"' not in printed  # nothing scored, nothing published
+
+
+def feed_webhook_event(
+    world: BadWorld,
+    case: Case,
+    data: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    output: Callable[[], tuple[str, list[Any]]],
+) -> None:
+    """The whole event handed to the webhook: anything but an HTTP API request is a 400 problem, in the proxy
+    response shape, before any route is read."""
+    from handlers import webhook
+
+    recorder = Recorder()
+    monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+    answer = webhook.handler(json.loads(data), Context())
+    assert answer["statusCode"] == case.status, answer
+    assert answer["headers"] == {"Content-Type": "application/problem+json"}
+    problem = json.loads(answer["body"])
+    assert problem["status"] == case.status
+    assert case.error is not None and case.error in problem["detail"], problem
+    printed, logged = output()
+    [record] = [record for record in logged if record.getMessage() == "rejected event"]
+    check_counted("webhook", record.reason, printed, logged)
+    assert record.reason in problem["detail"]
+    assert recorder.payloads == []  # nothing was handed to the diff function
+    assert pushed_objects(world) == []
 
 
 def feed_webhook(world: BadWorld, case: Case, data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -568,6 +601,8 @@ def test_a_bad_input_gets_its_outcome_and_changes_nothing(
             feed_consumer(world, case, data, output)
         elif case.entry == "health-event":
             feed_health(world, case, data, output)
+        elif case.entry == "webhook-event":
+            feed_webhook_event(world, case, data, monkeypatch, output)
         else:
             feed_webhook(world, case, data, monkeypatch)
         after = snapshot(world, respelled=respelled)
