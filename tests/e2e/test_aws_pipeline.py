@@ -445,7 +445,7 @@ def test_a_write_overtaken_by_a_newer_change_is_repaired(world: World, monkeypat
     stored = world.pinecone.vectors("shop")
     assert raced and stored["0"]["metadata"]["_text_hash"] == expected_hash(old[0])  # the old write landed last...
     # ...and was noticed: a re-sync of those products, from the newest catalog object when it runs.
-    assert repairs == [{"catalog": "shop", "ids": [str(i) for i in range(6)]}]
+    assert repairs == [{"catalog": "shop", "ids": [str(i) for i in range(6)], "force": True}]
 
     run_pipeline(world, repairs[0])  # the repair: a targeted re-sync of those products
     index_matches(world, newest)

@@ -188,8 +188,8 @@ def test_a_repair_rereads_pushed_products_from_their_push_and_no_other(
     assert _shared.pipeline().request_repair("shop", ["3", "5", "8"])
     assert sorted(repairs, key=lambda r: r.get("key", "")) == [
         # Re-read from the newest catalog object as it is when the repair runs (v1 here).
-        {"catalog": "shop", "ids": ["5"]},
-        {"catalog": "shop", "ids": ["3"], "key": "pushes/shop/push-1.jsonl"},
+        {"catalog": "shop", "ids": ["5"], "force": True},
+        {"catalog": "shop", "ids": ["3"], "key": "pushes/shop/push-1.jsonl", "force": True},
     ]  # 8's deletion is committed: there is nothing to put back
     for repair in repairs:
         run_pipeline(world, repair)

@@ -38,7 +38,7 @@ import orjson
 import xxhash
 
 from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
-from catalog_sync.logic.drops import DropClaim, claimed, may_claim
+from catalog_sync.logic.drops import DropClaim, claimed, may_claim, same_object
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.runs import new_run_id
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
@@ -87,32 +87,61 @@ def _conditional_check_failed(exc: Exception) -> bool:
 _CLAIM_ATTEMPTS = 10
 
 
-def _claim_of(item: dict[str, Any] | None) -> DropClaim | None:
-    if item is None:
+def _claim_of(item: dict[str, Any] | None, prefix: str = "") -> DropClaim | None:
+    """The claim recorded in the item (`prefix` "prior_": the one it replaced)."""
+    key = "source_key" if not prefix else f"{prefix}key"
+    if item is None or key not in item:
         return None
     return DropClaim(
-        key=item["source_key"]["S"],
-        modified=float(item["modified"]["N"]),
-        version_id=item.get("source_version", {}).get("S"),
-        sequencer=item.get("source_sequencer", {}).get("S"),
+        key=item[key]["S"],
+        modified=float(item[f"{prefix}modified"]["N"]),
+        version_id=item.get(f"{prefix or 'source_'}version", {}).get("S"),
+        sequencer=item.get(f"{prefix or 'source_'}sequencer", {}).get("S"),
     )
 
 
-def _claim_write(claim: DropClaim, read: dict[str, Any] | None) -> dict[str, Any]:
-    """The update recording `claim`, conditional on the item being as `read` (`claims` counts its writes)."""
-    values: dict[str, Any] = {":m": {"N": repr(claim.modified)}, ":k": {"S": claim.key}, ":one": {"N": "1"}}
-    sets = ["modified = :m", "source_key = :k", "claims = if_not_exists(claims, :zero) + :one"]
-    values[":zero"] = {"N": "0"}
-    removes = []
-    for attribute, value, name in (
-        ("source_version", claim.version_id, ":v"),
-        ("source_sequencer", claim.sequencer, ":s"),
-    ):
-        if value:
-            sets.append(f"{attribute} = {name}")
-            values[name] = {"S": value}
+_KEEP = object()  # a part of the claim item a write leaves as it is
+
+
+def _claim_attributes(claim: DropClaim | None, prefix: str) -> tuple[list[str], dict[str, Any], list[str]]:
+    """SET clauses, their values and REMOVE names recording `claim` (None: no claim) under `prefix`."""
+    names = {
+        "key": "source_key" if not prefix else f"{prefix}key",
+        "modified": f"{prefix}modified",
+        "version": f"{prefix or 'source_'}version",
+        "sequencer": f"{prefix or 'source_'}sequencer",
+    }
+    fields = {
+        "key": {"S": claim.key} if claim else None,
+        "modified": {"N": repr(claim.modified)} if claim else None,
+        "version": {"S": claim.version_id} if claim and claim.version_id else None,
+        "sequencer": {"S": claim.sequencer} if claim and claim.sequencer else None,
+    }
+    sets, values, removes = [], {}, []
+    for part, value in fields.items():
+        if value is None:
+            removes.append(names[part])
         else:
-            removes.append(attribute)
+            placeholder = f":{prefix or 'c_'}{part}"
+            sets.append(f"{names[part]} = {placeholder}")
+            values[placeholder] = value
+    return sets, values, removes
+
+
+def _claim_write(claim: Any, read: dict[str, Any] | None, *, prior: Any = None) -> dict[str, Any]:
+    """The update recording `claim` (None: no claim; _KEEP: as it is) and the claim it replaced, `prior` (kept to
+    be put back if the guard holds the run of `claim`'s drop; None: none), conditional on the item being as
+    `read` (`claims` counts its writes)."""
+    values: dict[str, Any] = {":one": {"N": "1"}, ":zero": {"N": "0"}}
+    sets = ["claims = if_not_exists(claims, :zero) + :one"]
+    removes: list[str] = []
+    for recorded, prefix in ((claim, ""), (prior, "prior_")):
+        if recorded is _KEEP:
+            continue
+        more_sets, more_values, more_removes = _claim_attributes(recorded, prefix)
+        sets += more_sets
+        values |= more_values
+        removes += more_removes
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     if read is None:
         condition = "attribute_not_exists(pk)"
@@ -591,10 +620,30 @@ class DynamoStateStore:
             stored = _claim_of(item)
             if not may_claim(claim, stored):
                 return False
+            # The claim replaced is kept, to be the newest again if the guard holds this drop's run; a re-claim of
+            # the same object (a retry) keeps the one it had.
+            prior = _KEEP if stored is not None and same_object(claim, stored) else stored
             # Judged against what was read, so written only if nobody claimed meanwhile (else judged again).
-            if self._update(self._meta_key("source"), **_claim_write(claimed(claim, stored), item)):
+            if self._update(self._meta_key("source"), **_claim_write(claimed(claim, stored), item, prior=prior)):
                 return True
         raise StateWriteError(f"could not claim {key!r}: other runs kept claiming the catalog's newest object")
+
+    def withdraw_claim(self, claim: DropClaim) -> None:
+        """The guard held the run of `claim`'s drop: the drop is as if it had not come. The claim it replaced is the
+        newest again (no older drop is superseded by the held one, no repair re-reads it); if another drop was
+        claimed since, that one no longer falls back to the held drop."""
+        for _ in range(_CLAIM_ATTEMPTS):
+            item = self._source_item()
+            current, prior = _claim_of(item), _claim_of(item, "prior_")
+            if current is not None and same_object(current, claim):
+                update = _claim_write(prior, item)
+            elif prior is not None and same_object(prior, claim):
+                update = _claim_write(_KEEP, item)
+            else:
+                return
+            if self._update(self._meta_key("source"), **update):
+                return
+        raise StateWriteError(f"could not withdraw the claim on {claim.key!r}: other runs kept claiming")
 
     def newest_source(self) -> tuple[float, str, str | None] | None:
         """(modified, key, version id) of the newest catalog object a run has read, if any."""

@@ -373,7 +373,8 @@ class Pipeline:
             # From the newest catalog object a run has read, when the re-sync runs (see repair_sources).
             function = self.settings.diff_function or arn
             if function is not None:
-                self.invoke_self(function, {"catalog": catalog, "ids": product_ids})
+                # Forced: the deletions it makes are those the newer catalog's run already made (guard passed).
+                self.invoke_self(function, {"catalog": catalog, "ids": product_ids, "force": True})
 
         return Dispatcher(
             state=state,
@@ -437,6 +438,9 @@ class Pipeline:
         report = service.sync(
             source, full=request.mode is SyncMode.FULL, force=request.force, only_ids=request.ids, run=begun
         )
+        if claim is not None and report.guard.held:
+            # A held drop changes nothing: it supersedes no older drop, and repairs do not re-read it.
+            state.withdraw_claim(claim)
         if report.dispatch is not None and not report.dispatch.finished:
             report.dispatch.source_modified = claim.modified if claim is not None else None
             self._save_checkpoint(report.dispatch, claim)
@@ -493,7 +497,8 @@ class Pipeline:
             pushes_prefix=self.settings.pushes_prefix,
         )
         for key, ids in sources.items():
-            request: dict[str, Any] = {"catalog": catalog, "ids": ids}
+            # Forced: it puts back what a catalog run the guard let through recorded, deletions included.
+            request: dict[str, Any] = {"catalog": catalog, "ids": ids, "force": True}
             if key is not None:
                 request["key"] = key
             self.invoke_self(self.settings.diff_function, request)
