@@ -6,8 +6,8 @@ the error each service really returns, so that the SDK's own retry policy is wha
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,31 +24,50 @@ class LambdaCrash(BaseException):
 
 @dataclass
 class FaultLog:
-    """What was injected, by kind, and how many examples ended converged despite it."""
+    """The examples run and the faults delivered in them, by kind.
 
-    injected: Counter[str] = field(default_factory=Counter)
+    A fault counts where it was delivered: an HTTP double's answer written, a throttling error handed to botocore,
+    a crash raised. One queued that never met a request is not counted. An example hypothesis abandoned part way
+    (its draws ran out) is not an example run: neither it nor its faults count.
+    """
+
+    delivered: Counter[str] = field(default_factory=Counter)
     converged: int = 0
-    failed: int = 0
-    survived: Counter[str] = field(default_factory=Counter)
+    abandoned: int = 0
+    failures: set[str] = field(default_factory=set)  # what each failing example drew (hypothesis replays them)
 
-    # An example's faults are added when it ends: one hypothesis discards part way (its draws ran out) counts
-    # neither way.
-    def example_converged(self, injected: Counter[str]) -> None:
-        self.converged += 1
-        self.injected.update(injected)
-        self.survived.update(injected)
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
 
-    def example_failed(self, injected: Counter[str]) -> None:
-        self.failed += 1
-        self.injected.update(injected)
+    @property
+    def examples(self) -> int:
+        return self.converged + self.failed
+
+    def example_ended(self, *, converged: bool, faults: Counter[str], draws: str = "") -> None:
+        """`draws`: what a failing example drew; hypothesis runs a failing example again to report it, and a
+        replay is not another example."""
+        if converged:
+            self.converged += 1
+        elif draws in self.failures:
+            return
+        else:
+            self.failures.add(draws)
+        self.delivered.update(faults)
+
+    def example_abandoned(self) -> None:
+        self.abandoned += 1
 
     def report(self) -> str:
-        width = max((len(kind) for kind in self.injected), default=10)
-        lines = [f"examples converged: {self.converged:,}, failed: {self.failed:,}"]
-        lines.append(f"{'fault':<{width}}  {'injected':>9}  {'survived':>9}")
-        for kind in sorted(self.injected):
-            lines.append(f"{kind:<{width}}  {self.injected[kind]:>9,}  {self.survived[kind]:>9,}")
-        lines.append(f"{'total':<{width}}  {sum(self.injected.values()):>9,}  {sum(self.survived.values()):>9,}")
+        width = max((len(kind) for kind in self.delivered), default=10)
+        lines = [
+            f"examples run: {self.examples:,} (converged {self.converged:,}, failed {self.failed:,}); "
+            f"abandoned by hypothesis part way, not counted: {self.abandoned:,}",
+            f"{'fault delivered':<{width}}  {'count':>9}",
+        ]
+        for kind in sorted(self.delivered):
+            lines.append(f"{kind:<{width}}  {self.delivered[kind]:>9,}")
+        lines.append(f"{'total':<{width}}  {sum(self.delivered.values()):>9,}")
         return "\n".join(lines)
 
 
@@ -70,18 +89,21 @@ _THROTTLING: dict[str, tuple[int, dict[str, str], bytes]] = {
 
 
 class Throttler:
-    """Answers the next `armed` calls of one AWS client with the service's throttling error."""
+    """Answers the next `armed` calls of one AWS client with the service's throttling error; `delivered` counts
+    the errors handed to botocore (a request that actually got one)."""
 
-    def __init__(self, client: Any, service: str, on_throttle: Callable[[str], None]) -> None:
+    def __init__(self, client: Any, service: str) -> None:
         self.service = service
         self.armed = 0
-        self._on_throttle = on_throttle
+        self.delivered = 0
+        self._lock = threading.Lock()  # the clients' calls may come from several threads
         client.meta.events.register_first(f"before-send.{client.meta.service_model.service_id.hyphenize()}", self)
 
     def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        if self.armed <= 0:
-            return None
-        self.armed -= 1
-        self._on_throttle(f"{self.service} throttled")
+        with self._lock:
+            if self.armed <= 0:
+                return None
+            self.armed -= 1
+            self.delivered += 1
         status, headers, body = _THROTTLING[self.service]
         return AWSResponse(request.url, status, headers, MockRawResponse(body))

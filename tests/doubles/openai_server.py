@@ -1,7 +1,8 @@
 """A local HTTP double of the OpenAI embeddings endpoint, for the real `openai` SDK to talk to.
 
 It speaks the wire protocol the SDK uses (POST /v1/embeddings, JSON body, base64 or float vectors), records
-every request, and can be told to answer the next requests with errors (429, 500) to exercise retries.
+every request, and can be told to answer the next requests with errors (429, 500) to exercise retries. A fault
+counts in `faults_delivered` once its answer was written to the client: one still queued was never injected.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import base64
 import struct
 import threading
 import zlib
-from collections import deque
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +27,8 @@ class OpenAIDouble:
     def __init__(self, *, max_inputs: int = 2048) -> None:
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[int] = deque()
+        self.faults_delivered: Counter[int] = Counter()  # status -> faults answered
+        self._lock = threading.Lock()
         self.max_inputs = max_inputs
         double = self
 
@@ -50,12 +53,15 @@ class OpenAIDouble:
                 if self.path != "/v1/embeddings":
                     self._reply(404, {"error": {"message": "not found"}})
                     return
-                double.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-                if double.failures:
-                    status = double.failures.popleft()
+                with double._lock:
+                    double.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                    status = double.failures.popleft() if double.failures else None
+                if status is not None:
                     self._reply(
                         status, {"error": {"message": f"injected {status}", "type": "test"}}, {"retry-after-ms": "10"}
                     )
+                    with double._lock:
+                        double.faults_delivered[status] += 1
                     return
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
                 if len(inputs) > double.max_inputs:

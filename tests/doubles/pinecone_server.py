@@ -5,14 +5,15 @@ fetch, list, query, describe_index_stats), enforces the documented request limit
 per upsert, 1,000 ids per delete, 40 KB of metadata per vector, metadata values that are strings, numbers,
 booleans or lists of strings, vector ids of 1 to 512 ASCII characters without NUL) by answering 400 for the
 whole request as the service does, records every request, and can be told to
-fail the next requests (429, 5xx) to exercise retries.
+fail the next requests (429, 5xx) to exercise retries. A fault counts in `faults_delivered` once its
+answer was written to the client: one still queued was never injected.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -56,6 +57,7 @@ class PineconeDouble:
         self.namespaces: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
         self.failures: deque[int] = deque()
+        self.faults_delivered: Counter[int] = Counter()  # status -> faults answered
         self.lock = threading.Lock()
         double = self
 
@@ -93,6 +95,7 @@ class PineconeDouble:
                     if double.failures:
                         status = double.failures.popleft()
                         self._reply(status, {"code": status, "message": f"injected {status}"})
+                        double.faults_delivered[status] += 1
                         return
                     try:
                         status, payload = double.route(method, url.path, body, query, len(raw))

@@ -1,21 +1,46 @@
 """The convergence property under faults, through the real handlers under moto (see tests/e2e/convergence.py).
 
 `make soak` runs the same property on many more examples, with fresh random seeds, and prints the faults.
+`CONVERGENCE_EXAMPLES=20` runs fewer examples here (while working on the harness).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.doubles.faults import FaultLog
-from tests.e2e.convergence import Scenario, World, aws_world, catalog_versions, check_converged, expected_index
+from tests.e2e.convergence import World, aws_world, catalog_versions, run_example
 
-EXAMPLES = 200
+EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "200"))
+# CONVERGENCE_SHRINK=0: a failing example is reported as found, not shrunk first (shrinking can take many minutes).
+PHASES = [phase for phase in Phase if phase is not Phase.shrink or os.environ.get("CONVERGENCE_SHRINK") != "0"]
+FAULT_KINDS = [
+    "dynamodb throttled",
+    "sqs throttled",
+    "openai 429",
+    "openai 500",
+    "pinecone 429",
+    "pinecone 500",
+    "pinecone 503",
+    "consumer crashed before its index write",
+    "consumer crashed after its index write",
+    "diff invocation failed",
+    "diff ran out of time",
+    "duplicate delivery",
+    "another invocation ran during a desired-state write",
+    "another invocation ran during an index write",
+    "drop's work ran after a newer drop's diff began",
+    "drop overtaken",
+    "message dead-lettered",
+    "drops within one second: one object written twice",
+    "drops within one second: two objects",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,27 +49,17 @@ def fault_log() -> FaultLog:
 
 
 @pytest.fixture(scope="module")
-def converging_world(tmp_path_factory: pytest.TempPathFactory, fault_log: FaultLog) -> Iterator[World]:
-    with aws_world(fault_log, tmp_path_factory.mktemp("convergence")) as world:
+def converging_world(fault_log: FaultLog) -> Iterator[World]:
+    with aws_world(fault_log) as world:
         yield world
 
 
-def run_example(world: World, versions: list[list[dict[str, Any]]], data: st.DataObject) -> None:
-    scenario = Scenario(world, data, versions)
-    try:
-        scenario.run()
-        check_converged(world, versions, overtaken=scenario.overtaken)
-    except Exception:
-        world.log.example_failed(scenario.faults)
-        raise
-    world.log.example_converged(scenario.faults)
-
-
-@pytest.mark.timeout(1200)  # 200 examples of a whole pipeline: minutes, not the suite's per-test default
+@pytest.mark.timeout(1500)  # 200 examples of a whole pipeline: minutes, not the suite's per-test default
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,  # the same examples on every run: CI does not flake; `make soak` explores
+    phases=PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 @given(versions=catalog_versions, data=st.data())
@@ -54,21 +69,11 @@ def test_the_index_converges_to_the_last_catalog_whatever_fails(
     run_example(converging_world, versions, data)
 
 
-def test_the_faults_were_injected_and_survived(converging_world: World, fault_log: FaultLog) -> None:
-    """Runs after the property (same module): every kind of fault occurred, and every example converged."""
-    if fault_log.converged + fault_log.failed == 0:
+def test_every_kind_of_fault_was_delivered(converging_world: World, fault_log: FaultLog) -> None:
+    """Runs after the property (same module): each kind of fault reached the code under test, in examples that
+    converged (a fault that was queued but never met a request does not count)."""
+    if fault_log.examples == 0:
         pytest.skip("the property did not run in this session")
-    kinds = {kind.split(" ")[0] for kind in fault_log.injected}
-    assert {"dynamodb", "sqs", "openai", "pinecone", "consumer", "diff", "duplicate", "another"} <= kinds, kinds
     assert fault_log.failed == 0 and fault_log.converged >= EXAMPLES
-    assert sum(fault_log.survived.values()) == sum(fault_log.injected.values())
-
-
-def test_the_oracle() -> None:
-    v1 = [{"sku": "a", "price": 1.0}, {"sku": " b", "price": 1.0}, {"sku": "A", "price": 1.0}]
-    v2 = [{"sku": "a", "price": "ask us"}, {"sku": "b ", "price": 2.0}, {"sku": "b", "price": 3.0}]
-    v3 = [{"sku": "b", "price": "ask us"}, {"sku": "c", "price": "ask us"}, {"sku": "a", "price": 4.0}]
-    # v2: a is invalid (keeps v1), the first b wins, A is deleted.
-    assert expected_index([v1, v2]) == {"a": v1[0], "b": v2[1]}
-    # v3: b keeps v2's version, c was never valid, a changes.
-    assert expected_index([v1, v2, v3]) == {"a": v3[2], "b": v2[1]}
+    missing = [kind for kind in FAULT_KINDS if not any(seen.startswith(kind) for seen in fault_log.delivered)]
+    assert not missing, f"never delivered: {missing}\n{fault_log.report()}"
