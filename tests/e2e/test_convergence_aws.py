@@ -74,6 +74,7 @@ def test_every_kind_of_fault_was_delivered(converging_world: World, fault_log: F
     converged (a fault that was queued but never met a request does not count)."""
     if fault_log.examples == 0:
         pytest.skip("the property did not run in this session")
+    print(fault_log.report())  # shown with -s (or -rP)
     assert fault_log.failed == 0 and fault_log.converged >= EXAMPLES
     missing = [kind for kind in FAULT_KINDS if not any(seen.startswith(kind) for seen in fault_log.delivered)]
     assert not missing, f"never delivered: {missing}\n{fault_log.report()}"
