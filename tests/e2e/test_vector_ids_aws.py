@@ -10,17 +10,8 @@ import pytest
 
 from tests.conftest import product
 from tests.e2e.test_aws_pipeline import BUCKET, CONFIG, World, drop, run_pipeline
+from tests.integration.test_pinecone_index import ENCODED, PASSING  # encodings written out by hand from the README
 
-# Written out from the README's rules (digests by `sha256sum`; see tests/unit/test_vector_ids.py).
-ENCODED = {
-    "café-1": "~cafe-1~a71eef5490ff53947e6817fd7188ef93",
-    "商品-42": "~-42~a5121a3a679bc6554fdb9ba38325a45e",
-    "🎉": "~~6146299cd54818a0e659eb6ac88e80f6",
-    "р1": "~1~27e4bbc8d1a8e39dc5bfe91456918d74",  # Cyrillic er
-    "~abc": "~-abc~ae4be1ed9894ba5f9418209b6bb44200",
-    "é" * 256: "~" + "e" * 64 + "~57ed0ef12199207a92e3484cdf02cc0d",  # 512 bytes
-}
-PASSING = ["p1", "P1", "x" * 512]
 # Refused by the validator: quarantined, never sent.
 INVALID = ["   ", "\u3000", "\u200b", "é" * 256 + "x", "x" * 513]
 
