@@ -430,9 +430,11 @@ class Scenario:
             while messages := world.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
                 for message in messages:
                     world.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        listing = world.s3.list_object_versions(Bucket=BUCKET, Prefix="catalogs/")
-        for version in listing.get("Versions", []):
-            world.s3.delete_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])
+        # Every object version and delete marker, whatever its prefix (drops, pushes, change archives, checkpoints,
+        # claims, quarantine, configs): moto keeps them in memory, and thousands of examples would exhaust it.
+        for page in world.s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET):
+            for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                world.s3.delete_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])
         world.pinecone.namespaces.clear()
         world.pinecone.failures.clear()
         world.pinecone.requests.clear()
