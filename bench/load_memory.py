@@ -392,8 +392,9 @@ class LambdaContext:
 
 
 def _pipeline(s3: FakeS3, dynamodb: Any) -> Any:
-    from catalog_sync.adapters.aws import pipeline as pipeline_module
-    from catalog_sync.adapters.aws.pipeline import Pipeline, PipelineSettings
+    from catalog_sync.bootstrap import aws as pipeline_module
+    from catalog_sync.bootstrap.aws import Pipeline
+    from catalog_sync.bootstrap.settings import PipelineSettings
 
     pipeline_module.get_secret = lambda name, max_age: f"{name}-key"  # Secrets Manager
     return Pipeline(PipelineSettings(), s3=s3, sqs=FakeSqs(), dynamodb=dynamodb)
@@ -404,7 +405,7 @@ def _pipeline(s3: FakeS3, dynamodb: Any) -> Any:
 
 def measure_snapshot(database: Path) -> dict[str, Any]:
     from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
-    from catalog_sync.adapters.aws.pipeline import PipelineSettings
+    from catalog_sync.bootstrap.settings import PipelineSettings
 
     table = DynamoTable(database)
     store = DynamoStateStore(

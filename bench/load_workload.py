@@ -35,7 +35,6 @@ import orjson
 
 from _common import bench_config
 from catalog_gen import make_product
-from catalog_sync.adapters.aws.pipeline import PipelineSettings
 from catalog_sync.adapters.aws.sqs_queue import SqsChangeSender
 from catalog_sync.adapters.embedders.openai import OpenAIEmbedder, openai_rates, pacing_tokens
 from catalog_sync.adapters.pinecone.index import (
@@ -44,6 +43,7 @@ from catalog_sync.adapters.pinecone.index import (
     PineconeVectorIndex,
     _short_floats,
 )
+from catalog_sync.bootstrap.settings import PipelineSettings
 from catalog_sync.logic.canonical import embedding_key
 from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot, StoredProduct
 from catalog_sync.logic.pacing import Pacer

@@ -9,7 +9,9 @@ import numpy as np
 import numpy.typing as npt
 
 from catalog_sync.logic.diff import FingerprintUpdate, StateSnapshot
+from catalog_sync.logic.drops import DropClaim
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, StateCounts
+from catalog_sync.models.config import CatalogConfig
 from catalog_sync.models.index import IndexCapabilities, IndexEntry, IndexRejection
 
 Vectors = npt.NDArray[np.float32]
@@ -145,3 +147,95 @@ class RunArtifacts(Protocol):
     def write_quarantine(self, run_id: str, records: Iterable[QuarantinedRecord]) -> str: ...
 
     def append_change_log(self, run_id: str, changes: Sequence[Change]) -> None: ...
+
+
+# ---------------------------------------------------------------- the deployed pipeline's drops, runs and repairs
+
+
+class DropClaims(Protocol):
+    """A state store's record of the newest catalog drop a run has read (see catalog_sync.logic.drops)."""
+
+    def claim_source(self, *, modified: float, key: str, version_id: str | None, sequencer: str | None = None) -> bool:
+        """Claim `key` as the newest drop read; False when a run already read a newer one."""
+
+    def withdraw_claim(self, claim: DropClaim) -> None:
+        """The guard held `claim`'s run: the claim it replaced is the newest again."""
+
+    def newest_claim(self) -> DropClaim | None: ...
+
+    def newest_source(self) -> tuple[float, str, str | None] | None:
+        """(modified, key, version id) of the newest drop a run has read, if any."""
+
+
+class PipelineState(StateStore, DropClaims, Protocol):
+    """The state store of a deployed pipeline: dispatched runs are looked up by id and completed by consumers."""
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run `run_id` of this catalog; KeyError when there is none."""
+
+
+class DropStore(Protocol):
+    """Where catalog drops and pushed changes are stored (a bucket): read one, look one up, find the newest."""
+
+    def source(self, key: str, *, bucket: str | None = None, version_id: str | None = None) -> CatalogSource: ...
+
+    def look_up(self, key: str, *, bucket: str | None = None, version_id: str | None = None) -> DropClaim | None:
+        """The drop as a claim (its LastModified, version id), or None when it cannot be read."""
+
+    def newest(self, catalog: str) -> str:
+        """The key of the catalog's newest drop (ConfigError when it has none)."""
+
+
+class ChangeArchive(Protocol):
+    """Keeps a run's changes for as long as its dispatch may need to resume, and the dispatch's checkpoint."""
+
+    def put(self, run_id: str, changes: Iterable[Change]) -> str: ...
+
+    def read(self, key: str) -> Iterator[Change]: ...
+
+    def save_checkpoint(self, run_id: str, checkpoint: bytes) -> None: ...
+
+    def has_checkpoint(self, run_id: str) -> bool: ...
+
+    def load_checkpoint(self, run_id: str) -> bytes: ...
+
+
+class RunChangeSender(ChangeSender, Protocol):
+    """Sends one run's changes (its messages carry `run_id`), numbering them across invocations."""
+
+    run_id: str
+    next_sequence: dict[str, int]
+
+
+class ClaimReader(Protocol):
+    """Reads the changes a queue message carries as claim checks (those too large for the message)."""
+
+    def get(self, reference: dict[str, Any]) -> bytes: ...
+
+
+class PipelineParts(Protocol):
+    """What the deployed pipeline's services are built from, catalog by catalog (the composition root provides
+    it: catalog_sync.bootstrap.aws). Looked up when used, never kept: a warm function caches what it can."""
+
+    def config(self, catalog: str) -> CatalogConfig: ...
+
+    def state(self, config: CatalogConfig) -> PipelineState: ...
+
+    def index(self, config: CatalogConfig) -> VectorIndex: ...
+
+    def embedder(self, config: CatalogConfig) -> Embedder: ...
+
+    def cache(self) -> EmbeddingCache: ...
+
+    def sender(self, config: CatalogConfig, run_id: str) -> RunChangeSender: ...
+
+    def artifacts(self, config: CatalogConfig) -> RunArtifacts: ...
+
+    def drops(self) -> DropStore: ...
+
+    def archive(self) -> ChangeArchive: ...
+
+    def claims(self) -> ClaimReader: ...
+
+    def invoke_self(self, function_arn: str, payload: dict[str, Any]) -> None:
+        """Start the diff function again, asynchronously: a continuation, or a re-sync of some products."""

@@ -10,7 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.events import describe
-from catalog_sync.adapters.aws.pipeline import Pipeline, PipelineSettings
+from catalog_sync.bootstrap.aws import Pipeline
+from catalog_sync.bootstrap.settings import PipelineSettings
 
 logger = Logger(service=names.SERVICE)
 metrics = Metrics(namespace=names.NAMESPACE, service=names.SERVICE)

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.events import describe
-from catalog_sync.logic.packing import unpack_envelope
+from catalog_sync.services.consume import apply_message
 from handlers._shared import logger, metrics, pipeline, rejected, run_succeeded, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -32,28 +32,24 @@ def record_handler(record: SQSRecord) -> None:
         # A miswired trigger (an S3 notification, say) or a mangled record: name it rather than fail on a key.
         body = "present" if "body" in record.raw_event else "missing"
         raise ValueError(f"not an SQS message (eventSource {source!r}, body {body})")
-    message = unpack_envelope(record.body, resolve_claim=pipeline().claims().get)
-    if message.catalog is None:
-        raise ValueError("message names no catalog")
-    applier = pipeline().applier(message.catalog)
-    stats = applier.apply(message.changes)
-    handled = len(message.changes)
-    if message.run_id is not None and applier.state.record_progress(
-        message.run_id, handled, stats.as_dict(), message_id=message.message_id
-    ):
-        run_succeeded(message.catalog)
+    applied = apply_message(pipeline(), pipeline().runs, record.body)
+    stats = applied.stats
+    if applied.run_completed:
+        run_succeeded(applied.catalog)
     if stats.repairs:
-        # A newer change overtook these writes: the products are pending again; re-sync them.
-        asked = pipeline().request_repair(message.catalog, stats.repairs)
         logger.warning(
             "writes overtaken by newer changes",
-            extra={"catalog": message.catalog, "products": stats.repairs[:20], "re_sync_requested": asked},
+            extra={
+                "catalog": applied.catalog,
+                "products": stats.repairs[:20],
+                "re_sync_requested": applied.repair_requested,
+            },
         )
     if stats.rejected:
         # Refused for their content: retrying the message would not help. Pending, with the reasons (`status`).
         logger.warning(
             "products refused by the index",
-            extra={"catalog": message.catalog, "rejected": [r.model_dump(mode="json") for r in stats.rejected[:20]]},
+            extra={"catalog": applied.catalog, "rejected": [r.model_dump(mode="json") for r in stats.rejected[:20]]},
         )
     for name, value in (
         (names.PRODUCTS_REJECTED, len(stats.rejected)),
@@ -65,7 +61,7 @@ def record_handler(record: SQSRecord) -> None:
         (names.STALE_CHANGES_SKIPPED, stats.stale_skipped),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    logger.info("message applied", extra={"catalog": message.catalog, "run": message.run_id, **stats.as_dict()})
+    logger.info("message applied", extra={"catalog": applied.catalog, "run": applied.run_id, **stats.as_dict()})
 
 
 def _not_an_sqs_batch(event: Any) -> str | None:

@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from catalog_sync.adapters.aws import observability as names
-from catalog_sync.adapters.aws.pipeline import SupersededDrop
 from catalog_sync.adapters.aws.triggers import BadTrigger, parse_trigger
 from catalog_sync.models.config import ConfigError
+from catalog_sync.services.drops import SupersededDrop
 from catalog_sync.services.sync import BadCatalog, SyncReport
 from handlers._shared import logger, metrics, pipeline, rejected, run_succeeded, tracer
 
@@ -56,10 +56,10 @@ def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'resume'}: {e['msg']}" for e in exc.errors())
         return _rejected(f"not a continuation of a run (resume): {problems}", event)
-    if not pipeline().archive().has_checkpoint(continuation.run_id):
+    if not pipeline().runs.has_checkpoint(continuation.run_id):
         return _rejected(f"run {continuation.run_id!r} has no checkpoint to resume from", event)
     resume = continuation.model_dump()
-    progress, completed = pipeline().resume_dispatch(
+    progress, completed = pipeline().runs.resume(
         continuation.catalog,
         continuation.run_id,
         out_of_time=_out_of_time(context),
@@ -67,8 +67,6 @@ def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     if completed:
         run_succeeded(resume["catalog"])
-    if not progress.finished:
-        pipeline().invoke_self(context.invoked_function_arn, event)
     logger.info("dispatch resumed", extra={**resume, "finished": progress.finished, "messages": progress.messages})
     return {
         "status": "ok",
@@ -97,7 +95,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "sync requested", extra={"trigger": request.trigger, "catalog": request.catalog, "key": request.key}
         )
         try:
-            report = pipeline().run_diff(
+            report = pipeline().runs.run(
                 request, out_of_time=_out_of_time(context), function_arn=context.invoked_function_arn
             )
         except SupersededDrop as exc:
@@ -112,11 +110,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             continue
         summary = _summary(report)
         if report.dispatch is not None and not report.dispatch.finished:
-            # Near the timeout: the rest of the dispatch continues in a new invocation, from the checkpoint.
-            pipeline().invoke_self(
-                context.invoked_function_arn, {"resume": {"catalog": request.catalog, "run_id": report.dispatch.run_id}}
-            )
-            summary["status"] = "continuing"
+            summary["status"] = "continuing"  # near the timeout: a new invocation goes on from the checkpoint
         counts = report.diff.counts
         for name, value in (
             (names.PRODUCTS_ADDED, counts.added),

@@ -15,9 +15,11 @@ from catalog_sync.adapters.aws.catalog_configs import (
     find_catalog_config,
     load_catalog_config,
 )
-from catalog_sync.adapters.aws.pipeline import Pipeline, PipelineSettings, repair_sources
+from catalog_sync.bootstrap.aws import Pipeline
+from catalog_sync.bootstrap.settings import PipelineSettings
 from catalog_sync.models.changes import RunRecord, RunStatus
 from catalog_sync.models.config import ConfigError
+from catalog_sync.services.drops import repair_sources
 from tests.aws.conftest import REGION
 
 BUCKET = "catalog-bucket"

@@ -33,7 +33,7 @@ def test_a_repair_after_a_held_drop_re_reads_the_last_drop_the_guard_let_through
     repairs: list[dict[str, Any]] = []
     monkeypatch.setattr(_shared.pipeline().settings, "diff_function", "arn:aws:lambda:us-east-1:1:function:diff")
     monkeypatch.setattr(_shared.pipeline(), "invoke_self", lambda arn, payload: repairs.append(payload))
-    assert _shared.pipeline().request_repair("shop", ["0", "1"])
+    assert _shared.pipeline().runs.request_repair("shop", ["0", "1"])
     for repair in repairs:
         assert not held(run_pipeline(world, repair))
     index_matches(world, v1)  # not the held drop's prices

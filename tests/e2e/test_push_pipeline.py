@@ -185,7 +185,7 @@ def test_a_repair_rereads_pushed_products_from_their_push_and_no_other(
     run_pipeline(world, webhook.recorder.payloads[0])  # the latest run is the push
     repairs: list[dict[str, Any]] = []
     monkeypatch.setattr(_shared.pipeline(), "invoke_self", lambda arn, payload: repairs.append(payload))
-    assert _shared.pipeline().request_repair("shop", ["3", "5", "8"])
+    assert _shared.pipeline().runs.request_repair("shop", ["3", "5", "8"])
     assert sorted(repairs, key=lambda r: r.get("key", "")) == [
         # Re-read from the newest catalog object as it is when the repair runs (v1 here).
         {"catalog": "shop", "ids": ["5"], "force": True},

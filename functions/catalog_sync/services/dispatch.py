@@ -7,7 +7,7 @@ with the message numbering where it stopped, so a resumed run sends nothing twic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Protocol
 
@@ -15,17 +15,9 @@ from pydantic import BaseModel, Field
 
 from catalog_sync.logic.packing import batches, chunked
 from catalog_sync.models.changes import Change
-from catalog_sync.ports import ChangeSender, StateStore
+from catalog_sync.ports import ChangeArchive, ChangeSender, StateStore
 
 LANES = ("p", "n")  # priority first
-
-
-class ChangeArchive(Protocol):
-    """Keeps a run's changes for as long as its dispatch may need to resume."""
-
-    def put(self, run_id: str, changes: Iterable[Change]) -> str: ...
-
-    def read(self, key: str) -> Iterator[Change]: ...
 
 
 class SequencedSender(ChangeSender, Protocol):

@@ -1,4 +1,5 @@
-"""S3: catalog objects read at a version, and the claim-check store for changes too large for a message."""
+"""S3: catalog objects read at a version (the drop store), the claim-check store for changes too large for a
+message, the change archive with its checkpoints, and quarantined records."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+import orjson
 from botocore.exceptions import ClientError
 
+from catalog_sync.logic.drops import DropClaim, newest_listed
 from catalog_sync.logic.packing import BadMessage, OversizedChange
-from catalog_sync.models.changes import Change
+from catalog_sync.models.changes import Change, QuarantinedRecord
+from catalog_sync.models.config import ConfigError
 
 # S3's answers for an object that is not there (or not at that version), and for one that may not be read.
 _MISSING = {"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404"}
@@ -56,6 +60,44 @@ class S3CatalogSource:
             return PermissionError(f"access denied{version} ({code})")
         message = exc.response.get("Error", {}).get("Message", "")
         return OSError(f"S3 refused to read it{version} ({code}: {message})")
+
+
+class S3DropStore:
+    """The bucket's catalog drops (`<catalogs_prefix><catalog>/...`) and push objects; `bucket` is the function's
+    own, used wherever a request names none."""
+
+    def __init__(self, s3: Any, *, bucket: str, catalogs_prefix: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.catalogs_prefix = catalogs_prefix
+
+    def source(self, key: str, *, bucket: str | None = None, version_id: str | None = None) -> S3CatalogSource:
+        return S3CatalogSource(self._s3, bucket=bucket or self.bucket, key=key, version_id=version_id)
+
+    def look_up(self, key: str, *, bucket: str | None = None, version_id: str | None = None) -> DropClaim | None:
+        head: dict[str, Any] = {"Bucket": bucket or self.bucket, "Key": key}
+        if version_id:
+            head["VersionId"] = version_id
+        try:
+            response = self._s3.head_object(**head)
+        except ClientError:
+            return None
+        return DropClaim(
+            key=key, modified=response["LastModified"].timestamp(), version_id=version_id or response.get("VersionId")
+        )
+
+    def newest(self, catalog: str) -> str:
+        """The newest object under the catalog's prefix, by the order claims follow (catalog_sync.logic.drops)."""
+        prefix = f"{self.catalogs_prefix}{catalog}/"
+        listed = [
+            (obj["Key"], obj["LastModified"].timestamp())
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+        newest = newest_listed(listed)
+        if newest is None:
+            raise ConfigError(f"no catalog object under s3://{self.bucket}/{prefix}")
+        return newest
 
 
 class S3ClaimStore:
@@ -130,3 +172,25 @@ class S3ChangeArchive:
             "Body"
         ].read()
         return data
+
+
+class S3RunArtifacts:
+    """Quarantined records of a run, as JSON Lines in the bucket. The run's counts are in the state table; the
+    changes themselves are in the change archive and the structured logs, so there is no separate change log."""
+
+    def __init__(self, s3: Any, *, bucket: str, catalog: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.catalog = catalog
+
+    def write_quarantine(self, run_id: str, records: Iterable[QuarantinedRecord]) -> str:
+        body = b"".join(
+            orjson.dumps({"run": run_id, **QuarantinedRecord.model_validate(r).model_dump()}, default=str) + b"\n"
+            for r in records
+        )
+        key = f"quarantine/{self.catalog}/{run_id}.jsonl"
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        return f"s3://{self.bucket}/{key}"
+
+    def append_change_log(self, run_id: str, changes: Iterable[Change]) -> None:
+        return None  # see the class's docstring

@@ -21,7 +21,6 @@ for a truncated catalog file, which a push object written by the webhook is not)
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -31,43 +30,14 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from catalog_sync.adapters.aws.events import aws_event, describe
+from catalog_sync.models.requests import SyncMode, SyncRequest, Trigger
 
 DEFAULT_CATALOGS_PREFIX = "catalogs/"
 DEFAULT_PUSHES_PREFIX = "pushes/"
 
 
-class Trigger(StrEnum):
-    S3_EVENTBRIDGE = "s3-eventbridge"
-    S3_NOTIFICATION = "s3-notification"
-    SCHEDULE = "schedule"
-    DIRECT = "direct"
-    PUSH = "push"
-
-
-class SyncMode(StrEnum):
-    INCREMENTAL = "incremental"
-    FULL = "full"
-
-
 class BadTrigger(ValueError):
     """The event is not one the diff function accepts; the message says why."""
-
-
-class SyncRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    trigger: Trigger
-    catalog: str
-    bucket: str | None = None
-    key: str | None = None  # None: the newest object under the catalog's prefix
-    version_id: str | None = None  # None: the latest version
-    mode: SyncMode = SyncMode.INCREMENTAL
-    force: bool = False
-    ids: tuple[str, ...] | None = None
-    # A run the caller already began (the webhook answers with its id): the diff carries it on.
-    run_id: str | None = None
-    # S3's sequencer of the write the event reports: orders the writes of one key (catalog_sync.logic.drops).
-    sequencer: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]+$", max_length=128)
 
 
 class _ScheduleInput(BaseModel):
