@@ -73,6 +73,14 @@ from aws_cdk import (
 from constructs import Construct, IConstruct
 
 from catalog_sync.adapters.aws import observability as names
+from catalog_sync.adapters.aws.bucket_layout import (
+    CATALOGS_PREFIX,
+    CLAIMS_PREFIX,
+    CONFIGS_PREFIX,
+    PUSHES_PREFIX,
+    QUARANTINE_PREFIX,
+    RUNS_PREFIX,
+)
 from infra.config import StackConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,14 +88,6 @@ FUNCTIONS_DIR = ROOT / "functions"
 LAYERS_DIR = ROOT / "layers"
 # What the functions' asset leaves out: caches, and the local embedder's model (never used on Lambda).
 FUNCTION_EXCLUDES = ["**/__pycache__", "**/*.pyc", "*.egg-info", "catalog_sync/adapters/embedders/static_minilm"]
-CATALOGS_PREFIX = "catalogs/"
-CONFIGS_PREFIX = "config/"
-# Written by the functions; kept only while a run may need them (claim checks and dispatch archives).
-CLAIMS_PREFIX = "claims/"
-RUNS_PREFIX = "runs/"
-# Products pushed through the webhook, read by the diff like a catalog restricted to the pushed ids.
-PUSHES_PREFIX = "pushes/"
-QUARANTINE_PREFIX = "quarantine/"
 # HTTP API access log fields ($context variables of HTTP APIs, not REST APIs').
 HTTP_API_ACCESS_LOG = {
     "requestId": "$context.requestId",

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from catalog_sync.adapters.aws.bucket_layout import CONFIGS_PREFIX, QUARANTINE_PREFIX
 from catalog_sync.adapters.aws.catalog_configs import load_catalog_config
 from catalog_sync.adapters.aws.dynamodb_cache import DynamoEmbeddingCache
 from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS, DynamoStateStore
@@ -102,7 +103,7 @@ class PipelineSettings(BaseSettings):
     pinecone_secret: str  # Secrets Manager name or ARN of the Pinecone API key
     openai_secret: str | None = None  # the same, for OpenAI (only catalogs with the OpenAI embedder need it)
     catalogs_prefix: str = DEFAULT_CATALOGS_PREFIX
-    configs_prefix: str = "config/"
+    configs_prefix: str = CONFIGS_PREFIX
     # Pushed changes (the webhook's POST /catalogs/{catalog}/changes) are read from here; never a catalog drop.
     pushes_prefix: str = DEFAULT_PUSHES_PREFIX
     # Unset: the queues' own MaximumMessageSize (the smaller of the two), read once.
@@ -162,7 +163,7 @@ class S3RunArtifacts:
             orjson.dumps({"run": run_id, **QuarantinedRecord.model_validate(r).model_dump()}, default=str) + b"\n"
             for r in records
         )
-        key = f"quarantine/{self.catalog}/{run_id}.jsonl"
+        key = f"{QUARANTINE_PREFIX}{self.catalog}/{run_id}.jsonl"
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         return f"s3://{self.bucket}/{key}"
 

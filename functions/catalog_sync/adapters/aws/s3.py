@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
+from catalog_sync.adapters.aws.bucket_layout import CLAIMS_PREFIX, RUNS_PREFIX
 from catalog_sync.logic.packing import BadMessage, OversizedChange
 from catalog_sync.models.changes import Change
 
@@ -61,7 +62,7 @@ class S3CatalogSource:
 class S3ClaimStore:
     """Holds the changes that do not fit a queue message; the message carries {"bucket", "key"} instead."""
 
-    def __init__(self, s3: Any, *, bucket: str, prefix: str = "claims/") -> None:
+    def __init__(self, s3: Any, *, bucket: str, prefix: str = CLAIMS_PREFIX) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.prefix = prefix
@@ -92,7 +93,7 @@ class S3ClaimStore:
 class S3ChangeArchive:
     """A run's changes as gzipped JSON Lines in the bucket, read back as a stream when a dispatch resumes."""
 
-    def __init__(self, s3: Any, *, bucket: str, prefix: str = "runs/") -> None:
+    def __init__(self, s3: Any, *, bucket: str, prefix: str = RUNS_PREFIX) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.prefix = prefix
