@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from catalog_sync.adapters.aws.bucket_layout import CONFIGS_PREFIX
 from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS
 from catalog_sync.adapters.aws.triggers import DEFAULT_CATALOGS_PREFIX, DEFAULT_PUSHES_PREFIX, check_prefixes
 from catalog_sync.logic.health import HealthSettings
@@ -21,7 +22,7 @@ class PipelineSettings(BaseSettings):
     pinecone_secret: str  # Secrets Manager name or ARN of the Pinecone API key
     openai_secret: str | None = None  # the same, for OpenAI (only catalogs with the OpenAI embedder need it)
     catalogs_prefix: str = DEFAULT_CATALOGS_PREFIX
-    configs_prefix: str = "config/"
+    configs_prefix: str = CONFIGS_PREFIX
     # Pushed changes (the webhook's POST /catalogs/{catalog}/changes) are read from here; never a catalog drop.
     pushes_prefix: str = DEFAULT_PUSHES_PREFIX
     # Unset: the queues' own MaximumMessageSize (the smaller of the two), read once.

@@ -11,6 +11,7 @@ from typing import IO, Any
 import orjson
 from botocore.exceptions import ClientError
 
+from catalog_sync.adapters.aws.bucket_layout import CLAIMS_PREFIX, QUARANTINE_PREFIX, RUNS_PREFIX
 from catalog_sync.logic.drops import DropClaim, newest_listed
 from catalog_sync.logic.packing import BadMessage, OversizedChange
 from catalog_sync.models.changes import Change, QuarantinedRecord
@@ -103,7 +104,7 @@ class S3DropStore:
 class S3ClaimStore:
     """Holds the changes that do not fit a queue message; the message carries {"bucket", "key"} instead."""
 
-    def __init__(self, s3: Any, *, bucket: str, prefix: str = "claims/") -> None:
+    def __init__(self, s3: Any, *, bucket: str, prefix: str = CLAIMS_PREFIX) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.prefix = prefix
@@ -134,7 +135,7 @@ class S3ClaimStore:
 class S3ChangeArchive:
     """A run's changes as gzipped JSON Lines in the bucket, read back as a stream when a dispatch resumes."""
 
-    def __init__(self, s3: Any, *, bucket: str, prefix: str = "runs/") -> None:
+    def __init__(self, s3: Any, *, bucket: str, prefix: str = RUNS_PREFIX) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.prefix = prefix
@@ -188,7 +189,7 @@ class S3RunArtifacts:
             orjson.dumps({"run": run_id, **QuarantinedRecord.model_validate(r).model_dump()}, default=str) + b"\n"
             for r in records
         )
-        key = f"quarantine/{self.catalog}/{run_id}.jsonl"
+        key = f"{QUARANTINE_PREFIX}{self.catalog}/{run_id}.jsonl"
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         return f"s3://{self.bucket}/{key}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog_sync.adapters.aws.bucket_layout import CONFIGS_PREFIX
 from catalog_sync.adapters.aws.catalog_configs import CONFIG_SUFFIXES
 from catalog_sync.adapters.aws.dynamodb_state import registered_catalogs
 
@@ -51,7 +52,7 @@ def deployment(cloudformation: Any, stack: str) -> Deployment:
     return Deployment(stack=stack, table=outputs[STATE_TABLE_OUTPUT], bucket=outputs[BUCKET_OUTPUT], outputs=outputs)
 
 
-def configured_catalogs(s3: Any, *, bucket: str, prefix: str = "config/") -> list[str]:
+def configured_catalogs(s3: Any, *, bucket: str, prefix: str = CONFIGS_PREFIX) -> list[str]:
     """The catalogs with a config in the bucket: `<prefix><catalog>.toml` (or .yaml, .yml)."""
     names: set[str] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -64,7 +65,7 @@ def configured_catalogs(s3: Any, *, bucket: str, prefix: str = "config/") -> lis
 
 
 def deployed_catalogs(
-    dynamodb: Any, s3: Any | None, *, table: str, bucket: str | None, configs_prefix: str = "config/"
+    dynamodb: Any, s3: Any | None, *, table: str, bucket: str | None, configs_prefix: str = CONFIGS_PREFIX
 ) -> dict[str, int | None]:
     """Every catalog of a deployment, by name, with the shard count its state was written with (None: no state yet).
 

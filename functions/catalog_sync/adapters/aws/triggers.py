@@ -29,11 +29,12 @@ from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeEr
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, S3Model
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from catalog_sync.adapters.aws.bucket_layout import CATALOGS_PREFIX, PUSHES_PREFIX
 from catalog_sync.adapters.aws.events import aws_event, describe
 from catalog_sync.models.requests import SyncMode, SyncRequest, Trigger
 
-DEFAULT_CATALOGS_PREFIX = "catalogs/"
-DEFAULT_PUSHES_PREFIX = "pushes/"
+DEFAULT_CATALOGS_PREFIX = CATALOGS_PREFIX
+DEFAULT_PUSHES_PREFIX = PUSHES_PREFIX
 
 
 class BadTrigger(ValueError):

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from catalog_sync.adapters.aws.bucket_layout import CONFIGS_PREFIX
 from catalog_sync.adapters.aws.triggers import (
     DEFAULT_CATALOGS_PREFIX,
     DEFAULT_PUSHES_PREFIX,
@@ -55,7 +56,7 @@ class WebhookSettings(BaseSettings):
     catalogs_prefix: str = DEFAULT_CATALOGS_PREFIX  # the diff function's own setting: where a catalog's objects live
     # The control routes (catalog_sync.adapters.aws.control). Unset, a route that needs one answers 500.
     bucket: str | None = None  # catalog configs are read from it, pushed changes written to it
-    configs_prefix: str = "config/"
+    configs_prefix: str = CONFIGS_PREFIX
     pushes_prefix: str = DEFAULT_PUSHES_PREFIX  # the diff function's own setting too
     # The state table, which keeps the Idempotency-Key records and the nonces seen. Required: unset, every
     # signed request is refused (500), since a replay could not be told apart.
