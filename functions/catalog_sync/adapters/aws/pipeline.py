@@ -42,6 +42,7 @@ from catalog_sync.logic.health import HealthSettings
 from catalog_sync.models.changes import QuarantinedRecord, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind
 from catalog_sync.ports import Embedder
+from catalog_sync.resilience.policy import AWS_MAX_ATTEMPTS, PINECONE_WRITE_RETRY, botocore_retries
 from catalog_sync.services.apply import ChangeApplier
 from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
 from catalog_sync.services.sync import SUPERSEDED_MESSAGE, SyncReport, SyncService
@@ -127,11 +128,10 @@ class PipelineSettings(BaseSettings):
     pace_openai_tokens_per_minute: float | None = Field(default=None, gt=0)
     pace_pinecone_writes_per_second: float | None = Field(default=None, gt=0)
     pace_pinecone_upsert_bytes_per_second: float | None = Field(default=None, gt=0)
-    # Attempts at a Pinecone write the SDK gave up on (the index adapter's DEFAULT_RETRY, with its delays).
-    pinecone_write_attempts: int = Field(default=12, ge=1)
-    # botocore's attempts (standard retry mode) for the DynamoDB and SQS clients: a message makes about 200
-    # DynamoDB requests, and botocore's default 4 attempts lose 0.16% of requests at 20% throttling.
-    aws_max_attempts: int = Field(default=10, ge=1)
+    # Attempts at a Pinecone write the SDK gave up on (PINECONE_WRITE_RETRY's, with its delays), and botocore's
+    # attempts for the DynamoDB and SQS clients (resilience/policy.py says why these numbers).
+    pinecone_write_attempts: int = Field(default=PINECONE_WRITE_RETRY.attempts, ge=1)
+    aws_max_attempts: int = Field(default=AWS_MAX_ATTEMPTS, ge=1)
 
     @model_validator(mode="after")
     def _prefixes_apart(self) -> PipelineSettings:
@@ -179,9 +179,7 @@ class Pipeline:
     _configs: dict[str, tuple[float, CatalogConfig]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from botocore.config import Config
-
-        retries = Config(retries={"max_attempts": self.settings.aws_max_attempts, "mode": "standard"})
+        retries = botocore_retries(self.settings.aws_max_attempts)
         self.s3 = self.s3 or boto3.client("s3")
         self.sqs = self.sqs or boto3.client("sqs", config=retries)
         self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=retries)
@@ -212,7 +210,7 @@ class Pipeline:
 
     def embedder(self, config: CatalogConfig) -> Embedder:
         from catalog_sync.adapters.embedders.openai import openai_rates
-        from catalog_sync.logic.pacing import shared_pacer
+        from catalog_sync.resilience.pacing import shared_pacer
 
         settings = config.embedder
         if settings.kind is EmbedderKind.OPENAI:
@@ -240,8 +238,8 @@ class Pipeline:
     def index(self, config: CatalogConfig) -> PineconeVectorIndex:
         from dataclasses import replace
 
-        from catalog_sync.adapters.pinecone.index import DEFAULT_RETRY, pinecone_rates
-        from catalog_sync.logic.pacing import shared_pacer
+        from catalog_sync.adapters.pinecone.index import pinecone_rates
+        from catalog_sync.resilience.pacing import shared_pacer
 
         settings = self.settings
         # The limits are per namespace: one pacer per namespace in the process, shared by every index instance
@@ -257,7 +255,7 @@ class Pipeline:
             metadata_fields=list(config.metadata),
             api_key=get_secret(settings.pinecone_secret, settings.secrets_max_age),
             pacer=pacer,
-            retry=replace(DEFAULT_RETRY, attempts=settings.pinecone_write_attempts),
+            retry=replace(PINECONE_WRITE_RETRY, attempts=settings.pinecone_write_attempts),
         )
 
     def state(self, config: CatalogConfig) -> DynamoStateStore:
