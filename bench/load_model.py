@@ -28,7 +28,7 @@ What is modelled, and where each number comes from:
   upserts; both answer 429 beyond. DynamoDB (on demand) is not rate limited here. Independently, each request
   attempt to any of the three is answered 429 (ThrottlingException for DynamoDB) with probability `throttle`:
   the injected throttling, counted apart from the services' own rate-limit 429s.
-- Pacing (catalog_sync/logic/pacing.py, the product's own `Pacer` on the virtual clock): each Lambda instance
+- Pacing (catalog_sync/resilience/pacing.py, the product's own `Pacer` on the virtual clock): each Lambda instance
   has one pacer for OpenAI (requests and tokens per minute) and one for the Pinecone namespace (write requests
   and upserted bytes per second, upsert, update and delete together), with the shares the stack sets in the
   consumer's environment (`StackConfig.consumer_environment`, read through `PipelineSettings`), started full as
@@ -50,7 +50,7 @@ What is modelled, and where each number comes from:
     instance, with the product's `max_attempts` (`PipelineSettings.aws_max_attempts`, set on the Pipeline's
     clients). DynamoStateStore retries a transaction that still failed (6 attempts, 0.05 s x 2^n); the cache
     and the reads do not retry an error.
-  * the Pinecone adapter retries a write the SDK gave up on with its `RetryPolicy` (logic/retrying.py), and
+  * the Pinecone adapter retries a write the SDK gave up on with its `RetryPolicy` (resilience/policy.py), and
     once an update of a message gave up for good, the pool's remaining updates are not sent.
 - Latencies (assumptions, log-normal around the median given, sigma 0.35): OpenAI 0.3 s + 1 s per 150k
   tokens (a full 2,048-input request of ~225k tokens: ~1.8 s); Pinecone upsert 60 ms + 1 s per 20 MB (a 2 MB
@@ -89,8 +89,8 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.embedders.openai import REQUESTS, TOKENS, OpenAIEmbedder, openai_rates
 from catalog_sync.adapters.pinecone.index import PineconeVectorIndex, pinecone_rates, write_costs
 from catalog_sync.bootstrap.settings import PipelineSettings
-from catalog_sync.logic.pacing import Pacer
-from catalog_sync.logic.retrying import RetryPolicy
+from catalog_sync.resilience.pacing import Pacer
+from catalog_sync.resilience.retry import RetryPolicy
 from load_workload import MessageWork
 
 # Lambda: the payload of one synchronous invocation, and what an SQS record adds to its body in the event.

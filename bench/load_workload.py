@@ -46,11 +46,11 @@ from catalog_sync.adapters.pinecone.index import (
 from catalog_sync.bootstrap.settings import PipelineSettings
 from catalog_sync.logic.canonical import embedding_key
 from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot, StoredProduct
-from catalog_sync.logic.pacing import Pacer
 from catalog_sync.logic.packing import batches, bounded_batches
 from catalog_sync.logic.readers import open_catalog
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.models.config import CatalogConfig
+from catalog_sync.resilience.pacing import Pacer
 from catalog_sync.services.dispatch import Dispatcher
 
 CATALOG = "shop"

@@ -135,7 +135,7 @@ class Queues(_Strict):
 class RateLimits(_Strict):
     """The services' rate limits, and how the consumers keep within them.
 
-    Every consumer paces its own requests (catalog_sync/logic/pacing.py) to an equal share of each limit: the
+    Every consumer paces its own requests (catalog_sync/resilience/pacing.py) to an equal share of each limit: the
     limit divided by the consumers that may run at once, both queues' mappings together (one function serves
     both, and either lane may embed or write). Every attempt waits for room, retries included, so the consumers
     together never send more than a limit, whatever the latency or the throttling. The concurrency then only

@@ -14,7 +14,7 @@ from catalog_sync.adapters.embedders.openai import (
     pacing_tokens,
     pack_requests,
 )
-from catalog_sync.logic.pacing import Pacer
+from catalog_sync.resilience.pacing import Pacer
 from tests.doubles.openai_server import OpenAIDouble, fake_vector
 
 

@@ -23,10 +23,10 @@ from catalog_sync.adapters.pinecone.index import (
     PineconeVectorIndex,
     pinecone_rates,
 )
-from catalog_sync.logic.pacing import Pacer, Rate
-from catalog_sync.logic.retrying import RetryPolicy
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
+from catalog_sync.resilience.pacing import Pacer, Rate
+from catalog_sync.resilience.retry import RetryPolicy
 from catalog_sync.services.sync import SyncService
 from tests.conftest import make_config, product, write_jsonl
 from tests.doubles.pinecone_server import PineconeDouble

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from infra.config import load_stack_config
 
-from catalog_sync.adapters.pinecone.index import DEFAULT_RETRY
+from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY
 from load_model import Engine, LoadModel, LoadResult, LoadSettings, Retries, peak
 from load_workload import MessageWork, build_burst
 
@@ -78,7 +78,7 @@ def test_the_deployed_configuration_drives_the_model(settings: LoadSettings) -> 
     assert settings.pace_openai_tpm == config.limits.openai_tokens_per_minute / 4
     assert settings.pace_pinecone_writes == config.limits.pinecone_write_requests_per_second / 4
     assert settings.paced and not settings.unpaced().paced
-    assert settings.pinecone_retry == DEFAULT_RETRY  # PipelineSettings' attempts are the adapter's own default
+    assert settings.pinecone_retry == PINECONE_WRITE_RETRY  # PipelineSettings' attempts are the adapter's own default
 
 
 def test_a_real_burst_is_drained_and_every_message_settled(

@@ -1,4 +1,4 @@
-"""Client-side pacing (logic/pacing.py) on a fake clock, and bounded retries (logic/retrying.py)."""
+"""Client-side pacing (resilience/pacing.py) on a fake clock, and bounded retries (resilience/retry.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from catalog_sync.logic.pacing import Pacer, PacingTimeout, Rate, shared_pacer
-from catalog_sync.logic.retrying import RetryPolicy, call_with_retries
+from catalog_sync.resilience.pacing import Pacer, PacingTimeout, Rate, shared_pacer
+from catalog_sync.resilience.retry import RetryPolicy, call_with_retries
 
 
 class FakeClock:

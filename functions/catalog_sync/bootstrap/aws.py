@@ -27,6 +27,7 @@ from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
 from catalog_sync.bootstrap.settings import PipelineSettings
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind
 from catalog_sync.ports import Embedder
+from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY, botocore_retries
 from catalog_sync.services.diff_runs import DiffRuns
 
 CONFIG_CACHE_SECONDS = 300
@@ -51,9 +52,7 @@ class Pipeline:
     _configs: dict[str, tuple[float, CatalogConfig]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from botocore.config import Config
-
-        retries = Config(retries={"max_attempts": self.settings.aws_max_attempts, "mode": "standard"})
+        retries = botocore_retries(self.settings.aws_max_attempts)
         self.s3 = self.s3 or boto3.client("s3")
         self.sqs = self.sqs or boto3.client("sqs", config=retries)
         self.dynamodb = self.dynamodb or boto3.client("dynamodb", config=retries)
@@ -99,7 +98,7 @@ class Pipeline:
 
     def embedder(self, config: CatalogConfig) -> Embedder:
         from catalog_sync.adapters.embedders.openai import openai_rates
-        from catalog_sync.logic.pacing import shared_pacer
+        from catalog_sync.resilience.pacing import shared_pacer
 
         settings = config.embedder
         if settings.kind is EmbedderKind.OPENAI:
@@ -127,8 +126,8 @@ class Pipeline:
     def index(self, config: CatalogConfig) -> PineconeVectorIndex:
         from dataclasses import replace
 
-        from catalog_sync.adapters.pinecone.index import DEFAULT_RETRY, pinecone_rates
-        from catalog_sync.logic.pacing import shared_pacer
+        from catalog_sync.adapters.pinecone.index import pinecone_rates
+        from catalog_sync.resilience.pacing import shared_pacer
 
         settings = self.settings
         # The limits are per namespace: one pacer per namespace in the process, shared by every index instance
@@ -144,7 +143,7 @@ class Pipeline:
             metadata_fields=list(config.metadata),
             api_key=get_secret(settings.pinecone_secret, settings.secrets_max_age),
             pacer=pacer,
-            retry=replace(DEFAULT_RETRY, attempts=settings.pinecone_write_attempts),
+            retry=replace(PINECONE_WRITE_RETRY, attempts=settings.pinecone_write_attempts),
         )
 
     def state(self, config: CatalogConfig) -> DynamoStateStore:

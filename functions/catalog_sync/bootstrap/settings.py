@@ -9,6 +9,7 @@ from catalog_sync.adapters.aws.bucket_layout import CONFIGS_PREFIX
 from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS
 from catalog_sync.adapters.aws.triggers import DEFAULT_CATALOGS_PREFIX, DEFAULT_PUSHES_PREFIX, check_prefixes
 from catalog_sync.logic.health import HealthSettings
+from catalog_sync.resilience.policy import AWS_MAX_ATTEMPTS, PINECONE_WRITE_RETRY
 
 
 class PipelineSettings(BaseSettings):
@@ -47,11 +48,10 @@ class PipelineSettings(BaseSettings):
     pace_openai_tokens_per_minute: float | None = Field(default=None, gt=0)
     pace_pinecone_writes_per_second: float | None = Field(default=None, gt=0)
     pace_pinecone_upsert_bytes_per_second: float | None = Field(default=None, gt=0)
-    # Attempts at a Pinecone write the SDK gave up on (the index adapter's DEFAULT_RETRY, with its delays).
-    pinecone_write_attempts: int = Field(default=12, ge=1)
-    # botocore's attempts (standard retry mode) for the DynamoDB and SQS clients: a message makes about 200
-    # DynamoDB requests, and botocore's default 4 attempts lose 0.16% of requests at 20% throttling.
-    aws_max_attempts: int = Field(default=10, ge=1)
+    # Attempts at a Pinecone write the SDK gave up on (PINECONE_WRITE_RETRY's, with its delays), and botocore's
+    # attempts for the DynamoDB and SQS clients (resilience/policy.py says why these numbers).
+    pinecone_write_attempts: int = Field(default=PINECONE_WRITE_RETRY.attempts, ge=1)
+    aws_max_attempts: int = Field(default=AWS_MAX_ATTEMPTS, ge=1)
 
     @model_validator(mode="after")
     def _prefixes_apart(self) -> PipelineSettings:

@@ -1,7 +1,7 @@
 """The embedding cache on DynamoDB: one item per (model, text) key, expiring through the table's TTL.
 
 Reads go through BatchGetItem (100 keys a call) and writes through BatchWriteItem (25 items a call); both
-retry what DynamoDB leaves unprocessed, with backoff, and raise if it never goes through.
+retry what DynamoDB leaves unprocessed, with backoff (resilience/policy.py), and raise if it never goes through.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from catalog_sync.ports import Vectors
+from catalog_sync.resilience.policy import EMBEDDING_CACHE_BATCH_RETRY, batch_retry
 
 MAX_BATCH_GET = 100
 MAX_BATCH_WRITE = 25
@@ -30,14 +31,13 @@ class DynamoEmbeddingCache:
         *,
         table: str,
         ttl_days: float = 90,
-        attempts: int = 6,
-        backoff_seconds: float = 0.05,
+        attempts: int = EMBEDDING_CACHE_BATCH_RETRY.attempts,
+        backoff_seconds: float = EMBEDDING_CACHE_BATCH_RETRY.base_delay,
     ) -> None:
         self._dynamodb = dynamodb
         self.table = table
         self.ttl_seconds = int(ttl_days * 86_400)
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
+        self.retry = batch_retry(EMBEDDING_CACHE_BATCH_RETRY, attempts, backoff_seconds)
         self.requests = {"get": 0, "write": 0}
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Vectors]:
@@ -53,7 +53,7 @@ class DynamoEmbeddingCache:
                     "ProjectionExpression": "pk, vec",
                 }
             }
-            for attempt in range(self.attempts):
+            for attempt in range(self.retry.attempts):
                 response = self._dynamodb.batch_get_item(RequestItems=request)
                 self.requests["get"] += 1
                 for item in response.get("Responses", {}).get(self.table, []):
@@ -61,7 +61,7 @@ class DynamoEmbeddingCache:
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                time.sleep(self.backoff_seconds * 2**attempt)
+                time.sleep(self.retry.delay(attempt))
             else:
                 raise CacheUnavailable("DynamoDB left embedding-cache reads unprocessed after every retry")
         return found
@@ -84,12 +84,12 @@ class DynamoEmbeddingCache:
         ]
         for start in range(0, len(puts), MAX_BATCH_WRITE):
             request: dict[str, Any] = {self.table: puts[start : start + MAX_BATCH_WRITE]}
-            for attempt in range(self.attempts):
+            for attempt in range(self.retry.attempts):
                 response = self._dynamodb.batch_write_item(RequestItems=request)
                 self.requests["write"] += 1
                 request = response.get("UnprocessedItems") or {}
                 if not request:
                     break
-                time.sleep(self.backoff_seconds * 2**attempt)
+                time.sleep(self.retry.delay(attempt))
             else:
                 raise CacheUnavailable("DynamoDB left embedding-cache writes unprocessed after every retry")

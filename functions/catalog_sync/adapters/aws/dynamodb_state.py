@@ -43,6 +43,7 @@ from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.runs import new_run_id
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
 from catalog_sync.models.index import IndexRejection
+from catalog_sync.resilience.policy import STATE_TRANSACTION_RETRY
 
 DEFAULT_SHARDS = 16
 MAX_BATCH_GET = 100
@@ -241,8 +242,8 @@ class DynamoStateStore:
         catalog: str,
         shards: int = DEFAULT_SHARDS,
         concurrency: int = 8,
-        attempts: int = 6,
-        backoff_seconds: float = 0.05,
+        attempts: int = STATE_TRANSACTION_RETRY.attempts,
+        backoff_seconds: float = STATE_TRANSACTION_RETRY.base_delay,
     ) -> None:
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds

@@ -16,6 +16,7 @@ from typing import Any
 from catalog_sync.adapters.aws.s3 import S3ClaimStore
 from catalog_sync.logic.packing import PackedMessage, bounded_batches, pack_messages
 from catalog_sync.models.changes import Change
+from catalog_sync.resilience.policy import SQS_SEND_RETRY, batch_retry
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 1024 * 1024
@@ -51,8 +52,8 @@ class SqsChangeSender:
         max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
         claims: S3ClaimStore | None = None,
         catalog: str | None = None,
-        attempts: int = 5,
-        backoff_seconds: float = 0.2,
+        attempts: int = SQS_SEND_RETRY.attempts,
+        backoff_seconds: float = SQS_SEND_RETRY.base_delay,
     ) -> None:
         self._sqs = sqs
         self.queue_url = queue_url
@@ -61,8 +62,7 @@ class SqsChangeSender:
         self.max_message_bytes = max_message_bytes
         self.claims = claims
         self.catalog = catalog
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
+        self.retry = batch_retry(SQS_SEND_RETRY, attempts, backoff_seconds)
         self.requests = 0
         self.messages_sent = 0
         self.next_sequence = {"p": 1, "n": 1}
@@ -93,7 +93,7 @@ class SqsChangeSender:
     def _send_group(self, url: str, group: list[PackedMessage]) -> None:
         pending = {_entry_id(m.message_id): m for m in group}
         failures: list[dict[str, Any]] = []
-        for attempt in range(self.attempts):
+        for attempt in range(self.retry.attempts):
             entries = [
                 {
                     "Id": entry_id,
@@ -114,7 +114,7 @@ class SqsChangeSender:
                 return
             if any(failure.get("SenderFault") for failure in failures):
                 break  # our fault: retrying the same entry cannot help
-            time.sleep(self.backoff_seconds * 2**attempt)
+            time.sleep(self.retry.delay(attempt))
         reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failures) or "no answer for them"
         raise QueueSendError(f"SQS refused {len(pending)} of {len(group)} messages ({reasons})")
 

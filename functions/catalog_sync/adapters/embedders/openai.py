@@ -18,8 +18,9 @@ import numpy as np
 import orjson
 
 from catalog_sync.adapters.embedders.minilm import EmbedderUnavailable
-from catalog_sync.logic.pacing import Pacer, Rate
 from catalog_sync.ports import Vectors
+from catalog_sync.resilience.pacing import Pacer, Rate
+from catalog_sync.resilience.policy import OPENAI_MAX_RETRIES
 
 # Documented limits of the embeddings endpoint.
 MAX_INPUTS_PER_REQUEST = 2048
@@ -99,7 +100,7 @@ class OpenAIEmbedder:
         dimensions: int | None = None,
         api_key: str | None = None,
         base_url: str | None = None,
-        max_retries: int = 6,
+        max_retries: int = OPENAI_MAX_RETRIES,
         client: Any = None,
         pacer: Pacer | None = None,
     ) -> None:
@@ -141,7 +142,7 @@ class OpenAIEmbedder:
             key = self._api_key or os.environ.get("OPENAI_API_KEY")
             if not key:
                 raise EmbedderUnavailable("the OpenAI embedder needs an API key (OPENAI_API_KEY)")
-            # The SDK retries 429 and 5xx with exponential backoff and honours Retry-After.
+            # The SDK retries 429 and 5xx with exponential backoff and honours Retry-After (resilience/policy.py).
             http_client = None
             if self.pacer is not None:
                 from openai import DefaultHttpxClient

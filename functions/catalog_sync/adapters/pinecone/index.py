@@ -7,11 +7,11 @@ service's limits (1,000 vectors and 2 MB per upsert, 1,000 ids per delete). Meta
 `update(set_metadata)`, which needs no embedding; a change that removes a metadata field cannot be expressed
 that way (Pinecone merges metadata and has no null), so that product is re-written whole from its stored vector.
 
-Writes are paced and retried. With a `Pacer`, every write request attempt (upsert, update, delete), the
-SDK's own retries included, waits for room within the process's share of the namespace's write limits: the
-pacer is put under the SDK's retry loop, in its HTTP transport. Then a write the SDK gave up on (429, 5xx,
-timeouts: its per-process retry budget empties under sustained throttling and cannot be switched off) is
-retried here with backoff, up to `RetryPolicy.attempts` times.
+Writes are paced and retried (resilience/). With a `Pacer`, every write request attempt (upsert, update,
+delete), the SDK's own retries included, waits for room within the process's share of the namespace's write
+limits: the pacer is put under the SDK's retry loop, in its HTTP transport (resilience/pinecone_sdk.py). Then
+a write the SDK gave up on (429, 5xx, timeouts: its per-process retry budget empties under sustained throttling
+and cannot be switched off) is retried here with backoff, up to `RetryPolicy.attempts` times.
 
 A product Pinecone refuses for its content (a 400 for a request: Pinecone does not say which vector; the SDK's
 own refusals before sending; metadata over 40 KB) does not fail the others: a refused request is split in
@@ -33,13 +33,15 @@ import numpy as np
 import orjson
 
 from catalog_sync.logic.isolation import send_isolating
-from catalog_sync.logic.pacing import Pacer, Rate
 from catalog_sync.logic.packing import bounded_batches
-from catalog_sync.logic.retrying import RetryPolicy, call_with_retries
 from catalog_sync.logic.vector_ids import ORIGINAL_ID_KEY, is_encoded, legacy_vector_id, passes_through, vector_id
 from catalog_sync.models.changes import Change
 from catalog_sync.models.index import IndexCapabilities, IndexEntry, VectorIdRules
 from catalog_sync.ports import Vectors
+from catalog_sync.resilience.pacing import Pacer, Rate
+from catalog_sync.resilience.pinecone_sdk import pace_sdk_transport
+from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY
+from catalog_sync.resilience.retry import RetryPolicy, call_with_retries
 
 MAX_UPSERT_VECTORS = 1_000
 # "2 MB" read as the smaller reading, 2,000,000 bytes, so that either reading of the limit holds.
@@ -63,9 +65,6 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 REFUSED_STATUSES = frozenset({400, 413, 422})
 # Pinecone's vector ids: ASCII (the SDK refuses anything else, and NUL), 1 to 512 characters.
 PINECONE_ID_RULES = VectorIdRules(ascii_only=True, max_bytes=512)
-# 12 attempts lose a write only when all are refused: at 20% throttling, 4 in a billion (a message makes up to
-# ~3,000 writes). The delays add up to at most 32 s (0.25 s doubling to 4 s).
-DEFAULT_RETRY = RetryPolicy(attempts=12, base_delay=0.25, max_delay=4.0)
 
 T = TypeVar("T")
 _NOT_FOUND = "(not in the index)"
@@ -123,40 +122,6 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, PineconeConnectionError | PineconeTimeoutError)
 
 
-class _PacedTransport:
-    """The SDK's inner HTTP transport, waiting for room in the pacer before each write request it sends."""
-
-    def __init__(self, inner: Any, pacer: Pacer) -> None:
-        self.inner = inner
-        self.pacer = pacer
-
-    def handle_request(self, request: Any) -> Any:
-        costs = write_costs(request.url.path, int(request.headers.get("content-length") or 0))
-        if costs is not None:
-            self.pacer.acquire(costs)
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def pace_sdk_transport(index: Any, pacer: Pacer) -> bool:
-    """Put the pacer under the REST SDK's retry loop (pinecone's `_RetryTransport`), so that its retries are
-    paced too; False when `index` has no such transport (another SDK version, gRPC, a test double)."""
-    try:
-        from pinecone._internal.http_client import _RetryTransport
-    except ImportError:
-        return False
-    transport = getattr(getattr(getattr(index, "_http", None), "_client", None), "_transport", None)
-    inner = getattr(transport, "_transport", None)
-    if not isinstance(transport, _RetryTransport) or not hasattr(inner, "handle_request"):
-        return False
-    if isinstance(inner, _PacedTransport):
-        inner = inner.inner
-    transport._transport = _PacedTransport(inner, pacer)  # type: ignore[assignment]
-    return True
-
-
 def _short_floats(vectors: Vectors) -> list[list[float]]:
     # float32 values as the shortest decimals that round-trip: about half the JSON of float64 reprs, so twice
     # as many vectors fit in a 2 MB request.
@@ -180,7 +145,7 @@ class PineconeVectorIndex:
         update_concurrency: int = 8,
         index: Any = None,
         pacer: Pacer | None = None,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RetryPolicy = PINECONE_WRITE_RETRY,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         """`pacer`: shared by every thread and instance that writes to the namespace in this process (see
@@ -204,7 +169,7 @@ class PineconeVectorIndex:
         self._index = index
         self.pacer = pacer
         # Paced in the SDK's transport (every attempt), or else here before each call (first attempts only).
-        self._paced_in_transport = pacer is not None and pace_sdk_transport(index, pacer)
+        self._paced_in_transport = pacer is not None and pace_sdk_transport(index, pacer, write_costs)
         self.upsert_request_bytes = REQUEST_BYTES_BUDGET
         capacity = pacer.capacity(UPSERT_BYTES) if pacer is not None else None
         if capacity is not None:

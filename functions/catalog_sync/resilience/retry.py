@@ -1,4 +1,4 @@
-"""Bounded retries with exponential backoff and jitter, for adapters whose SDK gives up too early."""
+"""Bounded retries with exponential backoff, with or without jitter (the numbers are in `policy`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class RetryPolicy:
     """Up to `attempts` attempts; before retry n (0-based) a delay of min(max_delay, base_delay x 2^n), of which a
-    random half is jitter ("equal jitter": never less than half the backoff, so retries stay spread out)."""
+    random half is jitter ("equal jitter": never less than half the backoff, so retries stay spread out). Without
+    `jitter` the delay is the backoff itself."""
 
     attempts: int = 12
     base_delay: float = 0.25
     max_delay: float = 4.0
+    jitter: bool = True
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.base_delay < 0 or self.max_delay < self.base_delay:
@@ -29,6 +31,8 @@ class RetryPolicy:
 
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
         backoff = self.backoff(retry)
+        if not self.jitter:
+            return backoff
         return backoff * (0.5 + 0.5 * (rng or random).random())
 
     @property
