@@ -16,6 +16,7 @@ from catalog_sync.cli import state
 from catalog_sync.cli.application import command
 from catalog_sync.cli.console import out, write_json
 from catalog_sync.cli.errors import CommandError, ExitCode
+from catalog_sync.cli.html_report import render_report
 from catalog_sync.cli.options import (
     CatalogOption,
     ConfigOption,
@@ -27,7 +28,6 @@ from catalog_sync.cli.options import (
     StateOption,
 )
 from catalog_sync.cli.render_runs import RUNS_LEGEND, print_run, print_status, run_json, runs_table, status_json
-from catalog_sync.html_report import render_report
 from catalog_sync.logic.health import HealthSettings
 from catalog_sync.logic.runs import newest_first
 from catalog_sync.services.status import catalog_status
