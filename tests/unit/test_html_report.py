@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from catalog_sync.html_report import runs_chart
+from catalog_sync.cli.html_report import runs_chart
 from catalog_sync.models.changes import RunRecord, RunStatus
 
 SVG = "{http://www.w3.org/2000/svg}"
