@@ -23,10 +23,11 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from catalog_sync.adapters.aws import control
-from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
+from catalog_sync.adapters.aws.triggers import parse_trigger
 from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot
 from catalog_sync.logic.readers import open_catalog
 from catalog_sync.models.config import load_config
+from catalog_sync.models.requests import SyncMode, Trigger
 from tests.conftest import product
 from tests.doubles.control_world import (
     BUCKET,

@@ -12,12 +12,11 @@ import pytest
 
 from catalog_sync.adapters.aws.triggers import (
     BadTrigger,
-    SyncMode,
-    Trigger,
     catalog_for_key,
     check_prefixes,
     parse_trigger,
 )
+from catalog_sync.models.requests import SyncMode, Trigger
 
 EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
 

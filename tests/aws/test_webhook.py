@@ -34,10 +34,11 @@ from moto import mock_aws
 from catalog_sync.adapters.aws import status as deployed
 from catalog_sync.adapters.aws import webhook as wiring
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
-from catalog_sync.adapters.aws.triggers import SyncMode, Trigger, parse_trigger
+from catalog_sync.adapters.aws.triggers import parse_trigger
 from catalog_sync.logic.signing import signature_headers
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import CatalogConfig
+from catalog_sync.models.requests import SyncMode, Trigger
 from tests.doubles.control_world import BUCKET, SHOP_CONFIG
 from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, respond, use_recorder
 from tests.integration.test_state_stores import TABLE, create_table

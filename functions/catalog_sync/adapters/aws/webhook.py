@@ -24,12 +24,12 @@ from catalog_sync.adapters.aws.triggers import (
     DEFAULT_CATALOGS_PREFIX,
     DEFAULT_PUSHES_PREFIX,
     BadTrigger,
-    SyncMode,
     catalog_for_key,
     check_prefixes,
     parse_trigger,
 )
 from catalog_sync.logic.signing import DEFAULT_TOLERANCE_SECONDS
+from catalog_sync.models.requests import SyncMode
 
 # The names a catalog config accepts (catalog_sync.models.config.CatalogConfig.name): 1-63 characters, letters,
 # digits, "_", "." and "-", starting with a letter or a digit (so never "." or "..").
