@@ -123,6 +123,19 @@ class StateStore(Protocol):
     def find_run(self, run_id: str) -> RunRecord | None:
         """One run of this catalog as `runs` reports it, or None."""
 
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run of this catalog as `begin_run` and `finish_run` last saved it (without what consumers added:
+        their counters, a dispatched run's completion). KeyError if there is none."""
+
+    def claim_source(self, *, modified: float, key: str, version_id: str | None, sequencer: str | None = None) -> bool:
+        """Record that a run reads the catalog object `key` (at `version_id`, written with S3's `sequencer` when
+        its event gave one), last modified at `modified` (epoch seconds), unless a run already read a newer one:
+        False then, and this object must not be synced (an older drop arriving late, or retried, would otherwise
+        undo a newer catalog). Which drop is newer: catalog_sync.logic.drops."""
+
+    def newest_source(self) -> tuple[float, str, str | None] | None:
+        """(modified, key, version id) of the newest catalog object a run has claimed, or None."""
+
     def record_progress(
         self, run_id: str, handled: int, applied: Mapping[str, int] | None = None, *, message_id: str | None = None
     ) -> bool:

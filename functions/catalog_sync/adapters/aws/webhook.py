@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from catalog_sync.adapters.aws.dynamodb_state.keys import nonce_key
 from catalog_sync.adapters.aws.triggers import (
     DEFAULT_CATALOGS_PREFIX,
     DEFAULT_PUSHES_PREFIX,
@@ -41,7 +42,6 @@ MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
 # A seen nonce is kept this long after its request's timestamp leaves the window: the function's instances' clocks
 # and DynamoDB's (which deletes an item by TTL only after its expires_at, often much later) may differ a little.
 SEEN_NONCE_MARGIN_SECONDS = 60
-NONCE_PREFIX = "NONCE#"  # the partition of a seen nonce in the state table
 
 
 class WebhookSettings(BaseSettings):
@@ -223,7 +223,7 @@ class SeenNonces:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item={"pk": {"S": f"{NONCE_PREFIX}{nonce}"}, "sk": {"S": "seen"}, "expires_at": {"N": str(expires_at)}},
+                Item={**nonce_key(nonce), "expires_at": {"N": str(expires_at)}},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
