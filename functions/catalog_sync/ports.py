@@ -125,6 +125,10 @@ class StateStore(Protocol):
     def find_run(self, run_id: str) -> RunRecord | None:
         """One run of this catalog as `runs` reports it, or None."""
 
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run of this catalog as `begin_run` and `finish_run` last saved it (without what consumers added:
+        their counters, a dispatched run's completion). KeyError if there is none."""
+
     def record_progress(
         self, run_id: str, handled: int, applied: Mapping[str, int] | None = None, *, message_id: str | None = None
     ) -> bool:
@@ -168,10 +172,7 @@ class DropClaims(Protocol):
 
 
 class PipelineState(StateStore, DropClaims, Protocol):
-    """The state store of a deployed pipeline: dispatched runs are looked up by id and completed by consumers."""
-
-    def get_run(self, run_id: str) -> RunRecord:
-        """The run `run_id` of this catalog; KeyError when there is none."""
+    """The state store of a deployed pipeline, which also judges which catalog drop is the newest."""
 
 
 class DropStore(Protocol):

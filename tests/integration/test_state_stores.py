@@ -215,8 +215,6 @@ def test_a_message_delivered_twice_is_counted_once(make_store):
 
 def test_the_newest_catalog_object_is_claimed_and_an_older_one_refused(make_store):
     store = make_store()
-    if not isinstance(store, DynamoStateStore):
-        pytest.skip("the embedded default runs one sync at a time")
     assert store.newest_source() is None
     assert store.claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v1") is True
     assert store.claim_source(modified=200.0, key="catalogs/shop/b.jsonl", version_id=None) is True
@@ -225,6 +223,30 @@ def test_the_newest_catalog_object_is_claimed_and_an_older_one_refused(make_stor
     assert store.claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v1") is False
     assert store.claim_source(modified=200.0, key="catalogs/shop/c.jsonl", version_id="v3") is True
     assert store.newest_source() == (200.0, "catalogs/shop/c.jsonl", "v3")
+
+
+def test_a_claim_keeps_the_sequencer_known_and_survives_reopening(make_store):
+    store = make_store()
+    assert store.claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v2", sequencer="0002")
+    # The same key in the same second, written earlier (a smaller sequencer): refused.
+    assert not store.claim_source(modified=100.5, key="catalogs/shop/a.jsonl", version_id="v1", sequencer="0001")
+    # A schedule re-reading the claimed version (no sequencer) may; the sequencer stays known, so the stale event
+    # is still refused after it.
+    assert store.claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v2")
+    assert not make_store().claim_source(modified=100.0, key="catalogs/shop/a.jsonl", version_id="v1", sequencer="0001")
+    assert make_store().newest_source() == (100.0, "catalogs/shop/a.jsonl", "v2")
+
+
+def test_a_run_is_read_back_as_it_was_saved(make_store):
+    store = make_store()
+    run = store.begin_run(mode="full", source="a.jsonl")
+    assert store.get_run(run.run_id) == run
+    run.status, run.counts, run.timings = RunStatus.FAILED, {"added": 2}, {"diff": 0.5}
+    run.finished_at, run.message = run.started_at, "the catalog could not be read"
+    store.finish_run(run)
+    assert make_store().get_run(run.run_id) == run
+    with pytest.raises(KeyError):
+        store.get_run("20990101T000000Z-00001-ffffff")
 
 
 def test_counts_in_one_pass_agree_with_the_single_counts(make_store):
@@ -304,11 +326,12 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_dynamodb_finds_a_runs_catalog_and_lists_the_catalogs(dynamodb: Any, monkeypatch: pytest.MonkeyPatch):
     from catalog_sync.adapters.aws import dynamodb_state
+    from catalog_sync.adapters.aws.dynamodb_state import runs
 
     # Two catalogs' runs that start in the same second at the same sequence number, and draw the same token.
     tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
-    monkeypatch.setattr(dynamodb_state.secrets, "token_hex", lambda n: next(tokens))
-    monkeypatch.setattr(dynamodb_state, "new_run_id", lambda started, seq, token: f"20250101T000000Z-{seq}-{token}")
+    monkeypatch.setattr(runs.secrets, "token_hex", lambda n: next(tokens))
+    monkeypatch.setattr(runs, "new_run_id", lambda started, seq, token: f"20250101T000000Z-{seq}-{token}")
     shop = DynamoStateStore(dynamodb, table=TABLE, catalog="shop", shards=4, concurrency=1)
     outlet = DynamoStateStore(dynamodb, table=TABLE, catalog="outlet", shards=8, concurrency=1)
     shop_run = shop.begin_run(mode="incremental", source="a")

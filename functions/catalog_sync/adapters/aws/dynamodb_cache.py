@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from catalog_sync.adapters.aws.dynamodb_state.keys import EMBEDDINGS_PREFIX, embedding_key
 from catalog_sync.ports import Vectors
 from catalog_sync.resilience.policy import EMBEDDING_CACHE_BATCH_RETRY, batch_retry
 
 MAX_BATCH_GET = 100
 MAX_BATCH_WRITE = 25
-KEY_PREFIX = "E#"
 
 
 class CacheUnavailable(RuntimeError):
@@ -46,10 +46,7 @@ class DynamoEmbeddingCache:
         for start in range(0, len(unique), MAX_BATCH_GET):
             request: dict[str, Any] = {
                 self.table: {
-                    "Keys": [
-                        {"pk": {"S": KEY_PREFIX + key}, "sk": {"S": "v"}}
-                        for key in unique[start : start + MAX_BATCH_GET]
-                    ],
+                    "Keys": [embedding_key(key) for key in unique[start : start + MAX_BATCH_GET]],
                     "ProjectionExpression": "pk, vec",
                 }
             }
@@ -57,7 +54,7 @@ class DynamoEmbeddingCache:
                 response = self._dynamodb.batch_get_item(RequestItems=request)
                 self.requests["get"] += 1
                 for item in response.get("Responses", {}).get(self.table, []):
-                    found[item["pk"]["S"][len(KEY_PREFIX) :]] = np.frombuffer(item["vec"]["B"], dtype=np.float32)
+                    found[item["pk"]["S"][len(EMBEDDINGS_PREFIX) :]] = np.frombuffer(item["vec"]["B"], dtype=np.float32)
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -72,8 +69,7 @@ class DynamoEmbeddingCache:
             {
                 "PutRequest": {
                     "Item": {
-                        "pk": {"S": KEY_PREFIX + key},
-                        "sk": {"S": "v"},
+                        **embedding_key(key),
                         "model": {"S": model_id},
                         "vec": {"B": np.asarray(vector, dtype=np.float32).tobytes()},
                         "expires_at": {"N": str(expires)},

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalog_sync.adapters.aws.bucket_layout import CONFIGS_PREFIX
+from catalog_sync.adapters.aws.dynamodb_state.keys import nonce_key
 from catalog_sync.adapters.aws.triggers import (
     DEFAULT_CATALOGS_PREFIX,
     DEFAULT_PUSHES_PREFIX,
@@ -42,7 +43,6 @@ MAX_EVENT_PAYLOAD_BYTES = 256 * 1024
 # A seen nonce is kept this long after its request's timestamp leaves the window: the function's instances' clocks
 # and DynamoDB's (which deletes an item by TTL only after its expires_at, often much later) may differ a little.
 SEEN_NONCE_MARGIN_SECONDS = 60
-NONCE_PREFIX = "NONCE#"  # the partition of a seen nonce in the state table
 
 
 class WebhookSettings(BaseSettings):
@@ -224,7 +224,7 @@ class SeenNonces:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item={"pk": {"S": f"{NONCE_PREFIX}{nonce}"}, "sk": {"S": "seen"}, "expires_at": {"N": str(expires_at)}},
+                Item={**nonce_key(nonce), "expires_at": {"N": str(expires_at)}},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:

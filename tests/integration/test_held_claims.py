@@ -1,4 +1,5 @@
-"""A drop the deletion guard holds is as if it had not come: its claim on the newest object is withdrawn (under moto).
+"""A drop the deletion guard holds is as if it had not come: its claim on the newest object is withdrawn (on every
+state store: SQLite, and DynamoDB under moto).
 
 Found by the convergence suite with the guard on: a held drop stayed the newest object, so a repair re-read it
 (and the guard then held the repair, leaving its products pending), and older drops were superseded by it.
@@ -6,15 +7,14 @@ Found by the convergence suite with the guard on: a held drop stayed the newest 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.logic.drops import DropClaim
-from tests.integration.test_state_stores import TABLE, create_table
+from catalog_sync.ports import DropClaims
+from tests.integration.test_state_stores import make_store  # noqa: F401  (the stores' fixture)
 
 T = 1_795_000_000.0
 
@@ -23,21 +23,19 @@ def drop(number: int, second: float = T) -> DropClaim:
     return DropClaim(key=f"catalogs/shop/v{number}.jsonl", modified=second + 5 * number, version_id=f"x{number}")
 
 
-def claim(store: DynamoStateStore, claim: DropClaim) -> bool:
+def claim(store: DropClaims, claim: DropClaim) -> bool:
     return store.claim_source(
         modified=claim.modified, key=claim.key, version_id=claim.version_id, sequencer=claim.sequencer
     )
 
 
 @pytest.fixture
-def store(aws_credentials: None) -> Iterator[DynamoStateStore]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client)
-        yield DynamoStateStore(client, table=TABLE, catalog="shop", shards=1, concurrency=1)
+def store(make_store: Callable[[], Any]) -> DropClaims:  # noqa: F811
+    store: DropClaims = make_store()
+    return store
 
 
-def test_a_held_drop_gives_the_newest_claim_back(store: DynamoStateStore):
+def test_a_held_drop_gives_the_newest_claim_back(store: DropClaims):
     assert claim(store, drop(1)) and claim(store, drop(3))
     store.withdraw_claim(drop(3))
     assert store.newest_claim() == drop(1)
@@ -46,21 +44,21 @@ def test_a_held_drop_gives_the_newest_claim_back(store: DynamoStateStore):
     assert store.newest_claim() == drop(2)
 
 
-def test_a_retried_held_drop_gives_back_the_claim_it_replaced_not_itself(store: DynamoStateStore):
+def test_a_retried_held_drop_gives_back_the_claim_it_replaced_not_itself(store: DropClaims):
     assert claim(store, drop(1)) and claim(store, drop(2))
     assert claim(store, drop(2))  # its event again
     store.withdraw_claim(drop(2))
     assert store.newest_claim() == drop(1)
 
 
-def test_the_first_drop_held_leaves_no_claim(store: DynamoStateStore):
+def test_the_first_drop_held_leaves_no_claim(store: DropClaims):
     assert claim(store, drop(2))
     store.withdraw_claim(drop(2))
     assert store.newest_claim() is None
     assert claim(store, drop(1))
 
 
-def test_a_newer_claim_is_kept_and_no_longer_falls_back_to_the_held_drop(store: DynamoStateStore):
+def test_a_newer_claim_is_kept_and_no_longer_falls_back_to_the_held_drop(store: DropClaims):
     assert claim(store, drop(1)) and claim(store, drop(2)) and claim(store, drop(3))
     store.withdraw_claim(drop(2))  # held, but drop 3 was claimed meanwhile
     assert store.newest_claim() == drop(3)
