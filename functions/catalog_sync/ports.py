@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -151,6 +152,23 @@ class RunArtifacts(Protocol):
     def write_quarantine(self, run_id: str, records: Iterable[QuarantinedRecord]) -> str: ...
 
     def append_change_log(self, run_id: str, changes: Sequence[Change]) -> None: ...
+
+
+@dataclass(frozen=True)
+class CatalogDrop:
+    """A catalog as a watcher finds it: where it is, and a signature that changes whenever its content may have."""
+
+    location: str  # a path, an object's URL: what reports name it by
+    name: str  # its short name, for messages
+    signature: Hashable
+    source: CatalogSource
+
+
+class WatchedLocation(Protocol):
+    """Where a watcher looks for the catalog to sync: a file, or a folder of drops whose newest one counts."""
+
+    def newest(self) -> CatalogDrop | None:
+        """The catalog now there, or None while there is none (or it vanished between looks)."""
 
 
 # ---------------------------------------------------------------- the deployed pipeline's drops, runs and repairs

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.drop_folder import LocalDropFolder, newest_catalog
 from catalog_sync.adapters.local.files import FileCatalogSource
 from catalog_sync.adapters.local.workspace import LocalWorkspace
-from catalog_sync.services.watch import CatalogWatcher, WatchPolicy, newest_catalog
+from catalog_sync.services.watch import CatalogWatcher, WatchPolicy
 from tests.conftest import make_config, product, write_jsonl
 
 
@@ -46,7 +47,12 @@ def test_watcher_waits_for_the_interval_then_syncs_and_syncs_priority_at_once(tm
         now[0] += seconds
 
     watcher = CatalogWatcher(
-        workspace.service(), catalog, WatchPolicy(interval=60, threshold=10), poll=5, clock=lambda: now[0], sleep=sleep
+        workspace.service(),
+        LocalDropFolder(catalog),
+        WatchPolicy(interval=60, threshold=10),
+        poll=5,
+        clock=lambda: now[0],
+        sleep=sleep,
     )
     events = watcher.events(max_syncs=2)
     first = next(events)  # 5 new products: below the threshold, not priority -> wait
@@ -76,7 +82,12 @@ def test_watcher_skips_a_broken_drop_and_keeps_watching(tmp_path: Path):
             write_jsonl(drops / "b.jsonl", [product(str(i)) for i in range(12)])
 
     watcher = CatalogWatcher(
-        workspace.service(), drops, WatchPolicy(interval=600, threshold=10), poll=5, clock=lambda: now[0], sleep=sleep
+        workspace.service(),
+        LocalDropFolder(drops),
+        WatchPolicy(interval=600, threshold=10),
+        poll=5,
+        clock=lambda: now[0],
+        sleep=sleep,
     )
     events = watcher.events(max_syncs=1)
     error = next(events)
@@ -114,7 +125,12 @@ def test_a_drop_still_being_written_is_not_read_and_a_broken_one_is_read_once(tm
             (drops / "c.jsonl").write_bytes(b'{"sku": "1", "ti')
 
     watcher = CatalogWatcher(
-        service, drops, WatchPolicy(interval=60, threshold=1, settle=10), poll=5, clock=lambda: now[0], sleep=sleep
+        service,
+        LocalDropFolder(drops),
+        WatchPolicy(interval=60, threshold=1, settle=10),
+        poll=5,
+        clock=lambda: now[0],
+        sleep=sleep,
     )
     events = watcher.events(max_seconds=200)
     synced = next(events)

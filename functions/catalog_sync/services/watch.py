@@ -1,6 +1,6 @@
-"""Watch a catalog file (or a folder of drops) and sync when it changes.
+"""Watch where a catalog arrives (a file, a folder of drops: ports.WatchedLocation) and sync when it changes.
 
-A change to the file is planned first (a dry-run diff). It is synced at once when it holds a priority change
+A change to the catalog is planned first (a dry-run diff). It is synced at once when it holds a priority change
 (a deletion, a price or stock change) or when at least `threshold` changes are pending; otherwise it waits
 for the regular interval, so that many small edits are batched into one sync.
 """
@@ -8,14 +8,11 @@ for the regular interval, so that many small edits are batched into one sync.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-from catalog_sync.adapters.local.files import FileCatalogSource
+from catalog_sync.ports import CatalogDrop, WatchedLocation
 from catalog_sync.services.sync import BadCatalog, SyncReport, SyncService
-
-CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv.gz")
 
 
 @dataclass(frozen=True)
@@ -43,32 +40,17 @@ class WatchPolicy:
 @dataclass
 class WatchEvent:
     kind: str  # "sync" | "pending" | "error"
-    catalog: Path
+    catalog: CatalogDrop
     pending: int
     why: str | None = None
     report: SyncReport | None = None
-
-
-def newest_catalog(path: Path) -> Path | None:
-    """The file itself, or the newest catalog file in a folder of drops; None while there is none."""
-    try:
-        if path.is_file():
-            return path
-        candidates = [
-            (p.stat().st_mtime_ns, p.name, p)
-            for p in path.iterdir()
-            if p.is_file() and p.name.lower().endswith(CATALOG_SUFFIXES)
-        ]
-    except OSError:  # the file or a drop vanished between looks: try again at the next poll
-        return None
-    return max(candidates)[2] if candidates else None
 
 
 class CatalogWatcher:
     def __init__(
         self,
         service: SyncService,
-        path: Path,
+        location: WatchedLocation,
         policy: WatchPolicy,
         *,
         poll: float = 5.0,
@@ -77,7 +59,7 @@ class CatalogWatcher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.service = service
-        self.path = path
+        self.location = location
         self.policy = policy
         self.poll = poll
         self.force = force
@@ -86,21 +68,15 @@ class CatalogWatcher:
 
     def events(self, *, max_syncs: int | None = None, max_seconds: float | None = None) -> Iterator[WatchEvent]:
         started = last_sync = self.clock()
-        seen: tuple[str, int, int] | None = None
-        broken: tuple[str, int, int] | None = None
-        last_poll: tuple[str, int, int] | None = None
+        seen: Hashable | None = None
+        broken: Hashable | None = None
+        last_poll: Hashable | None = None
         unchanged_since = started
         syncs = 0
         while True:
-            catalog = newest_catalog(self.path)
+            catalog = self.location.newest()
             now = self.clock()
-            signature = None
-            if catalog is not None:
-                try:
-                    stat = catalog.stat()
-                    signature = (str(catalog), stat.st_mtime_ns, stat.st_size)
-                except FileNotFoundError:  # replaced between listing and stat
-                    signature = None
+            signature = None if catalog is None else catalog.signature
             if signature != last_poll:
                 unchanged_since = now
             last_poll = signature
@@ -108,13 +84,13 @@ class CatalogWatcher:
             if catalog is not None and stable and (signature != seen or now - last_sync >= self.policy.interval):
                 seen = signature
                 try:
-                    plan = self.service.plan(FileCatalogSource(catalog))
+                    plan = self.service.plan(catalog.source)
                     pending = plan.diff.counts.changed + plan.diff.resent
                     why = self.policy.reason_to_sync(
                         pending=pending, priority=plan.diff.counts.priority, since_last_sync=now - last_sync
                     )
                     if why is not None:
-                        report = self.service.sync(FileCatalogSource(catalog), force=self.force)
+                        report = self.service.sync(catalog.source, force=self.force)
                         syncs += 1
                         last_sync = self.clock()
                         yield WatchEvent("sync", catalog, pending, why, report)

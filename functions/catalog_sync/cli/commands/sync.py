@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from catalog_sync.adapters.local.drop_folder import LocalDropFolder
 from catalog_sync.adapters.local.files import FileCatalogSource
 from catalog_sync.adapters.local.workspace import LocalWorkspace
 from catalog_sync.adapters.local.writer_lock import current_writer
@@ -166,7 +167,7 @@ def watch(
         service = workspace.service()
         watcher = CatalogWatcher(
             service,
-            path,
+            LocalDropFolder(path),
             WatchPolicy(interval=interval, threshold=threshold, settle=settle),
             poll=poll,
             force=force,
@@ -179,13 +180,13 @@ def watch(
                 if event.kind == "error":
                     worst = max(worst, ExitCode.BAD_INPUT)
                     emit(
-                        {"event": "error", "catalog": str(event.catalog), "error": event.why},
+                        {"event": "error", "catalog": event.catalog.location, "error": event.why},
                         f"[red]skipped a bad catalog, nothing changed:[/] {event.why}",
                     )
                     continue
                 if event.report is None:
                     emit(
-                        {"event": "pending", "catalog": str(event.catalog), "pending": event.pending},
+                        {"event": "pending", "catalog": event.catalog.location, "pending": event.pending},
                         f"{event.pending} change(s) pending in {event.catalog.name}; syncing at the threshold "
                         "or the interval",
                     )
