@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.events import describe
 from catalog_sync.services.consume import apply_message
+from handlers._metrics import applied_counts, publish
 from handlers._shared import logger, metrics, pipeline, rejected, run_succeeded, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -51,16 +51,7 @@ def record_handler(record: SQSRecord) -> None:
             "products refused by the index",
             extra={"catalog": applied.catalog, "rejected": [r.model_dump(mode="json") for r in stats.rejected[:20]]},
         )
-    for name, value in (
-        (names.PRODUCTS_REJECTED, len(stats.rejected)),
-        (names.VECTORS_UPSERTED, stats.upserted),
-        (names.METADATA_UPDATED, stats.metadata_updated),
-        (names.VECTORS_DELETED, stats.deleted),
-        (names.TEXTS_EMBEDDED, stats.embedded),
-        (names.EMBEDDING_CACHE_HITS, stats.cache_hits),
-        (names.STALE_CHANGES_SKIPPED, stats.stale_skipped),
-    ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    publish(metrics, applied_counts(stats))
     logger.info("message applied", extra={"catalog": applied.catalog, "run": applied.run_id, **stats.as_dict()})
 
 
@@ -90,8 +81,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     # The failure-rate alarms divide the one by the other.
-    metrics.add_metric(name=names.MESSAGES_PROCESSED, unit=MetricUnit.Count, value=len(event.get("Records", [])))
-    metrics.add_metric(
-        name=names.MESSAGES_FAILED, unit=MetricUnit.Count, value=len(response.get("batchItemFailures", []))
-    )
+    failed = len(response.get("batchItemFailures", []))
+    publish(metrics, {names.MESSAGES_PROCESSED: len(event.get("Records", [])), names.MESSAGES_FAILED: failed})
     return dict(response)

@@ -38,3 +38,12 @@ class SyncRequest(BaseModel):
     run_id: str | None = None
     # S3's sequencer of the write the event reports: orders the writes of one key (catalog_sync.logic.drops).
     sequencer: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]+$", max_length=128)
+
+
+class Continuation(BaseModel):
+    """What a diff near its timeout hands the next invocation: {"resume": {"catalog": ..., "run_id": ...}}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    catalog: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)

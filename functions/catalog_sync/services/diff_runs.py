@@ -7,17 +7,19 @@ It knows nothing of Lambda events or boto3: the parts come from a PipelineParts 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import orjson
 
 from catalog_sync.logic.drops import DropClaim
 from catalog_sync.models.changes import RunStatus
-from catalog_sync.models.requests import SyncMode, SyncRequest
+from catalog_sync.models.config import ConfigError
+from catalog_sync.models.requests import Continuation, SyncMode, SyncRequest
 from catalog_sync.ports import PipelineParts, PipelineState, RunChangeSender
 from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
-from catalog_sync.services.drops import REPAIR_LOOKBACK_RUNS, claim_drop, is_superseded, repair_sources
-from catalog_sync.services.sync import SUPERSEDED_MESSAGE, SyncReport, SyncService
+from catalog_sync.services.drops import REPAIR_LOOKBACK_RUNS, SupersededDrop, claim_drop, is_superseded, repair_sources
+from catalog_sync.services.sync import SUPERSEDED_MESSAGE, BadCatalog, SyncReport, SyncService
 
 # The checkpoint's field holding the drop its run claimed, beside the dispatch's progress.
 _CHECKPOINT_CLAIM = "source_claim"
@@ -25,6 +27,46 @@ _CHECKPOINT_CLAIM = "source_claim"
 
 def _never() -> bool:
     return False
+
+
+class NothingToResume(Exception):
+    """A continuation names a run with no checkpoint (a stray or replayed invocation): nothing is done."""
+
+
+@dataclass
+class DiffOutcome:
+    """What became of one sync request: `ok` (synced, or held by the guard), `continuing` (near the timeout: a
+    new invocation goes on from the checkpoint), `superseded` (a newer drop was synced first: not an error) or
+    `bad_input` (the catalog or its config could not be read: nothing changed)."""
+
+    catalog: str
+    status: Literal["ok", "continuing", "superseded", "bad_input"]
+    report: SyncReport | None = None
+    reason: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What the diff function answers about this request."""
+        report = self.report
+        if report is None:
+            detail = "reason" if self.status == "superseded" else "error"
+            return {"catalog": self.catalog, "status": self.status, detail: self.reason}
+        return {
+            "catalog": report.catalog,
+            "run_id": report.run.run_id if report.run else None,
+            "status": "continuing"
+            if self.status == "continuing"
+            else (report.run.status.value if report.run else "planned"),
+            "held": report.guard.held,
+            "reason": report.guard.reason,
+            "counts": report.diff.counts.model_dump(),
+            "quarantine": report.quarantine_location,
+        }
+
+
+@dataclass
+class ResumeOutcome:
+    progress: DispatchProgress
+    completed: bool  # the continuation completed the run
 
 
 class DiffRuns:
@@ -44,6 +86,19 @@ class DiffRuns:
         self.pushes_prefix = pushes_prefix
         self.dispatch_window = dispatch_window
         self.diff_function = diff_function
+
+    def attempt(
+        self, request: SyncRequest, *, out_of_time: Callable[[], bool] = _never, function_arn: str | None = None
+    ) -> DiffOutcome:
+        """`run`, with what a request may meet that is not the pipeline's failure told apart (see DiffOutcome)."""
+        try:
+            report = self.run(request, out_of_time=out_of_time, function_arn=function_arn)
+        except SupersededDrop as exc:
+            return DiffOutcome(request.catalog, "superseded", reason=str(exc))
+        except (BadCatalog, ConfigError) as exc:
+            return DiffOutcome(request.catalog, "bad_input", reason=str(exc))
+        continuing = report.dispatch is not None and not report.dispatch.finished
+        return DiffOutcome(request.catalog, "continuing" if continuing else "ok", report=report)
 
     def run(
         self, request: SyncRequest, *, out_of_time: Callable[[], bool] = _never, function_arn: str | None = None
@@ -97,13 +152,15 @@ class DiffRuns:
 
     def resume(
         self,
-        catalog: str,
-        run_id: str,
+        continuation: Continuation,
         *,
         out_of_time: Callable[[], bool] = _never,
         function_arn: str | None = None,
-    ) -> tuple[DispatchProgress, bool]:
-        """Continue a dispatch that ran out of time, from its checkpoint; also whether that completed the run."""
+    ) -> ResumeOutcome:
+        """Continue a dispatch that ran out of time, from its checkpoint; NothingToResume if it has none."""
+        catalog, run_id = continuation.catalog, continuation.run_id
+        if not self.has_checkpoint(run_id):
+            raise NothingToResume(f"run {run_id!r} has no checkpoint to resume from")
         config = self.parts.config(catalog)
         state = self.parts.state(config)
         progress, claim = self._load_checkpoint(run_id)
@@ -115,7 +172,7 @@ class DiffRuns:
         if not progress.finished:
             self._save_checkpoint(progress, claim)
             self._continue(function_arn, catalog, run_id)
-            return progress, False
+            return ResumeOutcome(progress, completed=False)
         run = state.get_run(run_id)
         run.status = RunStatus.DISPATCHED
         run.message = SUPERSEDED_MESSAGE if progress.superseded else None
@@ -123,7 +180,7 @@ class DiffRuns:
             run.counts["undispatched_changes"] = run.counts.get("dispatched_changes", 0) - progress.changes
         run.counts["dispatched_messages"] = progress.messages
         run.counts["dispatched_changes"] = progress.changes
-        return progress, state.finish_run(run)
+        return ResumeOutcome(progress, completed=state.finish_run(run))
 
     def request_repair(self, catalog: str, product_ids: list[str]) -> bool:
         """Ask the diff function to re-sync some products now; False when there is none to ask (or nothing to do).

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from catalog_sync.adapters.aws.bucket_layout import CATALOGS_PREFIX, PUSHES_PREFIX
 from catalog_sync.adapters.aws.events import aws_event, describe
-from catalog_sync.models.requests import SyncMode, SyncRequest, Trigger
+from catalog_sync.models.requests import Continuation, SyncMode, SyncRequest, Trigger
 
 DEFAULT_CATALOGS_PREFIX = CATALOGS_PREFIX
 DEFAULT_PUSHES_PREFIX = PUSHES_PREFIX
@@ -238,3 +238,12 @@ def parse_trigger(
         raise BadTrigger(f"unrecognised event: {_describe(exc)}") from None
     except InvalidModelTypeError as exc:
         raise BadTrigger(f"unrecognised event: {str(exc).splitlines()[0]}") from None
+
+
+def parse_continuation(event: dict[str, Any]) -> Continuation:
+    """The continuation a diff near its timeout handed this invocation ({"resume": {...}}); BadTrigger if malformed."""
+    try:
+        return Continuation.model_validate(event["resume"])
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'resume'}: {e['msg']}" for e in exc.errors())
+        raise BadTrigger(f"not a continuation of a run (resume): {problems}") from exc
