@@ -236,6 +236,9 @@ class PipelineParts(Protocol):
     """What the deployed pipeline's services are built from, catalog by catalog (the composition root provides
     it: catalog_sync.bootstrap.aws). Looked up when used, never kept: a warm function caches what it can."""
 
+    def catalogs(self) -> list[str]:
+        """The deployment's catalogs: those with state, and those with a config."""
+
     def config(self, catalog: str) -> CatalogConfig: ...
 
     def state(self, config: CatalogConfig) -> PipelineState: ...

@@ -20,8 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.events import describe
 from catalog_sync.logic.health import AlertLevel
-from catalog_sync.models.config import ConfigError
-from catalog_sync.services.status import catalog_status
+from catalog_sync.services.status import score_catalogs
 from handlers._shared import logger, pipeline, rejected, tracer
 
 
@@ -55,33 +54,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if reason is not None:
         rejected("health", reason, event)  # answered, not raised: a retry would not make it one
         return {"status": "rejected", "error": reason, "generated_at": now.isoformat(), "catalogs": []}
-    settings = pipeline().settings.health
     catalogs: list[dict[str, Any]] = []
-    for catalog in pipeline().catalogs():
-        try:
-            config = pipeline().config(catalog)
-        except ConfigError as exc:
-            # State without a config: a catalog taken out of service, or a config that no longer loads.
-            logger.warning("catalog not scored", extra={"catalog": catalog, "error": str(exc)})
-            catalogs.append({"catalog": catalog, "status": "no_config", "error": str(exc)})
+    for scored in score_catalogs(pipeline(), now=now, settings=pipeline().settings.health):
+        catalogs.append(scored.summary())
+        if scored.status is None:
+            logger.warning("catalog not scored", extra={"catalog": scored.catalog, "error": scored.error})
             continue
-        status = catalog_status(pipeline().state(config), catalog=catalog, now=now, settings=settings)
-        health = status.health
-        publish_score(catalog, health.score)
-        for alert in health.alerts:
+        publish_score(scored.catalog, scored.status.health.score)
+        for alert in scored.status.health.alerts:
             _LOG_AT[alert.level](
-                alert.message, extra={"catalog": catalog, "alert": alert.code, "level": alert.level.value}
+                alert.message, extra={"catalog": scored.catalog, "alert": alert.code, "level": alert.level.value}
             )
-        catalogs.append(
-            {
-                "catalog": catalog,
-                "status": "scored",
-                "score": health.score,
-                "components": health.components.model_dump(),
-                "alerts": [alert.model_dump(mode="json") for alert in health.alerts],
-                "products": status.products,
-                "pending": status.pending,
-            }
-        )
     logger.info("health scored", extra={"catalogs": len(catalogs)})
     return {"status": "ok", "generated_at": now.isoformat(), "catalogs": catalogs}

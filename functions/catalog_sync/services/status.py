@@ -6,15 +6,19 @@ the products the index refused (`rejections`, few).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 
 from catalog_sync.logic.health import Alert, AlertLevel, HealthReport, HealthSettings, assess_health
 from catalog_sync.logic.runs import RunStatistics, run_statistics
 from catalog_sync.models.changes import RunRecord, StateCounts
+from catalog_sync.models.config import ConfigError
 from catalog_sync.models.index import IndexRejection
-from catalog_sync.ports import StateStore
+from catalog_sync.ports import PipelineParts, StateStore
 
 RUNS_WINDOW = 30
 # Rejected products listed by a status (the newest); `rejected` counts them all.
@@ -80,3 +84,37 @@ def catalog_status(
         statistics=run_statistics(runs, now=now, stuck_after=timedelta(hours=settings.stuck_after_hours)),
         health=health,
     )
+
+
+@dataclass
+class CatalogScore:
+    """One catalog of a deployment, scored; or why not (`error`: state without a config that loads)."""
+
+    catalog: str
+    status: CatalogStatus | None = None
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        if self.status is None:
+            return {"catalog": self.catalog, "status": "no_config", "error": self.error}
+        health = self.status.health
+        return {
+            "catalog": self.catalog,
+            "status": "scored",
+            "score": health.score,
+            "components": health.components.model_dump(),
+            "alerts": [alert.model_dump(mode="json") for alert in health.alerts],
+            "products": self.status.products,
+            "pending": self.status.pending,
+        }
+
+
+def score_catalogs(parts: PipelineParts, *, now: datetime, settings: HealthSettings) -> Iterator[CatalogScore]:
+    """Every catalog of the deployment (state in the table, or a config in the bucket), each read once."""
+    for catalog in parts.catalogs():
+        try:
+            config = parts.config(catalog)
+        except ConfigError as exc:  # a catalog taken out of service, or a config that no longer loads
+            yield CatalogScore(catalog, error=str(exc))
+            continue
+        yield CatalogScore(catalog, catalog_status(parts.state(config), catalog=catalog, now=now, settings=settings))
