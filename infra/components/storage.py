@@ -9,10 +9,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from catalog_sync.adapters.aws.bucket_layout import CLAIMS_PREFIX, PUSHES_PREFIX, RUNS_PREFIX
+from catalog_sync.adapters.aws.dynamodb_state.keys import EXPIRY_ATTRIBUTE, PARTITION_KEY, SORT_KEY
 from infra.components.naming import TransparentConstruct
 from infra.config import StackConfig
-
-TTL_ATTRIBUTE = "expires_at"  # the embedding cache's expiry (DynamoEmbeddingCache)
 
 
 class Storage(TransparentConstruct):
@@ -50,13 +49,13 @@ class Storage(TransparentConstruct):
         self.table = dynamodb.Table(
             self,
             "StateTable",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute=TTL_ATTRIBUTE,
+            time_to_live_attribute=EXPIRY_ATTRIBUTE,  # cache entries, nonces, message markers
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )

@@ -12,7 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from catalog_sync.adapters.aws.dynamodb_state.keys import EMBEDDINGS_PREFIX, embedding_key
+from catalog_sync.adapters.aws.dynamodb_state.keys import (
+    EMBEDDINGS_PREFIX,
+    EXPIRY_ATTRIBUTE,
+    PARTITION_KEY,
+    embedding_key,
+)
 from catalog_sync.ports import Vectors
 from catalog_sync.resilience.policy import EMBEDDING_CACHE_BATCH_RETRY, batch_retry
 
@@ -54,7 +59,9 @@ class DynamoEmbeddingCache:
                 response = self._dynamodb.batch_get_item(RequestItems=request)
                 self.requests["get"] += 1
                 for item in response.get("Responses", {}).get(self.table, []):
-                    found[item["pk"]["S"][len(EMBEDDINGS_PREFIX) :]] = np.frombuffer(item["vec"]["B"], dtype=np.float32)
+                    found[item[PARTITION_KEY]["S"][len(EMBEDDINGS_PREFIX) :]] = np.frombuffer(
+                        item["vec"]["B"], dtype=np.float32
+                    )
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -72,7 +79,7 @@ class DynamoEmbeddingCache:
                         **embedding_key(key),
                         "model": {"S": model_id},
                         "vec": {"B": np.asarray(vector, dtype=np.float32).tobytes()},
-                        "expires_at": {"N": str(expires)},
+                        EXPIRY_ATTRIBUTE: {"N": str(expires)},
                     }
                 }
             }

@@ -26,6 +26,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from catalog_sync.adapters.aws.dynamodb_state.keys import EXPIRY_ATTRIBUTE, PARTITION_KEY, SORT_KEY
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Visible ASCII, as a header carries it unchanged (a UUID, a ULID, a structured-field string...).
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
@@ -59,9 +61,9 @@ class Idempotency:
         if name not in self._operations:
             store = DynamoDBPersistenceLayer(
                 table_name=self.table_name,
-                key_attr="pk",
-                sort_key_attr="sk",
-                expiry_attr="expires_at",
+                key_attr=PARTITION_KEY,
+                sort_key_attr=SORT_KEY,
+                expiry_attr=EXPIRY_ATTRIBUTE,
                 boto3_client=self._client,
             )
             config = IdempotencyConfig(

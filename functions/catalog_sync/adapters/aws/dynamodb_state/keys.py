@@ -25,6 +25,11 @@ from typing import Any
 
 import xxhash
 
+# The table's schema (the stack creates it with these): the key, and the attribute its TTL deletes items by.
+PARTITION_KEY = "pk"
+SORT_KEY = "sk"
+EXPIRY_ATTRIBUTE = "expires_at"
+
 DEFAULT_SHARDS = 16
 PRODUCTS_PREFIX = "P#"
 META_PREFIX = "M#"
@@ -40,7 +45,7 @@ Key = dict[str, Any]
 
 
 def _key(pk: str, sk: str) -> Key:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
+    return {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}
 
 
 def shard_partition(catalog: str, shard: int) -> str:
