@@ -18,6 +18,7 @@ from catalog_sync.adapters.aws.dynamodb_state.keys import (
     PARTITION_KEY,
     embedding_key,
 )
+from catalog_sync.adapters.aws.dynamodb_state.table import attribute_values, plain
 from catalog_sync.ports import Vectors
 from catalog_sync.resilience.policy import EMBEDDING_CACHE_BATCH_RETRY, batch_retry
 
@@ -58,10 +59,8 @@ class DynamoEmbeddingCache:
             for attempt in range(self.retry.attempts):
                 response = self._dynamodb.batch_get_item(RequestItems=request)
                 self.requests["get"] += 1
-                for item in response.get("Responses", {}).get(self.table, []):
-                    found[item[PARTITION_KEY]["S"][len(EMBEDDINGS_PREFIX) :]] = np.frombuffer(
-                        item["vec"]["B"], dtype=np.float32
-                    )
+                for item in map(plain, response.get("Responses", {}).get(self.table, [])):
+                    found[item[PARTITION_KEY][len(EMBEDDINGS_PREFIX) :]] = np.frombuffer(item["vec"], dtype=np.float32)
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
@@ -77,9 +76,13 @@ class DynamoEmbeddingCache:
                 "PutRequest": {
                     "Item": {
                         **embedding_key(key),
-                        "model": {"S": model_id},
-                        "vec": {"B": np.asarray(vector, dtype=np.float32).tobytes()},
-                        EXPIRY_ATTRIBUTE: {"N": str(expires)},
+                        **attribute_values(
+                            {
+                                "model": model_id,
+                                "vec": np.asarray(vector, dtype=np.float32).tobytes(),
+                                EXPIRY_ATTRIBUTE: expires,
+                            }
+                        ),
                     }
                 }
             }
