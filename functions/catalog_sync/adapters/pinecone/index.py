@@ -36,20 +36,42 @@ from catalog_sync.logic.isolation import send_isolating
 from catalog_sync.logic.packing import bounded_batches
 from catalog_sync.logic.vector_ids import ORIGINAL_ID_KEY, is_encoded, legacy_vector_id, passes_through, vector_id
 from catalog_sync.models.changes import Change
-from catalog_sync.models.index import IndexCapabilities, IndexEntry, VectorIdRules
+from catalog_sync.models.config import FieldType
+from catalog_sync.models.index import IndexCapabilities, IndexEntry, MetadataLimits, VectorIdRules
 from catalog_sync.ports import Vectors
 from catalog_sync.resilience.pacing import Pacer, Rate
 from catalog_sync.resilience.pinecone_sdk import pace_sdk_transport
 from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY
 from catalog_sync.resilience.retry import RetryPolicy, call_with_retries
 
-MAX_UPSERT_VECTORS = 1_000
-# "2 MB" read as the smaller reading, 2,000,000 bytes, so that either reading of the limit holds.
-MAX_REQUEST_BYTES = 2_000_000
-MAX_METADATA_BYTES = 40 * 1024
+# Pinecone's documented limits. "2 MB" is read as the smaller reading, 2,000,000 bytes, so that either reading
+# of the limit holds. Updates go one id per request (`update(id=..., set_metadata=...)`), which merges: it
+# cannot remove a field. Ids: ASCII (the SDK refuses anything else, and NUL), 1 to 512 characters.
+PINECONE_CAPABILITIES = IndexCapabilities(
+    vector_ids=VectorIdRules(ascii_only=True, max_bytes=512),
+    max_upsert_batch=1_000,
+    max_upsert_bytes=2_000_000,
+    max_delete_batch=1_000,
+    metadata_update=True,
+    metadata_update_unsets=False,
+    metadata_update_batch=False,
+    max_metadata_update_batch=1,
+    metadata=MetadataLimits(max_bytes=40 * 1024, value_types=frozenset(FieldType)),
+)
+
+
+def _declared(limit: int | None) -> int:
+    if limit is None:  # pragma: no cover - Pinecone declares every limit read here
+        raise TypeError("a Pinecone limit is missing from its capabilities")
+    return limit
+
+
+MAX_UPSERT_VECTORS = _declared(PINECONE_CAPABILITIES.max_upsert_batch)
+MAX_REQUEST_BYTES = _declared(PINECONE_CAPABILITIES.max_upsert_bytes)
+MAX_METADATA_BYTES = _declared(PINECONE_CAPABILITIES.metadata.max_bytes)
 # Room for the request envelope ({"vectors": [...], "namespace": ...}) under the 2 MB limit.
 REQUEST_BYTES_BUDGET = MAX_REQUEST_BYTES - 4 * 1024
-MAX_DELETE_IDS = 1_000
+MAX_DELETE_IDS = _declared(PINECONE_CAPABILITIES.max_delete_batch)
 FETCH_BATCH = 100
 # Reserved metadata keys (catalog metadata field names cannot start with "_").
 TEXT_HASH_KEY = "_text_hash"
@@ -63,8 +85,7 @@ WRITE_PATHS = ("/vectors/upsert", "/vectors/update", "/vectors/delete")
 RETRYABLE_STATUSES = frozenset({408, 429})
 # Statuses that refuse a request for what it carries: another attempt gets the same answer.
 REFUSED_STATUSES = frozenset({400, 413, 422})
-# Pinecone's vector ids: ASCII (the SDK refuses anything else, and NUL), 1 to 512 characters.
-PINECONE_ID_RULES = VectorIdRules(ascii_only=True, max_bytes=512)
+PINECONE_ID_RULES = PINECONE_CAPABILITIES.vector_ids
 
 T = TypeVar("T")
 _NOT_FOUND = "(not in the index)"
@@ -132,7 +153,7 @@ def _short_floats(vectors: Vectors) -> list[list[float]]:
 
 
 class PineconeVectorIndex:
-    capabilities = IndexCapabilities(vector_ids=PINECONE_ID_RULES)
+    capabilities = PINECONE_CAPABILITIES
 
     def __init__(
         self,
