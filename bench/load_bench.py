@@ -87,6 +87,7 @@ BURST_SOURCES = (
     "functions/catalog_sync/services/dispatch.py",
     "functions/catalog_sync/adapters/aws/sqs_queue.py",
     "functions/catalog_sync/bootstrap/aws.py",
+    "functions/catalog_sync/bootstrap/registry.py",
     "functions/catalog_sync/bootstrap/settings.py",
     "functions/catalog_sync/services/diff_runs.py",
     "functions/catalog_sync/adapters/embedders/openai.py",
