@@ -92,6 +92,7 @@ BURST_SOURCES = (
     "functions/catalog_sync/services/diff_runs.py",
     "functions/catalog_sync/adapters/embedders/openai.py",
     "functions/catalog_sync/adapters/pinecone/index.py",
+    "functions/catalog_sync/adapters/pinecone/limits.py",
     "bench/load_workload.py",
     "bench/catalog_gen.py",
     "bench/_common.py",

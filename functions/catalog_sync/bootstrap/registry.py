@@ -155,7 +155,8 @@ def _pipeline_hashing(context: PipelineContext) -> Embedder:
 
 
 def _pinecone(context: PipelineContext) -> VectorIndex:
-    from catalog_sync.adapters.pinecone.index import PineconeVectorIndex, pinecone_rates
+    from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+    from catalog_sync.adapters.pinecone.limits import pinecone_rates
     from catalog_sync.resilience.pacing import shared_pacer
     from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY
 
