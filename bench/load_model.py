@@ -87,7 +87,8 @@ from pinecone._internal.http_client import _compute_retry_after_delay, _RetryBud
 from catalog_sync.adapters.aws import dynamodb_cache, dynamodb_state
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.embedders.openai import REQUESTS, TOKENS, OpenAIEmbedder, openai_rates
-from catalog_sync.adapters.pinecone.index import PineconeVectorIndex, pinecone_rates, write_costs
+from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+from catalog_sync.adapters.pinecone.limits import pinecone_rates, write_costs
 from catalog_sync.bootstrap.settings import PipelineSettings
 from catalog_sync.resilience.pacing import Pacer
 from catalog_sync.resilience.retry import RetryPolicy

@@ -37,12 +37,8 @@ from _common import bench_config
 from catalog_gen import make_product
 from catalog_sync.adapters.aws.sqs_queue import SqsChangeSender
 from catalog_sync.adapters.embedders.openai import OpenAIEmbedder, openai_rates, pacing_tokens
-from catalog_sync.adapters.pinecone.index import (
-    MAX_DELETE_IDS,
-    MAX_UPSERT_VECTORS,
-    PineconeVectorIndex,
-    _short_floats,
-)
+from catalog_sync.adapters.pinecone.index import PineconeVectorIndex, _short_floats
+from catalog_sync.adapters.pinecone.limits import MAX_DELETE_IDS, MAX_UPSERT_VECTORS
 from catalog_sync.bootstrap.settings import PipelineSettings
 from catalog_sync.logic.canonical import embedding_key
 from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot, StoredProduct

@@ -49,7 +49,8 @@ from catalog_sync.adapters.embedders.openai import (
     estimate_tokens,
 )
 from catalog_sync.adapters.local.files import FileCatalogSource, LocalRunArtifacts
-from catalog_sync.adapters.pinecone.index import MAX_REQUEST_BYTES, PineconeVectorIndex
+from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+from catalog_sync.adapters.pinecone.limits import MAX_REQUEST_BYTES
 from catalog_sync.logic.packing import unpack_envelope
 from catalog_sync.services.apply import ApplyStats, ChangeApplier
 from catalog_sync.services.sync import SyncService

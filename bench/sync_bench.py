@@ -19,7 +19,7 @@ from pathlib import Path
 from _common import bench_config, dataset, peak_rss_mb
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.local.files import FileCatalogSource
-from catalog_sync.adapters.local.workspace import LocalWorkspace
+from catalog_sync.bootstrap.local import LocalWorkspace
 
 
 def main() -> None:

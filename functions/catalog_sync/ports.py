@@ -19,16 +19,20 @@ Vectors = npt.NDArray[np.float32]
 
 
 class Embedder(Protocol):
-    """Turns texts into vectors. `model_id` names the model so that hashes and the cache can key on it."""
+    """Turns texts into vectors. `model_id` names the model (and its dimension, where that varies) so that hashes
+    and the cache can key on it; `label` is what people are shown."""
 
     model_id: str
     dimension: int
     label: str
 
-    def embed(self, texts: Sequence[str]) -> Vectors: ...
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One float32 row of `dimension` values per text, in order (an empty array of that width for none)."""
 
 
 class EmbeddingCache(Protocol):
+    """Vectors by embedding key (logic/canonical.py: text and model): a key missing from `get_many` is a miss."""
+
     def get_many(self, keys: Sequence[str]) -> dict[str, Vectors]: ...
 
     def put_many(self, items: Mapping[str, Vectors], *, model_id: str) -> None: ...
@@ -43,7 +47,10 @@ class VectorIndex(Protocol):
 
     Each write returns the products it refused for their content (an id, a value, a size: what another attempt
     would not change), with the reason; everything else was written. A write raises for anything that may pass
-    (throttling, a server error, a lost connection): then the whole batch is retried."""
+    (throttling, a server error, a lost connection): then the whole batch is retried.
+
+    `capabilities` declares the target's limits (batch sizes, metadata, ids); the adapter packs its requests to
+    them, so a write may be handed any number of products."""
 
     capabilities: IndexCapabilities
 
@@ -139,11 +146,29 @@ class StateStore(Protocol):
 
 
 class CatalogSource(Protocol):
-    """Where a catalog is read from: a local file, an S3 object (at a version), ..."""
+    """Where a catalog is read from: a local file, an S3 object (at a version), ... A source yields records; it
+    never decides what changed (the diff does, so every source has the same guarantees).
+
+    `open` gives a full snapshot, in one of the catalog formats (logic/readers.py). Only a snapshot tells which
+    products are gone: deletions come from it alone."""
 
     name: str
 
     def open(self) -> IO[bytes]: ...
+
+
+# Where an incremental source left off: opaque to everyone but the source that made it.
+Cursor = str
+
+
+@runtime_checkable
+class IncrementalCatalogSource(CatalogSource, Protocol):
+    """A source that can also give just the records changed since a cursor (a database's updated-at, a change
+    feed). Those records are added or changed products; a product missing from them is not deleted (only a
+    snapshot says that). The file and S3 sources have the snapshot form only."""
+
+    def changes_since(self, cursor: Cursor | None) -> tuple[Iterator[dict[str, Any]], Cursor]:
+        """The records changed since `cursor` (None: all of them), and the cursor to ask with next time."""
 
 
 class RunArtifacts(Protocol):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from catalog_generator_helpers import catalog_pair
 from catalog_sync import cli
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
-from catalog_sync.adapters.local.workspace import LocalWorkspace
+from catalog_sync.bootstrap.local import LocalWorkspace
 from tests.conftest import product, write_jsonl
 
 runner = CliRunner()

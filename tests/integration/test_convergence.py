@@ -9,7 +9,7 @@ import pytest
 
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.local.files import FileCatalogSource
-from catalog_sync.adapters.local.workspace import LocalWorkspace
+from catalog_sync.bootstrap.local import LocalWorkspace
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import RunStatus
 from tests.conftest import make_config, product, write_jsonl

@@ -15,14 +15,8 @@ from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.local.files import FileCatalogSource, LocalRunArtifacts
 from catalog_sync.adapters.local.memory_queue import InProcessChangeQueue
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
-from catalog_sync.adapters.pinecone.index import (
-    MAX_REQUEST_BYTES,
-    UPSERT_BYTES,
-    WRITES,
-    PineconeIndexError,
-    PineconeVectorIndex,
-    pinecone_rates,
-)
+from catalog_sync.adapters.pinecone.index import PineconeIndexError, PineconeVectorIndex
+from catalog_sync.adapters.pinecone.limits import MAX_REQUEST_BYTES, UPSERT_BYTES, WRITES, pinecone_rates
 from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.resilience.pacing import Pacer, Rate

@@ -1,5 +1,6 @@
 """The deployed pipeline's composition root: settings from the environment, secrets, catalog configs, the AWS,
-Pinecone and OpenAI adapters, and the services the functions run (catalog_sync.services.diff_runs, .consume).
+Pinecone and OpenAI adapters (built by kind: bootstrap/registry.py), and the services the functions run
+(catalog_sync.services.diff_runs, .consume).
 
 Catalog configs live in the bucket at `<configs_prefix><catalog>.toml` (or `.yaml`); catalog drops under
 `<catalogs_prefix><catalog>/`. API keys come from Secrets Manager through powertools Parameters (cached), never
@@ -21,16 +22,15 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.aws.s3 import S3ChangeArchive, S3ClaimStore, S3DropStore, S3RunArtifacts
 from catalog_sync.adapters.aws.sqs_queue import DEFAULT_MESSAGE_BYTES, SqsChangeSender
 from catalog_sync.adapters.aws.stack import deployed_catalogs
-from catalog_sync.adapters.embedders.hashing import HashingEmbedder
-from catalog_sync.adapters.embedders.openai import OpenAIEmbedder
-from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+from catalog_sync.bootstrap.registry import PIPELINE_EMBEDDERS, PIPELINE_INDEXES, PipelineContext
 from catalog_sync.bootstrap.settings import PipelineSettings
-from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind
-from catalog_sync.ports import Embedder
-from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY, botocore_retries
+from catalog_sync.models.config import CatalogConfig, IndexKind
+from catalog_sync.ports import Embedder, VectorIndex
+from catalog_sync.resilience.policy import botocore_retries
 from catalog_sync.services.diff_runs import DiffRuns
 
 CONFIG_CACHE_SECONDS = 300
+INDEX_KIND = IndexKind.PINECONE
 
 
 def get_secret(name: str, max_age: int) -> str:
@@ -96,55 +96,15 @@ class Pipeline:
 
     # ------------------------------------------------------------ the parts
 
+    def _context(self, config: CatalogConfig) -> PipelineContext:
+        max_age = self.settings.secrets_max_age
+        return PipelineContext(config=config, settings=self.settings, secret=lambda name: get_secret(name, max_age))
+
     def embedder(self, config: CatalogConfig) -> Embedder:
-        from catalog_sync.adapters.embedders.openai import openai_rates
-        from catalog_sync.resilience.pacing import shared_pacer
+        return PIPELINE_EMBEDDERS.build(config.embedder.kind, self._context(config), catalog=config.name)
 
-        settings = config.embedder
-        if settings.kind is EmbedderKind.OPENAI:
-            if not self.settings.openai_secret:
-                raise ConfigError(f"catalog {config.name!r} embeds with OpenAI but no OpenAI secret is configured")
-            # The limits are per model: one pacer per model in the process, whichever catalogs embed with it.
-            pacer = shared_pacer(
-                ("openai", settings.openai_base_url, settings.openai_model),
-                openai_rates(
-                    self.settings.pace_openai_requests_per_minute, self.settings.pace_openai_tokens_per_minute
-                ),
-                start_full=True,
-            )
-            return OpenAIEmbedder(
-                model=settings.openai_model,
-                dimensions=settings.openai_dimensions,
-                base_url=settings.openai_base_url,
-                api_key=get_secret(self.settings.openai_secret, self.settings.secrets_max_age),
-                pacer=pacer,
-            )
-        if settings.kind is EmbedderKind.HASHING:
-            return HashingEmbedder(settings.hashing_dimensions)  # tests only: not semantic
-        raise ConfigError(f"catalog {config.name!r}: the {settings.kind} embedder does not run in the AWS pipeline")
-
-    def index(self, config: CatalogConfig) -> PineconeVectorIndex:
-        from dataclasses import replace
-
-        from catalog_sync.adapters.pinecone.index import pinecone_rates
-        from catalog_sync.resilience.pacing import shared_pacer
-
-        settings = self.settings
-        # The limits are per namespace: one pacer per namespace in the process, shared by every index instance
-        # and every update thread. A new process starts with its windows full (see Pacer).
-        pacer = shared_pacer(
-            ("pinecone", settings.pinecone_host, config.index_namespace),
-            pinecone_rates(settings.pace_pinecone_writes_per_second, settings.pace_pinecone_upsert_bytes_per_second),
-            start_full=True,
-        )
-        return PineconeVectorIndex(
-            host=settings.pinecone_host,
-            namespace=config.index_namespace,
-            metadata_fields=list(config.metadata),
-            api_key=get_secret(settings.pinecone_secret, settings.secrets_max_age),
-            pacer=pacer,
-            retry=replace(PINECONE_WRITE_RETRY, attempts=settings.pinecone_write_attempts),
-        )
+    def index(self, config: CatalogConfig) -> VectorIndex:
+        return PIPELINE_INDEXES.build(INDEX_KIND, self._context(config), catalog=config.name)
 
     def state(self, config: CatalogConfig) -> DynamoStateStore:
         return DynamoStateStore(

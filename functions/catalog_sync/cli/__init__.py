@@ -7,7 +7,7 @@ Exit codes: 0 ok, 1 failed, 2 held back by the deletion guard, 3 bad input (cata
 from __future__ import annotations
 
 # The embedder factory lives here, where the commands look it up at each use: a test can replace it.
-from catalog_sync.adapters.embedders.factory import build_embedder
+from catalog_sync.bootstrap.registry import build_embedder
 from catalog_sync.cli.application import app, main
 from catalog_sync.cli.commands.index import export, query
 from catalog_sync.cli.commands.redrive import redrive

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog_sync.adapters.local.sqlite_state import STATE_FILE, SqliteStateStore, catalog_of_run
-from catalog_sync.adapters.local.workspace import DEFAULT_ROOT, LocalWorkspace, writer_workspace
 from catalog_sync.adapters.local.writer_lock import Holder, current_writer
+from catalog_sync.bootstrap.local import DEFAULT_ROOT, LocalWorkspace, writer_workspace
 from catalog_sync.cli.console import err
 from catalog_sync.cli.errors import CommandError, ExitCode
 from catalog_sync.models.changes import RunRecord

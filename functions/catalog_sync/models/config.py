@@ -41,6 +41,14 @@ class EmbedderKind(StrEnum):
     OPENAI = "openai"
 
 
+class IndexKind(StrEnum):
+    """The vector indexes a composition root may build (bootstrap/registry.py): the CLI's is LanceDB, the
+    deployed pipeline's Pinecone."""
+
+    PINECONE = "pinecone"
+    LANCEDB = "lancedb"
+
+
 class TextSpec(BaseModel):
     """How the embedding text of a product is built."""
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from catalog_sync.models.config import FieldType
+
 
 class IndexEntry(BaseModel):
     """An index row without its vector: what `export` writes and `query` returns. `id` is the product id (the
@@ -39,13 +41,40 @@ class VectorIdRules(BaseModel):
     def restricted(self) -> bool:
         return self.ascii_only or self.max_bytes is not None
 
+    @property
+    def alphabet(self) -> str | None:
+        """The characters of an id kept as it is, as a regex character class (None: any character)."""
+        return r"[ -~]" if self.ascii_only else None
+
+
+class MetadataLimits(BaseModel):
+    """What a target accepts as one record's metadata."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The metadata of one record as JSON, catalog-sync's own keys included; None: no limit.
+    max_bytes: int | None = Field(default=None, gt=0)
+    value_types: frozenset[FieldType] = frozenset(FieldType)
+
 
 class IndexCapabilities(BaseModel):
-    """What a vector index declares about itself (its ids for now; batch sizes and metadata limits may follow)."""
+    """What a vector index declares about itself: its ids, batch sizes and metadata limits. The adapter packs its
+    requests to these limits itself; callers may hand it batches of any size. None: no limit."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     vector_ids: VectorIdRules = Field(default_factory=VectorIdRules)
+    max_upsert_batch: int | None = Field(default=None, gt=0)
+    max_upsert_bytes: int | None = Field(default=None, gt=0)
+    max_delete_batch: int | None = Field(default=None, gt=0)
+    # Whether metadata can be changed without sending the vector again, and how many records one request may
+    # change that way.
+    metadata_update: bool = True
+    # Whether such an update can remove a field (else a product that loses a field is re-written whole).
+    metadata_update_unsets: bool = True
+    metadata_update_batch: bool = False
+    max_metadata_update_batch: int | None = Field(default=None, gt=0)
+    metadata: MetadataLimits = Field(default_factory=MetadataLimits)
 
 
 class IndexRejection(BaseModel):

@@ -24,7 +24,7 @@ from catalog_sync.logic.isolation import send_isolating
 from catalog_sync.logic.vector_ids import ANY_ID
 from catalog_sync.models.changes import Change
 from catalog_sync.models.config import CatalogConfig, FieldType
-from catalog_sync.models.index import IndexCapabilities, IndexEntry
+from catalog_sync.models.index import IndexCapabilities, IndexEntry, MetadataLimits
 from catalog_sync.ports import Vectors
 
 TABLE = "products"
@@ -33,6 +33,14 @@ TABLE = "products"
 MAINTAIN_AFTER_WRITES = 10_000
 _DELETE_CHUNK = 1_000
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Any id, no batch or metadata size limit; a metadata update rewrites the rows (stored vectors kept) in one merge.
+LANCE_CAPABILITIES = IndexCapabilities(
+    vector_ids=ANY_ID,
+    metadata_update=True,
+    metadata_update_unsets=True,
+    metadata_update_batch=True,
+    metadata=MetadataLimits(value_types=frozenset(FieldType)),
+)
 
 
 class LocalIndexError(RuntimeError):
@@ -61,7 +69,7 @@ def _sql_literal(value: Any) -> str:
 
 
 class LanceVectorIndex:
-    capabilities = IndexCapabilities(vector_ids=ANY_ID)
+    capabilities = LANCE_CAPABILITIES
 
     def __init__(self, path: Path, config: CatalogConfig, dimension: int, *, rebuild_on_mismatch: bool = True) -> None:
         import lancedb

@@ -32,39 +32,34 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
+from catalog_sync.adapters.pinecone.limits import (
+    MAX_DELETE_IDS,
+    MAX_METADATA_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_UPSERT_VECTORS,
+    PINECONE_CAPABILITIES,
+    REQUEST_BYTES_BUDGET,
+    UPSERT_BYTES,
+    refusal,
+    retryable,
+    write_costs,
+)
 from catalog_sync.logic.isolation import send_isolating
 from catalog_sync.logic.packing import bounded_batches
 from catalog_sync.logic.vector_ids import ORIGINAL_ID_KEY, is_encoded, legacy_vector_id, passes_through, vector_id
 from catalog_sync.models.changes import Change
-from catalog_sync.models.index import IndexCapabilities, IndexEntry, VectorIdRules
+from catalog_sync.models.index import IndexEntry
 from catalog_sync.ports import Vectors
-from catalog_sync.resilience.pacing import Pacer, Rate
+from catalog_sync.resilience.pacing import Pacer
 from catalog_sync.resilience.pinecone_sdk import pace_sdk_transport
 from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY
 from catalog_sync.resilience.retry import RetryPolicy, call_with_retries
 
-MAX_UPSERT_VECTORS = 1_000
-# "2 MB" read as the smaller reading, 2,000,000 bytes, so that either reading of the limit holds.
-MAX_REQUEST_BYTES = 2_000_000
-MAX_METADATA_BYTES = 40 * 1024
-# Room for the request envelope ({"vectors": [...], "namespace": ...}) under the 2 MB limit.
-REQUEST_BYTES_BUDGET = MAX_REQUEST_BYTES - 4 * 1024
-MAX_DELETE_IDS = 1_000
 FETCH_BATCH = 100
 # Reserved metadata keys (catalog metadata field names cannot start with "_").
 TEXT_HASH_KEY = "_text_hash"
 TEXT_KEY = "_text"
-# The pacer's rates: write requests (upsert, update, delete together: the stricter reading of the per-namespace
-# limits, which the documentation gives per operation), and upserted bytes.
-WRITES = "writes"
-UPSERT_BYTES = "upsert_bytes"
-WRITE_PATHS = ("/vectors/upsert", "/vectors/update", "/vectors/delete")
-# Statuses worth another attempt (the SDK's own retryable set, and any other 5xx).
-RETRYABLE_STATUSES = frozenset({408, 429})
-# Statuses that refuse a request for what it carries: another attempt gets the same answer.
-REFUSED_STATUSES = frozenset({400, 413, 422})
-# Pinecone's vector ids: ASCII (the SDK refuses anything else, and NUL), 1 to 512 characters.
-PINECONE_ID_RULES = VectorIdRules(ascii_only=True, max_bytes=512)
+PINECONE_ID_RULES = PINECONE_CAPABILITIES.vector_ids
 
 T = TypeVar("T")
 _NOT_FOUND = "(not in the index)"
@@ -78,50 +73,6 @@ class RefusedItem(PineconeIndexError):
     """One product's write that Pinecone would refuse, found before sending."""
 
 
-def pinecone_rates(writes_per_second: float | None, upsert_bytes_per_second: float | None) -> dict[str, Rate | None]:
-    """A namespace's write limits as a pacer's rates, per second (None: not limited)."""
-    return {
-        WRITES: Rate(writes_per_second, 1.0) if writes_per_second else None,
-        UPSERT_BYTES: Rate(upsert_bytes_per_second, 1.0) if upsert_bytes_per_second else None,
-    }
-
-
-def write_costs(path: str, size: int) -> dict[str, float] | None:
-    """What a request to the data plane costs against the write rates (None: not a write)."""
-    if path.endswith("/vectors/upsert"):
-        return {WRITES: 1.0, UPSERT_BYTES: float(size)}
-    if path.endswith(WRITE_PATHS):
-        return {WRITES: 1.0}
-    return None
-
-
-def refusal(exc: Exception) -> str | None:
-    """Why Pinecone refused a request for its content (an item's id, values or metadata), or None when the
-    error is about something else (throttling, the service, the connection, the credentials)."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return f"Pinecone refused it: {exc}" if status in REFUSED_STATUSES else None
-    try:
-        from pinecone.errors import PineconeTypeError, PineconeValueError
-    except ImportError:  # pragma: no cover - the SDK is there whenever a real index is
-        return None
-    if isinstance(exc, PineconeValueError | PineconeTypeError):
-        return f"the Pinecone SDK refused it: {exc}"
-    return None
-
-
-def retryable(exc: BaseException) -> bool:
-    """Throttling, a server error, a timeout or a lost connection: another attempt may succeed."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return status in RETRYABLE_STATUSES or status >= 500
-    try:
-        from pinecone.errors import PineconeConnectionError, PineconeTimeoutError
-    except ImportError:  # pragma: no cover - the SDK is there whenever a real index is
-        return False
-    return isinstance(exc, PineconeConnectionError | PineconeTimeoutError)
-
-
 def _short_floats(vectors: Vectors) -> list[list[float]]:
     # float32 values as the shortest decimals that round-trip: about half the JSON of float64 reprs, so twice
     # as many vectors fit in a 2 MB request.
@@ -132,7 +83,7 @@ def _short_floats(vectors: Vectors) -> list[list[float]]:
 
 
 class PineconeVectorIndex:
-    capabilities = IndexCapabilities(vector_ids=PINECONE_ID_RULES)
+    capabilities = PINECONE_CAPABILITIES
 
     def __init__(
         self,

@@ -11,8 +11,8 @@ from rich.markup import escape
 
 from catalog_sync.adapters.local.drop_folder import LocalDropFolder
 from catalog_sync.adapters.local.files import FileCatalogSource
-from catalog_sync.adapters.local.workspace import LocalWorkspace
 from catalog_sync.adapters.local.writer_lock import current_writer
+from catalog_sync.bootstrap.local import LocalWorkspace
 from catalog_sync.cli import state
 from catalog_sync.cli.application import command
 from catalog_sync.cli.console import err, out, progress_bars, write_json

@@ -1,0 +1,103 @@
+"""The registry of kinds: every kind a config may name is built by the roots it runs in, and any other is refused
+with the kinds that root has."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.lance_index import LanceVectorIndex
+from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
+from catalog_sync.bootstrap.local import LocalWorkspace
+from catalog_sync.bootstrap.registry import (
+    LOCAL_EMBEDDERS,
+    LOCAL_INDEXES,
+    PIPELINE_EMBEDDERS,
+    PIPELINE_INDEXES,
+    PipelineContext,
+    Registry,
+    build_embedder,
+)
+from catalog_sync.bootstrap.settings import PipelineSettings
+from catalog_sync.models.config import ConfigError, EmbedderKind, EmbedderSettings, IndexKind
+from tests.conftest import make_config
+
+ADAPTERS = Path(__file__).resolve().parents[2] / "functions" / "catalog_sync" / "adapters"
+
+
+def settings(**overrides: object) -> PipelineSettings:
+    values: dict[str, object] = {
+        "table_name": "t",
+        "bucket": "b",
+        "queue_url": "q",
+        "priority_queue_url": "p",
+        "pinecone_host": "https://index.example",
+        "pinecone_secret": "pinecone",
+    }
+    values.update(overrides)
+    return PipelineSettings(**values)  # type: ignore[arg-type]
+
+
+def test_the_cli_runs_every_embedder_kind_and_lancedb():
+    assert set(LOCAL_EMBEDDERS.kinds) == set(EmbedderKind)
+    assert LOCAL_INDEXES.kinds == [IndexKind.LANCEDB]
+    embedder = build_embedder(EmbedderSettings(kind=EmbedderKind.HASHING, hashing_dimensions=32))
+    assert isinstance(embedder, HashingEmbedder) and embedder.dimension == 32
+
+
+def test_the_local_index_is_built_by_kind_and_a_rebuild_re_sends_everything(tmp_path: Path):
+    workspace = LocalWorkspace(tmp_path, make_config(), HashingEmbedder(16))
+    assert isinstance(workspace.index, LanceVectorIndex) and not workspace.notes
+    workspace.close()
+    rebuilt = LocalWorkspace(tmp_path, make_config(), HashingEmbedder(32))
+    assert isinstance(rebuilt.index, LanceVectorIndex)
+    assert rebuilt.notes and "rebuilt" in rebuilt.notes[0]
+    rebuilt.close()
+
+
+def test_the_pipeline_runs_openai_hashing_and_pinecone():
+    assert set(PIPELINE_EMBEDDERS.kinds) == {EmbedderKind.OPENAI, EmbedderKind.HASHING}
+    assert PIPELINE_INDEXES.kinds == [IndexKind.PINECONE]
+    context = PipelineContext(config=make_config(), settings=settings(), secret=lambda name: f"{name}-key")
+    index = PIPELINE_INDEXES.build(IndexKind.PINECONE, context)
+    assert isinstance(index, PineconeVectorIndex) and index.namespace == "shop"
+
+
+def test_a_kind_a_root_does_not_run_is_a_clear_error():
+    config = make_config(embedder={"kind": "minilm"})
+    context = PipelineContext(config=config, settings=settings(), secret=lambda name: name)
+    with pytest.raises(ConfigError, match=r"catalog 'shop': the minilm embedder does not run in the AWS pipeline"):
+        PIPELINE_EMBEDDERS.build(config.embedder.kind, context, catalog=config.name)
+    with pytest.raises(ConfigError, match=r"the qdrant index does not run in the local CLI \(it runs: lancedb\)"):
+        LOCAL_INDEXES.build("qdrant", None)  # type: ignore[arg-type]
+
+
+def test_openai_in_the_pipeline_needs_its_secret():
+    context = PipelineContext(
+        config=make_config(embedder={"kind": "openai"}), settings=settings(), secret=lambda name: name
+    )
+    with pytest.raises(ConfigError, match="no OpenAI secret is configured"):
+        PIPELINE_EMBEDDERS.build(EmbedderKind.OPENAI, context)
+
+
+def test_a_registry_line_is_all_a_new_kind_needs():
+    registry: Registry[int, str] = Registry("thing", "a test", {"twice": lambda n: str(2 * n)})
+    assert registry.build("twice", 21) == "42"
+
+
+def test_no_adapter_imports_the_services_or_a_composition_root():
+    # Being moved out of adapters/ elsewhere; the workspace module only re-exports bootstrap/local.py.
+    pending = {"aws/status.py", "aws/control.py", "local/workspace.py"}
+    offenders = []
+    for path in sorted(ADAPTERS.rglob("*.py")):
+        if path.relative_to(ADAPTERS).as_posix() in pending:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if any(name.startswith(("catalog_sync.services", "catalog_sync.bootstrap")) for name in names):
+                offenders.append(path.relative_to(ADAPTERS).as_posix())
+    assert offenders == []
