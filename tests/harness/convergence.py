@@ -17,7 +17,7 @@ the deletion guard on. Messages are received from the real (moto) queues with a 
 redrive policy, so a message that keeps failing lands in its dead-letter queue; after the drain the DLQs are
 redriven with the project's own redrive function.
 
-The oracle is `tests/e2e/reference_model.py`, written from the README's rules, sharing no code with the product:
+The oracle is `tests/harness/reference_model.py`, written from the README's rules, sharing no code with the product:
 per product, the outcomes the rules allow after the last version (its text, compared with the text the OpenAI
 double embedded for the stored vector, the vector with the double's own function, its metadata). What depends on
 timing (the guard's share while deletions are on their way, a drop a newer one overtook) is decided by the model
@@ -51,9 +51,9 @@ from tests.doubles.faults import FaultLog, LambdaCrash, Throttler
 from tests.doubles.lambda_context import Context, ShortContext
 from tests.doubles.openai_server import OpenAIDouble, fake_vector
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.e2e import reference_model as model
-from tests.e2e.reference_model import Entry, Expectation, Guard, ModelConfig
 from tests.e2e.test_aws_pipeline import BUCKET, EVENTS, REGION
+from tests.harness import reference_model as model
+from tests.harness.reference_model import Entry, Expectation, Guard, ModelConfig
 from tests.integration.test_state_stores import TABLE, create_table
 
 CATALOG = "shop"
