@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -81,7 +81,8 @@ class Stored:
 
 class MemoryVectorIndex:
     """`refuse`: product id -> the reason the index refuses any write of it (for its content); `fail_writes`: how
-    many writes raise before the next succeeds (throttling: retried, not refused)."""
+    many writes raise before the next succeeds (throttling: retried, not refused); `during_write`: what runs while
+    a write is in flight (another invocation overtaking it), once."""
 
     def __init__(self, refuse: Mapping[str, str] | None = None) -> None:
         self.capabilities = IndexCapabilities()
@@ -89,11 +90,15 @@ class MemoryVectorIndex:
         self.refuse = dict(refuse or {})
         self.fail_writes = 0
         self.writes = 0
+        self.during_write: Callable[[], None] | None = None
 
     def _write(self, ids: Iterable[str]) -> dict[str, str]:
         if self.fail_writes > 0:
             self.fail_writes -= 1
             raise ConnectionError("the index did not answer")
+        if self.during_write is not None:
+            overtake, self.during_write = self.during_write, None
+            overtake()
         self.writes += 1
         return {pid: self.refuse[pid] for pid in ids if pid in self.refuse}
 

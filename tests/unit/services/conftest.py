@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.models.config import CatalogConfig
 from catalog_sync.services.sync import SyncService
 from tests.conftest import make_config, product
@@ -38,6 +39,34 @@ def products(*skus: str) -> list[dict[str, Any]]:
 def text_of(record: dict[str, Any]) -> str:
     """The embedding text of a record under `make_config`: its text fields, joined by the default separator."""
     return f"{record['title']}\n{record['description']}"
+
+
+def upsert(pid: str, version: int, text: str, **metadata: Any) -> Change:
+    return Change(
+        product_id=pid,
+        kind=ChangeKind.ADDED,
+        action=IndexAction.UPSERT,
+        version=version,
+        text=text,
+        text_hash=f"h-{text}",
+        metadata_hash=f"m-{metadata}",
+        metadata=metadata,
+    )
+
+
+def metadata_only(pid: str, version: int, **metadata: Any) -> Change:
+    return Change(
+        product_id=pid,
+        kind=ChangeKind.METADATA_ONLY,
+        action=IndexAction.UPDATE_METADATA,
+        version=version,
+        metadata=metadata,
+        metadata_hash=f"m-{metadata}",
+    )
+
+
+def delete(pid: str, version: int) -> Change:
+    return Change(product_id=pid, kind=ChangeKind.DELETED, action=IndexAction.DELETE, version=version, priority=True)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from catalog_sync.models.changes import Change, ChangeKind, IndexAction, RunStatus
+from catalog_sync.models.changes import Change, RunStatus
 from catalog_sync.models.requests import SyncRequest, Trigger
 from catalog_sync.services.apply import ChangeApplier
 from catalog_sync.services.consume import apply_message
@@ -21,37 +21,9 @@ from tests.doubles.memory import (
     RecordingEmbedder,
 )
 from tests.doubles.memory_state import MemoryStateStore
-from tests.unit.services.conftest import jsonl, products
+from tests.unit.services.conftest import delete, jsonl, metadata_only, products, upsert
 
 T = 1_795_000_000.0
-
-
-def upsert(pid: str, version: int, text: str, **metadata: Any) -> Change:
-    return Change(
-        product_id=pid,
-        kind=ChangeKind.ADDED,
-        action=IndexAction.UPSERT,
-        version=version,
-        text=text,
-        text_hash=f"h-{text}",
-        metadata_hash=f"m-{metadata}",
-        metadata=metadata,
-    )
-
-
-def metadata_only(pid: str, version: int, **metadata: Any) -> Change:
-    return Change(
-        product_id=pid,
-        kind=ChangeKind.METADATA_ONLY,
-        action=IndexAction.UPDATE_METADATA,
-        version=version,
-        metadata=metadata,
-        metadata_hash=f"m-{metadata}",
-    )
-
-
-def delete(pid: str, version: int) -> Change:
-    return Change(product_id=pid, kind=ChangeKind.DELETED, action=IndexAction.DELETE, version=version, priority=True)
 
 
 class Consumer:
@@ -138,7 +110,9 @@ def test_a_failed_write_raises_and_commits_nothing(consumer: Consumer):
 def dispatched_pipeline(*skus: str) -> tuple[MemoryPipeline, DiffRuns, str]:
     """A pipeline whose diff dispatched a catalog drop of `skus`: its messages wait on the queue."""
     parts = MemoryPipeline(configs={"shop": make_config()})
-    runs = DiffRuns(parts, bucket=parts.drops_.bucket, pushes_prefix=PUSHES_PREFIX, dispatch_window=100)
+    runs = DiffRuns(
+        parts, bucket=parts.drops_.bucket, pushes_prefix=PUSHES_PREFIX, dispatch_window=100, diff_function="diff"
+    )
     key = f"{CATALOGS_PREFIX}shop/a.jsonl"
     parts.drops_.put(key, jsonl(products(*skus)), modified=T)
     report = runs.run(SyncRequest(trigger=Trigger.S3_EVENTBRIDGE, catalog="shop", key=key))
@@ -180,3 +154,18 @@ def test_a_message_refused_in_part_succeeds_and_records_the_rejection():
     assert [r.product_id for r in state.rejections()] == ["A"] and parts.indexes["shop"].ids() == {"B"}
     assert applied.run_completed  # handled, if refused: the run is done, and A stays pending
     assert state.pending_count() == 1
+
+
+def test_a_write_a_newer_change_overtook_is_left_pending_and_its_repair_asked_for():
+    parts, runs, _ = dispatched_pipeline("A", "B")
+    config = make_config()
+    state = parts.state(config)
+    [message] = parts.take_messages()
+    newer = upsert("A", 99, "A, as a newer drop has it")
+    # While the message's write is in flight, a newer run records A's next version.
+    parts.index(config).during_write = lambda: state.record_desired([newer], [])
+    applied = apply_message(parts, runs, message.body)
+    assert applied.stats.repairs == ["A"] and applied.repair_requested
+    # A is pending again (its older write may sit in the index), and re-read by the diff function; B committed.
+    assert state.snapshot().get_many(["A"])["A"].pending and state.pending_count() == 1
+    assert parts.invoked == [(runs.diff_function, {"catalog": "shop", "ids": ["A"], "force": True})]

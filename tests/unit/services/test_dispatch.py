@@ -9,7 +9,7 @@ from catalog_sync.logic.packing import PackedMessage, unpack_envelope
 from catalog_sync.services.dispatch import Dispatcher
 from tests.doubles.memory import MemoryChangeArchive, MemoryClaimStore, MemoryRunSender
 from tests.doubles.memory_state import MemoryStateStore
-from tests.unit.services.test_apply import delete, upsert
+from tests.unit.services.conftest import delete, upsert
 
 RUN = "20260101T000000Z-00001-abcdef"
 CHANGES = [upsert("A", 1, "a"), delete("Z", 1), upsert("B", 1, "b"), upsert("C", 1, "c"), delete("Y", 1)]

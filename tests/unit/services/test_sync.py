@@ -129,3 +129,21 @@ def test_a_batch_that_fails_once_is_retried(local: Local):
     local.index.fail_writes = 1
     report = local.service().sync(catalog(products("A", "B")))
     assert not report.failed and local.index.ids() == {"A", "B"}
+
+
+def test_products_the_index_refuses_stay_pending_and_the_run_says_so(local: Local):
+    local.index.refuse = {"B": "vector id too long"}
+    report = local.service().sync(catalog(products("A", "B", "C")))
+    assert report.run is not None and report.run.status is RunStatus.SUCCEEDED
+    assert report.run.message is not None and "refused 1" in report.run.message and "'B'" in report.run.message
+    assert report.run.counts["applied_rejected"] == 1 and report.pending_after == 1
+    assert [r.product_id for r in local.state.rejections()] == ["B"] and local.index.ids() == {"A", "C"}
+
+
+def test_a_dispatching_service_records_and_queues_the_changes_for_consumers_elsewhere(local: Local):
+    report = local.service(apply_changes=False).sync(catalog(products("A", "B")))
+    assert report.run is not None and report.run.status is RunStatus.DISPATCHED
+    assert report.run.counts["dispatched_changes"] == 2 and report.run.counts["dispatched_messages"] == 1
+    assert len(local.queue) == 1 and local.index.ids() == set() and local.embedder.calls == 0
+    assert local.state.desired_versions(["A", "B"]) == {"A": report.run.seq, "B": report.run.seq}
+    assert [c.product_id for c in local.artifacts.change_log[report.run.run_id]] == ["A", "B"]
