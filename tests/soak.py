@@ -27,7 +27,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 from tests import conftest  # noqa: E402, F401  (installs the DynamoDB transaction double)
 from tests.doubles.faults import FaultLog  # noqa: E402
-from tests.harness.convergence import aws_world, catalog_versions, run_example  # noqa: E402
+from tests.harness.convergence import run_example  # noqa: E402
+from tests.harness.convergence_draws import catalog_versions  # noqa: E402
+from tests.harness.convergence_world import aws_world  # noqa: E402
 
 
 def _interrupt(signum: int, frame: object) -> None:

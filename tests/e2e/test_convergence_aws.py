@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.doubles.faults import FaultLog
-from tests.harness.convergence import World, aws_world, catalog_versions, run_example
+from tests.harness.convergence import run_example
+from tests.harness.convergence_draws import catalog_versions
+from tests.harness.convergence_world import World, aws_world
 
 EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "200"))
 # CONVERGENCE_SHRINK=0: a failing example is reported as found, not shrunk first (shrinking can take many minutes).
