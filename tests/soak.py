@@ -1,6 +1,6 @@
 """The convergence property on many examples, with fresh random seeds: `make soak` (SOAK_EXAMPLES=2000).
 
-Runs the scenarios of tests/e2e/test_convergence_aws.py (see tests/e2e/convergence.py) and prints the examples
+Runs the scenarios of tests/e2e/test_convergence_aws.py (see tests/harness/convergence.py) and prints the examples
 run, the faults delivered by kind and the failures. It stops at the first example that does not converge and
 prints it (hypothesis's draws; `--shrink` shrinks it first). Exit status: 0 when every example converged, 1 when
 one did not, 2 when stopped (Ctrl+C, SIGTERM from `timeout`) before the examples asked for ran; the report is
@@ -27,7 +27,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 from tests import conftest  # noqa: E402, F401  (installs the DynamoDB transaction double)
 from tests.doubles.faults import FaultLog  # noqa: E402
-from tests.e2e.convergence import aws_world, catalog_versions, run_example  # noqa: E402
+from tests.harness.convergence import run_example  # noqa: E402
+from tests.harness.convergence_draws import catalog_versions  # noqa: E402
+from tests.harness.convergence_world import aws_world  # noqa: E402
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -20,6 +20,7 @@ import boto3
 
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.models.changes import RunStatus
+from tests.doubles.catalog_config import catalog_toml
 from tests.integration.test_state_stores import TABLE, create_table
 
 REGION = "us-east-1"
@@ -28,21 +29,7 @@ DIFF_FUNCTION = "catalog-sync-diff"
 CONSUMER_FUNCTION = "catalog-sync-consumer"
 RULE_PREFIX = "catalog-sync-schedule-"
 SCHEDULE = "rate(6 hours)"
-SHOP_CONFIG = """
-name = "shop"
-id_field = "sku"
-required_fields = ["title"]
-[text]
-fields = ["title", "description"]
-[metadata]
-title = "string"
-price = "number"
-availability = "string"
-stock = "integer"
-tags = "string_list"
-[embedder]
-kind = "hashing"
-"""
+SHOP_CONFIG = catalog_toml(required_fields=["title"], embedder={"kind": "hashing"})
 
 
 @dataclass

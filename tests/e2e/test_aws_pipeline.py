@@ -25,6 +25,7 @@ from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import load_config
 from tests.conftest import product
+from tests.doubles.catalog_config import catalog_toml
 from tests.doubles.lambda_context import Context, ShortContext
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
@@ -33,23 +34,15 @@ from tests.integration.test_state_stores import create_table
 EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
 REGION = "us-east-1"
 BUCKET = "catalog-bucket"
-CONFIG = """
-name = "shop"
-id_field = "sku"
-[text]
-fields = ["title", "description"]
-[metadata]
-title = "string"
-price = "number"
-availability = "string"
-stock = "integer"
-tags = "string_list"
-[embedder]
-kind = "openai"
-openai_model = "text-embedding-3-small"
-openai_dimensions = 8
-openai_base_url = "{openai}"
-"""
+# "{openai}" stands for the OpenAI double's address.
+CONFIG = catalog_toml(
+    embedder={
+        "kind": "openai",
+        "openai_model": "text-embedding-3-small",
+        "openai_dimensions": 8,
+        "openai_base_url": "{openai}",
+    }
+)
 
 
 @dataclass

@@ -13,21 +13,12 @@ from catalog_sync import cli
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.bootstrap.local import LocalWorkspace
 from tests.conftest import product, write_jsonl
+from tests.doubles.catalog_config import SHOP_METADATA, catalog_toml
 
 runner = CliRunner()
-CONFIG = """
-name = "shop"
-id_field = "sku"
-[text]
-fields = ["title", "brand", "category", "description"]
-[metadata]
-title = "string"
-brand = "string"
-price = "number"
-availability = "string"
-stock = "integer"
-tags = "string_list"
-"""
+CONFIG = catalog_toml(
+    text_fields=["title", "brand", "category", "description"], metadata={"brand": "string", **SHOP_METADATA}
+)
 
 
 class RecordingEmbedder(HashingEmbedder):

@@ -23,18 +23,11 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.models.changes import RunStatus
 from tests.conftest import product, write_jsonl
+from tests.doubles.catalog_config import catalog_toml
 from tests.integration.test_state_stores import create_table, record, upsert
 
 runner = CliRunner()
-CONFIG = """
-name = "shop"
-id_field = "sku"
-[text]
-fields = ["title", "description"]
-[metadata]
-title = "string"
-price = "number"
-"""
+CONFIG = catalog_toml(metadata={"title": "string", "price": "number"})
 REGION = "us-east-1"
 STACK = "CatalogSync"
 TABLE = "catalog-sync"

@@ -20,16 +20,9 @@ import orjson
 import pytest
 
 from tests.conftest import write_jsonl
+from tests.doubles.catalog_config import catalog_toml
 
-CONFIG = """
-name = "shop"
-id_field = "sku"
-[text]
-fields = ["title", "description"]
-[metadata]
-title = "string"
-price = "number"
-"""
+CONFIG = catalog_toml(metadata={"title": "string", "price": "number"})
 # Big enough that a sync takes a few seconds: two started together overlap, and one can be stopped part way.
 PRODUCTS = 8_000
 

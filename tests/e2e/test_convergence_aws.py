@@ -1,4 +1,4 @@
-"""The convergence property under faults, through the real handlers under moto (see tests/e2e/convergence.py).
+"""The convergence property under faults, through the real handlers under moto (see tests/harness/convergence.py).
 
 `make soak` runs the same property on many more examples, with fresh random seeds, and prints the faults.
 `CONVERGENCE_EXAMPLES=20` runs fewer examples here (while working on the harness).
@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.doubles.faults import FaultLog
-from tests.e2e.convergence import World, aws_world, catalog_versions, run_example
+from tests.harness.convergence import run_example
+from tests.harness.convergence_draws import catalog_versions
+from tests.harness.convergence_world import World, aws_world
 
 EXAMPLES = int(os.environ.get("CONVERGENCE_EXAMPLES", "200"))
 # CONVERGENCE_SHRINK=0: a failing example is reported as found, not shrunk first (shrinking can take many minutes).

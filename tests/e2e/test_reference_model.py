@@ -1,4 +1,5 @@
-"""The convergence oracle's own rules (tests/e2e/reference_model.py), on examples worked out by hand from the README."""
+"""The convergence oracle's own rules (tests/harness/reference_model.py), on examples worked out by hand from the
+README."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.e2e.reference_model import Entry, Guard, ModelConfig, expect, read_drop
+from tests.harness.reference_model import Entry, Guard, ModelConfig, expect, read_drop
 
 METADATA = (("title", "string"), ("price", "number"), ("stock", "integer"), ("tags", "string_list"))
 JOINED = ModelConfig(text_fields=("title", "description"), metadata=METADATA, max_chars=40)

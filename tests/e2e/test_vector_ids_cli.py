@@ -19,22 +19,11 @@ from catalog_sync.adapters.pinecone.index import PineconeVectorIndex
 from catalog_sync.models.config import load_config
 from catalog_sync.services.sync import SyncService
 from tests.conftest import product, write_jsonl
+from tests.doubles.catalog_config import catalog_toml
 from tests.doubles.pinecone_server import PineconeDouble
 
 runner = CliRunner()
-CONFIG = """
-name = "shop"
-id_field = "sku"
-max_metadata_bytes = 60000
-[text]
-fields = ["title", "description"]
-[metadata]
-title = "string"
-price = "number"
-availability = "string"
-stock = "integer"
-tags = "string_list"
-"""
+CONFIG = catalog_toml(max_metadata_bytes=60000)
 VALID = ["café-1", "商品-42", "🎉", "\u04401", "p1", "P1", "~abc", "é" * 256, "x" * 512, 'it\'s "quoted"']
 EMPTY = ["   ", "\u3000", "\u200b", " \ufeff "]
 TOO_LONG = ["é" * 256 + "x", "x" * 513]

@@ -15,6 +15,7 @@ from catalog_sync.adapters.embedders.openai import (
     pack_requests,
 )
 from catalog_sync.resilience.pacing import Pacer
+from tests.doubles.clock import FakeClock
 from tests.doubles.openai_server import OpenAIDouble, fake_vector
 
 
@@ -77,17 +78,6 @@ def test_model_id_names_model_and_dimensions_without_a_key(monkeypatch: pytest.M
     assert (
         OpenAIEmbedder(model="text-embedding-3-small", dimensions=256).model_id == "openai/text-embedding-3-small@256"
     )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_pacing_tokens_count_four_bytes_a_token_rounded_up_per_input():

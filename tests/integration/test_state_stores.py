@@ -1,4 +1,5 @@
-"""The state store contract, held by both stores: SQLite (embedded default) and DynamoDB (under moto)."""
+"""The state store contract, held by both stores: SQLite (embedded default) and DynamoDB (under moto); and by the
+services' in-memory fake (tests/doubles/memory_state.py), which must be as faithful."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
 from catalog_sync.logic.diff import FingerprintUpdate
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction, RunStatus, StateCounts
+from tests.doubles.memory_state import MemoryCatalogState, MemoryStateStore
 
 TABLE = "catalog-sync"
 
@@ -31,11 +33,15 @@ def create_table(client: Any) -> None:
     )
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
+@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A factory of stores for one catalog; calling it twice opens the same state again."""
     if request.param == "sqlite":
         yield lambda: SqliteStateStore(tmp_path / "s.sqlite", "shop")
+        return
+    if request.param == "memory":
+        stored = MemoryCatalogState()
+        yield lambda: MemoryStateStore("shop", stored)
         return
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -48,6 +54,12 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyte
         create_table(client)
         # One request at a time: moto is not safe for concurrent writes (DynamoDB is).
         yield lambda: DynamoStateStore(client, table=TABLE, catalog="shop", shards=4, concurrency=1)
+
+
+def counts_consumers(store: Any) -> bool:
+    """Whether consumers elsewhere apply a dispatched run's changes and count them (the deployed pipeline's store,
+    and its in-memory fake); the embedded default applies its changes within the run."""
+    return isinstance(store, DynamoStateStore | MemoryStateStore)
 
 
 def upsert(pid: str, version: int, text_hash: str = "t", fingerprint: bytes = b"f" * 16) -> Change:
@@ -166,7 +178,7 @@ def test_embedding_cache_round_trip(tmp_path: Path):
 
 def test_a_dispatched_run_completes_when_its_changes_are_handled(make_store):
     store = make_store()
-    if not isinstance(store, DynamoStateStore):
+    if not counts_consumers(store):
         pytest.skip("the embedded default applies its changes within the run")
     run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
     run.status = RunStatus.DISPATCHED
@@ -193,7 +205,7 @@ def test_a_dispatched_run_completes_when_its_changes_are_handled(make_store):
 
 def test_a_message_delivered_twice_is_counted_once(make_store):
     store = make_store()
-    if not isinstance(store, DynamoStateStore):
+    if not counts_consumers(store):
         pytest.skip("the embedded default applies its changes within the run")
     run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
     run.status, run.counts = RunStatus.DISPATCHED, {"dispatched_changes": 5}
@@ -286,7 +298,7 @@ def test_consumers_add_what_they_applied_to_a_dispatched_run(make_store):
     run = store.begin_run(mode="incremental", source="s3://b/k.jsonl")
     run.status, run.counts = RunStatus.DISPATCHED, {"dispatched_changes": 5, "added": 4, "deleted": 1}
     store.finish_run(run)
-    if not isinstance(store, DynamoStateStore):
+    if not counts_consumers(store):
         # The embedded default applies a run's changes within it and counts them itself: nothing to add.
         assert store.record_progress(run.run_id, 5, {"embedded": 4}) is False
         assert "applied_embedded" not in store.runs()[0].counts

@@ -11,19 +11,7 @@ import pytest
 
 from catalog_sync.resilience.pacing import Pacer, PacingTimeout, Rate, shared_pacer
 from catalog_sync.resilience.retry import RetryPolicy, call_with_retries
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.doubles.clock import FakeClock
 
 
 def paced(rates: dict[str, Rate], clock: FakeClock, **kwargs: bool) -> Pacer:
