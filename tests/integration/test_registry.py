@@ -89,8 +89,8 @@ def test_a_registry_line_is_all_a_new_kind_needs():
 
 
 def test_no_adapter_imports_the_services_or_a_composition_root():
-    # Being moved out of adapters/ elsewhere; the workspace module only re-exports bootstrap/local.py.
-    pending = {"aws/status.py", "aws/control.py", "local/workspace.py"}
+    # Being moved out of adapters/ elsewhere.
+    pending = {"aws/status.py", "aws/control.py"}
     offenders = []
     for path in sorted(ADAPTERS.rglob("*.py")):
         if path.relative_to(ADAPTERS).as_posix() in pending:

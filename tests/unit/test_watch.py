@@ -7,7 +7,7 @@ import pytest
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.adapters.local.drop_folder import LocalDropFolder, newest_catalog
 from catalog_sync.adapters.local.files import FileCatalogSource
-from catalog_sync.adapters.local.workspace import LocalWorkspace
+from catalog_sync.bootstrap.local import LocalWorkspace
 from catalog_sync.services.watch import CatalogWatcher, WatchPolicy
 from tests.conftest import make_config, product, write_jsonl
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from catalog_sync.models.changes import RunStatus
-from catalog_sync.models.requests import SyncRequest, Trigger
+from catalog_sync.models.requests import Continuation, SyncRequest, Trigger
 from catalog_sync.services.consume import apply_message
-from catalog_sync.services.diff_runs import DiffRuns
+from catalog_sync.services.diff_runs import DiffRuns, NothingToResume
 from catalog_sync.services.drops import SupersededDrop
 from tests.conftest import make_config, product
 from tests.doubles.memory import CATALOGS_PREFIX, PUSHES_PREFIX, MemoryPipeline
@@ -72,6 +72,30 @@ def test_an_older_drop_after_a_newer_one_is_superseded(pipeline: Pipeline):
     assert pipeline.state.newest_source() == (T + 60, drop_key("b"), "v1")
 
 
+def test_an_attempt_tells_a_superseded_drop_and_bad_input_from_a_run(pipeline: Pipeline):
+    older = pipeline.drop("a", ["A"], second=T)
+    newer = pipeline.runs.attempt(pipeline.drop("b", ["A", "B"], second=T + 60))
+    assert newer.status == "ok" and newer.report is not None
+    assert newer.summary()["status"] == "dispatched" and newer.summary()["counts"]["added"] == 2
+    superseded = pipeline.runs.attempt(older)
+    assert superseded.status == "superseded" and superseded.report is None
+    assert superseded.summary() == {"catalog": "shop", "status": "superseded", "reason": superseded.reason}
+    key = drop_key("broken")
+    pipeline.parts.drops_.put(key, b'{"sku": "A", "ti', modified=T + 120)
+    broken = pipeline.runs.attempt(SyncRequest(trigger=Trigger.S3_EVENTBRIDGE, catalog="shop", key=key))
+    assert broken.status == "bad_input" and "line 1" in (broken.reason or "")
+    assert broken.summary() == {"catalog": "shop", "status": "bad_input", "error": broken.reason}
+    assert pipeline.state.runs()[0].status is RunStatus.FAILED  # its run says why
+
+
+def test_a_continuation_of_a_run_without_a_checkpoint_is_refused(pipeline: Pipeline):
+    report = pipeline.runs.run(pipeline.drop("a", ["A"], second=T))
+    assert report.run is not None
+    with pytest.raises(NothingToResume, match="no checkpoint"):
+        pipeline.runs.resume(Continuation(catalog="shop", run_id=report.run.run_id), function_arn=ARN)
+    assert pipeline.parts.invoked == []
+
+
 def test_a_held_drop_gives_back_its_claim(pipeline: Pipeline):
     pipeline.runs.run(pipeline.drop("a", TEN, second=T))
     pipeline.consume()
@@ -98,8 +122,8 @@ def test_a_dispatch_out_of_time_continues_from_its_checkpoint():
     pipeline.consume()
     assert len(pipeline.index_ids) == 2 and pipeline.state.runs()[0].status is RunStatus.RUNNING
 
-    progress, completed = pipeline.runs.resume("shop", run_id, function_arn=ARN)
-    assert progress.finished and progress.changes == 5 and not completed
+    resumed = pipeline.runs.resume(Continuation(catalog="shop", run_id=run_id), function_arn=ARN)
+    assert resumed.progress.finished and resumed.progress.changes == 5 and not resumed.completed
     pipeline.consume()
     assert pipeline.index_ids == {"A", "B", "C", "D", "E"}
     run = pipeline.state.runs()[0]
