@@ -6,6 +6,7 @@ the products the index refused (`rejections`, few).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -80,3 +81,29 @@ def catalog_status(
         statistics=run_statistics(runs, now=now, stuck_after=timedelta(hours=settings.stuck_after_hours)),
         health=health,
     )
+
+
+class CatalogHealth(BaseModel):
+    catalog: str
+    score: float
+    level: AlertLevel | None  # the most severe open alert's
+    alerts: list[Alert]
+
+
+class DeploymentHealth(BaseModel):
+    healthy: bool  # no catalog has a warning or critical alert
+    catalogs: list[CatalogHealth]
+
+
+def deployment_health(statuses: Iterable[CatalogStatus]) -> DeploymentHealth:
+    """Every catalog's health, from their statuses."""
+    catalogs = [
+        CatalogHealth(
+            catalog=status.catalog, score=status.health.score, level=status.health.level, alerts=status.health.alerts
+        )
+        for status in statuses
+    ]
+    healthy = all(
+        not any(alert.level in (AlertLevel.WARNING, AlertLevel.CRITICAL) for alert in c.alerts) for c in catalogs
+    )
+    return DeploymentHealth(healthy=healthy, catalogs=catalogs)
