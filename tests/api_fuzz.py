@@ -165,8 +165,7 @@ def local_api(setenv: Callable[[str, str], None], setattr_: Callable[[Any, str, 
         stack.enter_context(mock_aws())
         from aws_lambda_powertools.utilities import parameters
 
-        from catalog_sync.adapters.aws import control
-        from catalog_sync.adapters.aws import webhook as wiring
+        from catalog_sync.bootstrap import api
         from catalog_sync.logic.signing import DEFAULT_TOLERANCE_SECONDS
 
         # The default window (every request is signed as it is sent), whatever the environment says.
@@ -177,15 +176,12 @@ def local_api(setenv: Callable[[str, str], None], setattr_: Callable[[Any, str, 
 
         world = build_control_world(setenv)
         parameters.clear_caches()
-        wiring.settings.cache_clear()
-        wiring.seen_nonces.cache_clear()
-        control.clear_caches()
+        api.clear_caches()
         recorder = Recorder()
-        setattr_(wiring, "invoker", lambda: recorder)
+        setattr_(api, "invoker", lambda: recorder)
         url = stack.enter_context(serve(webhook.handler))
         yield LocalApi(url=url, key=world.key, world=world, recorder=recorder)
-        wiring.seen_nonces.cache_clear()  # its clients belong to this moto world
-        control.clear_caches()
+        api.clear_caches()  # its clients belong to this moto world
 
 
 # ---------------------------------------------------------------- schemathesis

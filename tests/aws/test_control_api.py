@@ -22,12 +22,16 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from catalog_sync.adapters.aws import control
+from catalog_sync.adapters.aws import pushes
+from catalog_sync.adapters.aws.consumer_mappings import ConsumerMappings
+from catalog_sync.adapters.aws.schedules import ScheduleRules
 from catalog_sync.adapters.aws.triggers import parse_trigger
+from catalog_sync.bootstrap import api as wiring
 from catalog_sync.logic.diff import CatalogDiff, EmptySnapshot
 from catalog_sync.logic.readers import open_catalog
 from catalog_sync.models.config import load_config
 from catalog_sync.models.requests import SyncMode, Trigger
+from handlers.routes.models import PushChanges
 from tests.conftest import product
 from tests.doubles.control_world import (
     BUCKET,
@@ -267,7 +271,7 @@ def test_a_broken_config_is_a_500_that_names_nothing_internal(api: Api, logs: io
 
 
 def test_a_push_too_large_to_invoke_writes_nothing(api: Api, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(control, "MAX_EVENT_PAYLOAD_BYTES", 100)
+    monkeypatch.setattr(pushes, "MAX_EVENT_PAYLOAD_BYTES", 100)
     assert_problem(api.push({"deletes": [f"sku-{i}" for i in range(20)]}), 413, detail="too large to queue")
     assert api.recorder.payloads == [] and api.world.pushed() == {}
 
@@ -361,8 +365,8 @@ def test_a_retry_while_the_first_is_in_progress_is_409(api: Api):
         return first_answer
 
     first_answer = {"catalog": "shop", "accepted": True, "request_id": "first", "upserts": 0, "deletes": 1}
-    request = {"catalog": "shop", "body": control.PushChanges.model_validate(body).model_dump(mode="json")}
-    assert control.idempotency().run("changes", "k-3", request, first_attempt, context=Context()) == first_answer
+    request = {"catalog": "shop", "body": PushChanges.model_validate(body).model_dump(mode="json")}
+    assert wiring.idempotency().run("changes", "k-3", request, first_attempt, context=Context()) == first_answer
     [retry] = overlapping
     assert_problem(retry, 409, detail="in progress")
     assert retry[1]["retry-after"] == "1"
@@ -482,7 +486,7 @@ def test_an_expression_eventbridge_refuses_is_422(api: Api, monkeypatch: pytest.
                 "EventBusName": "default",
             },
         )
-        monkeypatch.setattr(control, "schedules", lambda: control.ScheduleRules(RULE_PREFIX, client))
+        monkeypatch.setattr(wiring, "schedules", lambda: ScheduleRules(RULE_PREFIX, client))
         problem = assert_problem(api.send("PUT", SCHEDULE_PATH, {"expression": "cron(0 3 * * * *)"}), 422)
         stub.assert_no_pending_responses()
     assert problem["errors"] == [{"loc": ["body", "expression"]}]
@@ -495,7 +499,7 @@ def test_a_change_to_nothing_new_calls_only_describe_rule(api: Api, monkeypatch:
     described = {"Name": api.world.rule, "ScheduleExpression": SCHEDULE, "State": "ENABLED"}
     with Stubber(client) as stub:
         stub.add_response("describe_rule", described, {"Name": api.world.rule})
-        monkeypatch.setattr(control, "schedules", lambda: control.ScheduleRules(RULE_PREFIX, client))
+        monkeypatch.setattr(wiring, "schedules", lambda: ScheduleRules(RULE_PREFIX, client))
         answer = api.send("PUT", SCHEDULE_PATH, {"enabled": True, "expression": SCHEDULE})
         stub.assert_no_pending_responses()
     assert answer[2] == {"catalog": "shop", "rule": api.world.rule, "enabled": True, "expression": SCHEDULE}
@@ -532,7 +536,7 @@ def stubbed_mappings(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Stubber]:
     import boto3
 
     client = boto3.client("lambda")
-    monkeypatch.setattr(control, "consumer_mappings", lambda: control.ConsumerMappings(CONSUMER_FUNCTION, client))
+    monkeypatch.setattr(wiring, "consumer_mappings", lambda: ConsumerMappings(CONSUMER_FUNCTION, client))
     return client, Stubber(client)
 
 

@@ -31,14 +31,16 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from catalog_sync.adapters.aws import status as deployed
-from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.adapters.aws.diff_invoker import DiffInvoker
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.aws.triggers import parse_trigger
+from catalog_sync.bootstrap import api
 from catalog_sync.logic.signing import signature_headers
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import CatalogConfig
 from catalog_sync.models.requests import SyncMode, Trigger
+from catalog_sync.services.signed_requests import SEEN_NONCE_MARGIN_SECONDS
+from handlers.routes.models import CATALOG_PATTERN
 from tests.doubles.control_world import BUCKET, SHOP_CONFIG
 from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, respond, use_recorder
 from tests.integration.test_state_stores import TABLE, create_table
@@ -80,8 +82,8 @@ def webhook(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         recorder = use_recorder(monkeypatch)
         yield Webhook(key=key, secret_name=secret_name, recorder=recorder, secrets=secrets, dynamodb=dynamodb)
         parameters.clear_caches()
-        wiring.settings.cache_clear()
-        wiring.seen_nonces.cache_clear()  # its client belongs to this moto world
+        api.settings.cache_clear()
+        api.seen_nonces.cache_clear()  # its client belongs to this moto world
 
 
 SYNC = "/catalogs/shop/sync"
@@ -169,7 +171,7 @@ def test_a_base64_encoded_body_is_verified_as_the_raw_bytes_sent(webhook: Webhoo
 
 def test_the_real_lambda_call_is_an_asynchronous_invocation(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
     client = boto3.client("lambda")
-    monkeypatch.setattr(deployed, "begin_run", lambda catalog, **_: "20261124T000000Z-00001-abcdef")
+    monkeypatch.setattr(api, "begin_run", lambda catalog, **_: "20261124T000000Z-00001-abcdef")
     expected = {
         "catalog": "shop",
         "mode": "full",
@@ -183,7 +185,7 @@ def test_the_real_lambda_call_is_an_asynchronous_invocation(webhook: Webhook, mo
             {"StatusCode": 202},
             {"FunctionName": DIFF_FUNCTION, "InvocationType": "Event", "Payload": orjson.dumps(expected)},
         )
-        monkeypatch.setattr(wiring, "invoker", lambda: wiring.DiffInvoker(DIFF_FUNCTION, client))
+        monkeypatch.setattr(api, "invoker", lambda: DiffInvoker(DIFF_FUNCTION, client))
         body = orjson.dumps({"mode": "full", "ids": ["sku-9"]})
         assert call(event("POST", SYNC, body, key=webhook.key))[0] == 202
         stub.assert_no_pending_responses()
@@ -198,7 +200,7 @@ def test_a_failed_invocation_is_a_500_without_the_services_words(webhook: Webhoo
             service_message="Rate exceeded for arn:aws:lambda:us-east-1:123456789012:function:catalog-sync-diff",
             http_status_code=429,
         )
-        monkeypatch.setattr(wiring, "invoker", lambda: wiring.DiffInvoker(DIFF_FUNCTION, client))
+        monkeypatch.setattr(api, "invoker", lambda: DiffInvoker(DIFF_FUNCTION, client))
         response = call(event("POST", SYNC, b"{}", key=webhook.key))
     problem = assert_problem(response, 500)
     text = json.dumps(problem)
@@ -224,7 +226,7 @@ def test_a_signature_outside_the_window_is_401(webhook: Webhook, offset: int, de
 
 def test_the_window_is_a_setting(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CATALOG_SYNC_SIGNATURE_TOLERANCE_SECONDS", "30")
-    wiring.settings.cache_clear()
+    api.settings.cache_clear()
     assert_problem(call(event("POST", SYNC, b"{}", key=webhook.key, timestamp=int(time.time()) - 60)), 401)
 
 
@@ -327,7 +329,7 @@ def test_a_seen_nonce_is_kept_until_its_timestamp_leaves_the_window(webhook: Web
     nonce = request["headers"]["x-catalog-sync-nonce"]
     assert (item["pk"]["S"], item["sk"]["S"]) == (f"NONCE#{nonce}", "seen")
     expires_at = int(item["expires_at"]["N"])  # the table's TTL attribute
-    assert expires_at == timestamp + 300 + wiring.SEEN_NONCE_MARGIN_SECONDS
+    assert expires_at == timestamp + 300 + SEEN_NONCE_MARGIN_SECONDS
     assert_problem(call(request), 401, detail="replay")
     assert len(seen_nonces(webhook)) == 1
 
@@ -369,7 +371,7 @@ def test_an_oversized_body_is_413_signed_or_not(webhook: Webhook):
 
 def test_the_size_limit_is_a_setting(webhook: Webhook, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CATALOG_SYNC_MAX_BODY_BYTES", "64")
-    wiring.settings.cache_clear()
+    api.settings.cache_clear()
     body = orjson.dumps({"ids": ["sku-1", "sku-2", "sku-3", "sku-4", "sku-5", "sku-6", "sku-7"]})
     assert_problem(call(event("POST", SYNC, body, key=webhook.key, base64_body=True)), 413)
     assert call(event("POST", SYNC, b'{"ids": ["sku-1"]}', key=webhook.key))[0] == 202
@@ -424,7 +426,7 @@ def test_an_encoded_slash_is_a_slash_as_the_http_api_decodes_the_path(webhook: W
 
 def test_catalog_names_are_the_ones_a_catalog_config_accepts(webhook: Webhook):
     patterns = [meta.pattern for meta in CatalogConfig.model_fields["name"].metadata if hasattr(meta, "pattern")]
-    assert patterns == [wiring.CATALOG_PATTERN]
+    assert patterns == [CATALOG_PATTERN]
     for catalog in ("shop", "Shop-2.eu_west", "a" * 63, "0"):
         code, _, answer = call(event("POST", f"/catalogs/{catalog}/sync", b"{}", key=webhook.key))
         # The name passes; only shop has a configuration (the others are unknown catalogs, not bad names).

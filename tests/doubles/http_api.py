@@ -26,8 +26,7 @@ from urllib.parse import parse_qsl, unquote
 
 import pytest
 
-from catalog_sync.adapters.aws import control, status
-from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.bootstrap import api
 from catalog_sync.logic.signing import signature_headers
 from tests.doubles.lambda_context import Context
 
@@ -52,15 +51,9 @@ def use_recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
-    wiring.settings.cache_clear()
-    wiring.seen_nonces.cache_clear()
-    control.clear_caches()
-    status.clear_caches()
-    clear = getattr(wiring.invoker, "cache_clear", None)  # not when a recorder replaced it already
-    if clear is not None:
-        clear()
+    api.clear_caches()  # not the invoker when a recorder replaced it already
     recorder = Recorder()
-    monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+    monkeypatch.setattr(api, "invoker", lambda: recorder)
     return recorder
 
 

@@ -29,7 +29,7 @@ from moto import mock_aws
 from moto.s3 import models as moto_s3
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from catalog_sync.adapters.aws import webhook as wiring
+from catalog_sync.bootstrap import api
 from catalog_sync.logic.packing import BadMessage, unpack_envelope
 from catalog_sync.logic.readers import MAX_NESTING, CatalogFormatError, ReaderLimits, nested_too_deep, open_catalog
 from tests.doubles.http_api import Recorder, call, event, use_recorder
@@ -516,7 +516,7 @@ def feed_webhook_event(
     from handlers import webhook
 
     recorder = Recorder()
-    monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+    monkeypatch.setattr(api, "invoker", lambda: recorder)
     answer = webhook.handler(json.loads(data), Context())
     assert answer["statusCode"] == case.status, answer
     assert answer["headers"] == {"Content-Type": "application/problem+json"}
@@ -533,7 +533,7 @@ def feed_webhook_event(
 
 def feed_webhook(world: BadWorld, case: Case, data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = Recorder()
-    monkeypatch.setattr(wiring, "invoker", lambda: recorder)
+    monkeypatch.setattr(api, "invoker", lambda: recorder)
     headers = {"content-type": case.content_type}
     key = {"none": None, "other-key": b"not-the-key"}.get(case.sign, WEBHOOK_KEY)
     timestamp = int(time.time()) - 3_600 if case.sign == "expired" else None

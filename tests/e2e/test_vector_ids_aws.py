@@ -73,7 +73,7 @@ def test_non_ascii_long_and_look_alike_ids_through_the_pipeline(world: World):
 def test_a_product_pinecone_refuses_stays_pending_and_the_rest_of_its_message_commits(
     world: World, monkeypatch: pytest.MonkeyPatch
 ):
-    from catalog_sync.adapters.aws import status as deployed
+    from catalog_sync.bootstrap import api as deployed
 
     # A configuration that allows more metadata than Pinecone takes, and an adapter that lets it through: Pinecone
     # itself refuses the product, with a 400 for its whole upsert request.

@@ -23,7 +23,7 @@ from catalog_sync.adapters.aws.s3 import S3ChangeArchive, S3ClaimStore, S3DropSt
 from catalog_sync.adapters.aws.sqs_queue import DEFAULT_MESSAGE_BYTES, SqsChangeSender
 from catalog_sync.adapters.aws.stack import deployed_catalogs
 from catalog_sync.bootstrap.registry import PIPELINE_EMBEDDERS, PIPELINE_INDEXES, PipelineContext
-from catalog_sync.bootstrap.settings import PipelineSettings
+from catalog_sync.bootstrap.settings import PipelineSettings, required
 from catalog_sync.models.config import CatalogConfig, IndexKind
 from catalog_sync.ports import Embedder, VectorIndex
 from catalog_sync.resilience.policy import botocore_retries
@@ -50,8 +50,21 @@ class Pipeline:
     sqs: Any = None
     dynamodb: Any = None
     _configs: dict[str, tuple[float, CatalogConfig]] = field(default_factory=dict)
+    # The resources every part needs: without one the function refuses to start (NotConfigured).
+    table_name: str = field(init=False)
+    bucket: str = field(init=False)
+    queue_url: str = field(init=False)
+    priority_queue_url: str = field(init=False)
+    pinecone_host: str = field(init=False)
+    pinecone_secret: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.table_name = required(self.settings.table_name, "table_name")
+        self.bucket = required(self.settings.bucket, "bucket")
+        self.queue_url = required(self.settings.queue_url, "queue_url")
+        self.priority_queue_url = required(self.settings.priority_queue_url, "priority_queue_url")
+        self.pinecone_host = required(self.settings.pinecone_host, "pinecone_host")
+        self.pinecone_secret = required(self.settings.pinecone_secret, "pinecone_secret")
         retries = botocore_retries(self.settings.aws_max_attempts)
         self.s3 = self.s3 or boto3.client("s3")
         self.sqs = self.sqs or boto3.client("sqs", config=retries)
@@ -64,7 +77,7 @@ class Pipeline:
         """The diff function's service, and the consumer's repair requests (built when used: it keeps nothing)."""
         return DiffRuns(
             self,
-            bucket=self.settings.bucket,
+            bucket=self.bucket,
             pushes_prefix=self.settings.pushes_prefix,
             dispatch_window=self.settings.dispatch_window,
             diff_function=self.settings.diff_function,
@@ -78,8 +91,8 @@ class Pipeline:
             deployed_catalogs(
                 self.dynamodb,
                 self.s3,
-                table=self.settings.table_name,
-                bucket=self.settings.bucket,
+                table=self.table_name,
+                bucket=self.bucket,
                 configs_prefix=self.settings.configs_prefix,
             )
         )
@@ -89,7 +102,7 @@ class Pipeline:
         if cached is not None and time.monotonic() - cached[0] < CONFIG_CACHE_SECONDS:
             return cached[1]
         config = load_catalog_config(
-            self.s3, bucket=self.settings.bucket, configs_prefix=self.settings.configs_prefix, catalog=catalog
+            self.s3, bucket=self.bucket, configs_prefix=self.settings.configs_prefix, catalog=catalog
         )
         self._configs[catalog] = (time.monotonic(), config)
         return config
@@ -109,32 +122,32 @@ class Pipeline:
     def state(self, config: CatalogConfig) -> DynamoStateStore:
         return DynamoStateStore(
             self.dynamodb,
-            table=self.settings.table_name,
+            table=self.table_name,
             catalog=config.name,
             shards=self.settings.state_shards,
             concurrency=self.settings.state_concurrency,
         )
 
     def cache(self) -> DynamoEmbeddingCache:
-        return DynamoEmbeddingCache(self.dynamodb, table=self.settings.table_name)
+        return DynamoEmbeddingCache(self.dynamodb, table=self.table_name)
 
     def claims(self) -> S3ClaimStore:
-        return S3ClaimStore(self.s3, bucket=self.settings.bucket)
+        return S3ClaimStore(self.s3, bucket=self.bucket)
 
     def drops(self) -> S3DropStore:
-        return S3DropStore(self.s3, bucket=self.settings.bucket, catalogs_prefix=self.settings.catalogs_prefix)
+        return S3DropStore(self.s3, bucket=self.bucket, catalogs_prefix=self.settings.catalogs_prefix)
 
     def archive(self) -> S3ChangeArchive:
-        return S3ChangeArchive(self.s3, bucket=self.settings.bucket)
+        return S3ChangeArchive(self.s3, bucket=self.bucket)
 
     def artifacts(self, config: CatalogConfig) -> S3RunArtifacts:
-        return S3RunArtifacts(self.s3, bucket=self.settings.bucket, catalog=config.name)
+        return S3RunArtifacts(self.s3, bucket=self.bucket, catalog=config.name)
 
     def sender(self, config: CatalogConfig, run_id: str) -> SqsChangeSender:
         return SqsChangeSender(
             self.sqs,
-            queue_url=self.settings.queue_url,
-            priority_queue_url=self.settings.priority_queue_url,
+            queue_url=self.queue_url,
+            priority_queue_url=self.priority_queue_url,
             run_id=run_id,
             max_message_bytes=self.max_message_bytes(),
             claims=self.claims(),
@@ -149,7 +162,7 @@ class Pipeline:
                         "Attributes"
                     ].get("MaximumMessageSize", DEFAULT_MESSAGE_BYTES)
                 )
-                for url in (self.settings.queue_url, self.settings.priority_queue_url)
+                for url in (self.queue_url, self.priority_queue_url)
             ]
             self.settings.max_message_bytes = min(sizes)
         return self.settings.max_message_bytes

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from catalog_sync.bootstrap.settings import PipelineSettings
+from catalog_sync.bootstrap.settings import PipelineSettings, required
 from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, EmbedderSettings, IndexKind
 from catalog_sync.ports import Embedder, VectorIndex
 
@@ -161,18 +161,19 @@ def _pinecone(context: PipelineContext) -> VectorIndex:
     from catalog_sync.resilience.policy import PINECONE_WRITE_RETRY
 
     config, settings = context.config, context.settings
+    host = required(settings.pinecone_host, "pinecone_host")
     # The limits are per namespace: one pacer per namespace in the process, shared by every index instance and
     # every update thread. A new process starts with its windows full (see Pacer).
     pacer = shared_pacer(
-        ("pinecone", settings.pinecone_host, config.index_namespace),
+        ("pinecone", host, config.index_namespace),
         pinecone_rates(settings.pace_pinecone_writes_per_second, settings.pace_pinecone_upsert_bytes_per_second),
         start_full=True,
     )
     return PineconeVectorIndex(
-        host=settings.pinecone_host,
+        host=host,
         namespace=config.index_namespace,
         metadata_fields=list(config.metadata),
-        api_key=context.secret(settings.pinecone_secret),
+        api_key=context.secret(required(settings.pinecone_secret, "pinecone_secret")),
         pacer=pacer,
         retry=replace(PINECONE_WRITE_RETRY, attempts=settings.pinecone_write_attempts),
     )

@@ -104,6 +104,10 @@ class SignatureError(Exception):
         return _DESCRIPTIONS[self.reason]
 
 
+class Replayed(Exception):
+    """The request's nonce was seen before: the request was already received (a signed request is accepted once)."""
+
+
 def new_nonce() -> str:
     """A fresh nonce: 32 URL-safe characters from 24 random bytes."""
     return secrets.token_urlsafe(24)

@@ -6,7 +6,7 @@ the products the index refused (`rejections`, few).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,3 +118,29 @@ def score_catalogs(parts: PipelineParts, *, now: datetime, settings: HealthSetti
             yield CatalogScore(catalog, error=str(exc))
             continue
         yield CatalogScore(catalog, catalog_status(parts.state(config), catalog=catalog, now=now, settings=settings))
+
+
+class CatalogHealth(BaseModel):
+    catalog: str
+    score: float
+    level: AlertLevel | None  # the most severe open alert's
+    alerts: list[Alert]
+
+
+class DeploymentHealth(BaseModel):
+    healthy: bool  # no catalog has a warning or critical alert
+    catalogs: list[CatalogHealth]
+
+
+def deployment_health(statuses: Iterable[CatalogStatus]) -> DeploymentHealth:
+    """Every catalog's health, from their statuses."""
+    catalogs = [
+        CatalogHealth(
+            catalog=status.catalog, score=status.health.score, level=status.health.level, alerts=status.health.alerts
+        )
+        for status in statuses
+    ]
+    healthy = all(
+        not any(alert.level in (AlertLevel.WARNING, AlertLevel.CRITICAL) for alert in c.alerts) for c in catalogs
+    )
+    return DeploymentHealth(healthy=healthy, catalogs=catalogs)

@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
-from catalog_sync.adapters.aws.webhook import Problem, ProblemLocation
 from catalog_sync.logic.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from handlers.routes.models import Problem, ProblemLocation
 
 PROBLEM_JSON = "application/problem+json"
 # The security requirement of a signed route (the schemes are declared with the OpenAPI document).

@@ -1,7 +1,7 @@
 """The control routes: sync now, push changes, schedules, pause and resume. All signed (the webhook's gate).
 
-Thin: each parses its request, calls catalog_sync (adapters/aws/control.py, logic/push.py) and maps the outcome;
-errors become application/problem+json through the exception handlers at the end.
+Thin: each parses its request, calls catalog_sync (the adapters bootstrap/api.py makes, logic/push.py) and maps
+the outcome; errors become application/problem+json through the exception handlers at the end.
 """
 
 from __future__ import annotations
@@ -16,41 +16,34 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from catalog_sync.adapters.aws import control
-from catalog_sync.adapters.aws import status as deployed
-from catalog_sync.adapters.aws import webhook as wiring
 from catalog_sync.adapters.aws.catalog_configs import CatalogNotFound
-from catalog_sync.adapters.aws.control import (
-    BadSchedule,
-    Consumption,
-    ConsumptionState,
-    MappingBusy,
-    NoMappings,
-    NoSchedule,
-    PushAccepted,
-    PushChanges,
-    ScheduleState,
-    ScheduleUpdate,
-)
+from catalog_sync.adapters.aws.consumer_mappings import MappingBusy, NoMappings
+from catalog_sync.adapters.aws.diff_invoker import PayloadTooLarge
 from catalog_sync.adapters.aws.idempotency import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_KEY_PATTERN,
     KeyInProgress,
     KeyReused,
 )
-from catalog_sync.adapters.aws.webhook import (
-    CATALOG_PATTERN,
-    BadSyncRequest,
-    NotConfigured,
-    PayloadTooLarge,
-    ProblemLocation,
-    SyncAccepted,
-    SyncNow,
-)
+from catalog_sync.adapters.aws.schedules import BadSchedule, NoSchedule, ScheduleState
+from catalog_sync.bootstrap import api
+from catalog_sync.bootstrap.settings import NotConfigured
 from catalog_sync.logic.push import MAX_PUSH_CHANGES, PushRejected, check_nesting
 from catalog_sync.models.config import ConfigError
 from handlers._shared import logger, metrics
 from handlers.routes._common import SIGNED, SIGNING, at, problem, responses
+from handlers.routes.models import (
+    CATALOG_PATTERN,
+    BadSyncRequest,
+    Consumption,
+    ConsumptionState,
+    ProblemLocation,
+    PushAccepted,
+    PushChanges,
+    ScheduleUpdate,
+    SyncAccepted,
+    SyncNow,
+)
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __init__ unannotated
 
@@ -82,7 +75,7 @@ def _once(
     """`work()`'s answer; with an Idempotency-Key, done once per key (the state table keeps the answer)."""
     if key is None:
         return work()
-    return control.idempotency().run(operation, key, request, work, context=router.lambda_context)
+    return api.idempotency().run(operation, key, request, work, context=router.lambda_context)
 
 
 # ---------------------------------------------------------------- sync now
@@ -118,13 +111,13 @@ def sync_now(
     request_id = _request_id()
 
     def work() -> dict[str, Any]:
-        payload = request.direct_invocation(catalog, prefix=wiring.settings().catalogs_prefix)
-        control.configs().get(catalog)  # CatalogNotFound (404) before a run is begun for it
+        payload = request.direct_invocation(catalog, prefix=api.settings().catalogs_prefix)
+        api.configs().get(catalog)  # CatalogNotFound (404) before a run is begun for it
         # The run begins here, so that the answer can name it; the diff carries it on.
         mode = "ids" if request.ids is not None else request.mode.value
-        run_id = deployed.begin_run(catalog, mode=mode, source=f"webhook request {request_id}")
+        run_id = api.begin_run(catalog, mode=mode, source=f"webhook request {request_id}")
         payload["run_id"] = run_id
-        wiring.invoker().invoke(payload)
+        api.invoker().invoke(payload)
         logger.info(
             "sync queued",
             extra={
@@ -184,7 +177,7 @@ def push_changes(
     check_nesting(body.upserts)  # before the body is dumped for its Idempotency-Key, which could not
 
     def work() -> dict[str, Any]:
-        pushed, key = control.pusher().push(catalog, body, request_id=request_id)
+        pushed, key = api.pusher().push(catalog, body.upserts, body.deletes, request_id=request_id)
         logger.info(
             "changes pushed",
             extra={
@@ -229,7 +222,7 @@ def push_changes(
     tags=["schedule"],
 )
 def update_schedule(catalog: CatalogName, body: Annotated[ScheduleUpdate, Body()]) -> ScheduleState:
-    state = control.schedules().update(catalog, enabled=body.enabled, expression=body.expression)
+    state = api.schedules().update(catalog, enabled=body.enabled, expression=body.expression)
     logger.info(
         "schedule updated",
         extra={"catalog": catalog, "rule": state.rule, "enabled": state.enabled, "expression": state.expression},
@@ -241,9 +234,9 @@ def update_schedule(catalog: CatalogName, body: Annotated[ScheduleUpdate, Body()
 
 
 def _consumption(catalog: str, consumption: Consumption) -> ConsumptionState:
-    if not control.configs().exists(catalog):
+    if not api.configs().exists(catalog):
         raise CatalogNotFound(f"no catalog {catalog!r}")
-    mappings = control.consumer_mappings().set_enabled(consumption is Consumption.RUNNING)
+    mappings = api.consumer_mappings().set_enabled(consumption is Consumption.RUNNING)
     logger.warning(
         f"consumption {consumption.value}",
         extra={"catalog": catalog, "scope": "all-catalogs", "mappings": [m.model_dump() for m in mappings]},

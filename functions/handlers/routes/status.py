@@ -1,6 +1,6 @@
 """The status routes: a catalog's status and runs, one run by its id, and every catalog's health. All signed.
 
-Thin: the state store is read through catalog_sync (services/status.py, adapters/aws/status.py); errors become
+Thin: the state store is read through catalog_sync (services/status.py, bootstrap/api.py); errors become
 application/problem+json through the webhook's exception handlers.
 """
 
@@ -13,11 +13,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from catalog_sync.adapters.aws import status as deployed
-from catalog_sync.adapters.aws.webhook import CATALOG_PATTERN
+from catalog_sync.bootstrap import api
 from catalog_sync.models.changes import RunRecord
-from catalog_sync.services.status import RUNS_WINDOW, CatalogStatus
+from catalog_sync.services.status import RUNS_WINDOW, CatalogStatus, DeploymentHealth
 from handlers.routes._common import SIGNED, SIGNING, ProblemError, responses
+from handlers.routes.models import CATALOG_PATTERN, RunList
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves its __init__ unannotated
 
@@ -41,7 +41,7 @@ def _unknown(catalog: str) -> ProblemError:
     tags=["status"],
 )
 def catalog_status(catalog: CatalogName) -> CatalogStatus:
-    status = deployed.catalog_status(catalog, now=datetime.now(UTC))
+    status = api.catalog_status(catalog, now=datetime.now(UTC))
     if status is None:
         raise _unknown(catalog)
     return status
@@ -51,17 +51,17 @@ def catalog_status(catalog: CatalogName) -> CatalogStatus:
     "/catalogs/<catalog>/runs",
     summary="A catalog's runs, newest first",
     description=f"The catalog's last runs (30 unless `limit` says otherwise). {SIGNING}",
-    responses=responses(HTTPStatus.OK, deployed.RunList, "The runs.", HTTPStatus.NOT_FOUND),
+    responses=responses(HTTPStatus.OK, RunList, "The runs.", HTTPStatus.NOT_FOUND),
     security=SIGNED,
     tags=["status"],
 )
 def catalog_runs(
     catalog: CatalogName, limit: Annotated[int, Query(ge=1, le=100, description="How many runs.")] = RUNS_WINDOW
-) -> deployed.RunList:
-    runs = deployed.catalog_runs(catalog, limit=limit)
+) -> RunList:
+    runs = api.catalog_runs(catalog, limit=limit)
     if runs is None:
         raise _unknown(catalog)
-    return runs
+    return RunList(catalog=catalog, runs=runs)
 
 
 @router.get(
@@ -73,7 +73,7 @@ def catalog_runs(
     tags=["status"],
 )
 def run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run's id.")]) -> RunRecord:
-    found = deployed.find_run(run_id)
+    found = api.find_run(run_id)
     if found is None:
         raise ProblemError(HTTPStatus.NOT_FOUND, f"no run {run_id!r}")
     return found
@@ -86,9 +86,9 @@ def run(run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The run
         "The health score (0-100: coverage, freshness and quality) and open alerts of every catalog with state "
         f"in this deployment; `healthy` when none has a warning or critical alert. {SIGNING}"
     ),
-    responses=responses(HTTPStatus.OK, deployed.DeploymentHealth, "The catalogs' health."),
+    responses=responses(HTTPStatus.OK, DeploymentHealth, "The catalogs' health."),
     security=SIGNED,
     tags=["status"],
 )
-def health() -> deployed.DeploymentHealth:
-    return deployed.deployment_health(now=datetime.now(UTC))
+def health() -> DeploymentHealth:
+    return api.deployment_health(now=datetime.now(UTC))

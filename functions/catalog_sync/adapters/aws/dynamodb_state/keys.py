@@ -13,7 +13,7 @@
     J#<catalog>           <product id>   v, action, reason, at, expires_at (a change the index refused: current
                                          while v is the product's desired, uncommitted version)
     E#<cache key>         v              vec, model, expires_at (an embedding, adapters/aws/dynamodb_cache.py)
-    NONCE#<nonce>         seen           expires_at (a signed request's nonce, adapters/aws/webhook.py)
+    NONCE#<nonce>         seen           expires_at (a signed request's nonce, adapters/aws/seen_nonces.py)
 
 (The webhook's Idempotency-Key records are powertools', keyed as adapters/aws/idempotency.py describes.)
 Products are spread over shards so that a catalog's state loads with parallel queries.
