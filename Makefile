@@ -84,7 +84,7 @@ synth: $(VENV)/.dev-installed node_modules/.installed
 # schemathesis against the webhook's API served on 127.0.0.1 (AWS is moto): no server error, answers as documented.
 FUZZ_EXAMPLES ?= 500
 api-fuzz: $(VENV)/.dev-installed
-	$(BIN)/python -m tests.api_fuzz --examples $(FUZZ_EXAMPLES)
+	$(BIN)/python -m tests.harness.api_fuzz --examples $(FUZZ_EXAMPLES)
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/diff_bench.py --n $(BENCH_N)

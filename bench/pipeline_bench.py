@@ -34,9 +34,9 @@ from _common import bench_config, dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.doubles import moto_transactions
+from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.integration.test_state_stores import TABLE, create_table
 
 from catalog_sync.adapters.aws.dynamodb_cache import DynamoEmbeddingCache
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore

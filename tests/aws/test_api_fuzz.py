@@ -1,8 +1,8 @@
-"""A short schemathesis run over the webhook's HTTP API, served locally under moto (tests/api_fuzz.py).
+"""A short schemathesis run over the webhook's HTTP API, served locally under moto (tests/harness/api_fuzz.py).
 
 Per operation: up to 25 valid and 25 invalid requests, signed, each answer checked: no 5xx, a documented status,
 content type and headers, the documented body schema, invalid input rejected. A longer run:
-`python -m tests.api_fuzz --examples 500`.
+`python -m tests.harness.api_fuzz --examples 500`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import api_fuzz
+from tests.harness import api_fuzz
 
 EXAMPLES = 25
 

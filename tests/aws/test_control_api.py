@@ -33,6 +33,7 @@ from catalog_sync.models.config import load_config
 from catalog_sync.models.requests import SyncMode, Trigger
 from handlers.routes.models import PushChanges
 from tests.conftest import product
+from tests.doubles.aws_resources import TABLE
 from tests.doubles.control_world import (
     BUCKET,
     CONSUMER_FUNCTION,
@@ -44,7 +45,6 @@ from tests.doubles.control_world import (
 )
 from tests.doubles.http_api import REQUEST_ID, Answer, Recorder, assert_problem, call, event, use_recorder
 from tests.doubles.lambda_context import Context
-from tests.integration.test_state_stores import TABLE
 
 CHANGES = "/catalogs/shop/changes"
 PUSH_KEY = "pushes/shop/JKJaXmPLvHcESHA=.jsonl"

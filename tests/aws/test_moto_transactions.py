@@ -7,7 +7,7 @@ import pytest
 from moto import mock_aws
 
 from tests.doubles import moto_transactions
-from tests.integration.test_state_stores import TABLE, create_table
+from tests.doubles.aws_resources import TABLE, create_table
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from catalog_sync.services.consume import consume_message
 from catalog_sync.services.sync import SyncService
 from tests.aws.conftest import REGION
 from tests.conftest import make_config, product, write_jsonl
+from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.integration.test_state_stores import TABLE, create_table
 
 
 def consume_all(

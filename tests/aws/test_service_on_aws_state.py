@@ -18,8 +18,8 @@ from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.services.sync import SyncService
 from tests.aws.conftest import REGION
 from tests.conftest import make_config, product, write_jsonl
+from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.integration.test_state_stores import TABLE, create_table
 
 
 def test_v1_then_v2_converge_on_dynamodb_and_pinecone(tmp_path: Path, aws_credentials: None):

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.logic.drops import DropClaim
-from tests.integration.test_state_stores import TABLE, create_table
+from tests.doubles.aws_resources import TABLE, create_table
 
 T = 1_795_000_000.0
 KEY = "catalogs/shop/feed.jsonl"

@@ -10,9 +10,9 @@ from moto import mock_aws
 
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.models.changes import RunStatus
+from tests.doubles.aws_resources import TABLE
 from tests.doubles.control_world import BUCKET, ControlWorld, build_control_world
 from tests.doubles.http_api import assert_problem, call, event, use_recorder
-from tests.integration.test_state_stores import TABLE
 
 
 @pytest.fixture

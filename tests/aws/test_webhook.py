@@ -41,9 +41,9 @@ from catalog_sync.models.config import CatalogConfig
 from catalog_sync.models.requests import SyncMode, Trigger
 from catalog_sync.services.signed_requests import SEEN_NONCE_MARGIN_SECONDS
 from handlers.routes.models import CATALOG_PATTERN
+from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.control_world import BUCKET, SHOP_CONFIG
 from tests.doubles.http_api import REQUEST_ID, Recorder, assert_problem, call, event, respond, use_recorder
-from tests.integration.test_state_stores import TABLE, create_table
 
 DIFF_FUNCTION = "catalog-sync-diff"
 
@@ -587,7 +587,7 @@ def test_the_openapi_document_is_public_and_valid(webhook: Webhook):
 
 
 def test_the_example_client_signs_and_sends_requests_the_webhook_accepts(webhook: Webhook):
-    from tests.api_fuzz import serve
+    from tests.harness.api_fuzz import serve
 
     client = Path(__file__).resolve().parents[2] / "examples" / "webhook_client.py"
 

@@ -20,8 +20,8 @@ import boto3
 
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.models.changes import RunStatus
+from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.catalog_config import catalog_toml
-from tests.integration.test_state_stores import TABLE, create_table
 
 REGION = "us-east-1"
 BUCKET = "catalog-bucket"

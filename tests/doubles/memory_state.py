@@ -1,7 +1,7 @@
 """A dict-backed state store of one catalog (ports.PipelineState): what the deployed pipeline's store promises, with
 nothing underneath, for the services' tests.
 
-Written from the port's docstrings and the contract suite (tests/integration/test_state_stores.py), which it
+Written from the port's docstrings and the contract suite (tests/contracts/test_state_store.py), which it
 passes beside SQLite and DynamoDB. Like the deployed store, a dispatched run completes when its consumers have
 counted every change it sent, and a message is counted once however often it is delivered. Which catalog drop is
 the newer is catalog_sync.logic.drops' rule.

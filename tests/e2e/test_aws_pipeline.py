@@ -25,15 +25,12 @@ from catalog_sync.logic.validation import RecordValidator
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.models.config import load_config
 from tests.conftest import product
+from tests.doubles.aws_resources import BUCKET, EVENTS, REGION, create_table
 from tests.doubles.catalog_config import catalog_toml
 from tests.doubles.lambda_context import Context, ShortContext
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.integration.test_state_stores import create_table
 
-EVENTS = Path(__file__).resolve().parent.parent / "data" / "events"
-REGION = "us-east-1"
-BUCKET = "catalog-bucket"
 # "{openai}" stands for the OpenAI double's address.
 CONFIG = catalog_toml(
     embedder={

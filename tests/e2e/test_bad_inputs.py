@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from catalog_sync.bootstrap import api
 from catalog_sync.logic.packing import BadMessage, unpack_envelope
 from catalog_sync.logic.readers import MAX_NESTING, CatalogFormatError, ReaderLimits, nested_too_deep, open_catalog
+from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.http_api import Recorder, call, event, use_recorder
 from tests.doubles.lambda_context import Context
 from tests.doubles.openai_server import OpenAIDouble
@@ -46,7 +47,6 @@ from tests.e2e.test_aws_pipeline import (
     run_pipeline,
     sqs_event,
 )
-from tests.integration.test_state_stores import TABLE, create_table
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad"
 MANIFEST = CORPUS / "cases.toml"

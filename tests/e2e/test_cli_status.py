@@ -23,8 +23,9 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.models.changes import RunStatus
 from tests.conftest import product, write_jsonl
+from tests.doubles.aws_resources import create_table
 from tests.doubles.catalog_config import catalog_toml
-from tests.integration.test_state_stores import create_table, record, upsert
+from tests.doubles.state_stores import record, upsert
 
 runner = CliRunner()
 CONFIG = catalog_toml(metadata={"title": "string", "price": "number"})

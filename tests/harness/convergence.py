@@ -43,9 +43,9 @@ from botocore.exceptions import ClientError
 from hypothesis import note
 from hypothesis import strategies as st
 
+from tests.doubles.aws_resources import BUCKET, EVENTS, TABLE, create_table
 from tests.doubles.faults import LambdaCrash
 from tests.doubles.lambda_context import Context, ShortContext
-from tests.e2e.test_aws_pipeline import BUCKET, EVENTS
 from tests.harness.convergence_checks import check_converged, describe
 from tests.harness.convergence_draws import (
     CATALOG,
@@ -56,7 +56,6 @@ from tests.harness.convergence_draws import (
 )
 from tests.harness.convergence_world import World
 from tests.harness.reference_model import ModelConfig
-from tests.integration.test_state_stores import TABLE, create_table
 
 # ---------------------------------------------------------------- one example
 

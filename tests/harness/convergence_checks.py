@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
+from tests.doubles.aws_resources import BUCKET
 from tests.doubles.openai_server import fake_vector
-from tests.e2e.test_aws_pipeline import BUCKET
 from tests.harness import reference_model as model
 from tests.harness.convergence_draws import CATALOG, DIMENSIONS
 from tests.harness.convergence_world import World

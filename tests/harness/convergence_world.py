@@ -17,12 +17,11 @@ import boto3
 from moto import mock_aws
 from moto.s3 import models as moto_s3
 
+from tests.doubles.aws_resources import BUCKET, REGION, TABLE, create_table
 from tests.doubles.faults import FaultLog, Throttler
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.pinecone_server import PineconeDouble
-from tests.e2e.test_aws_pipeline import BUCKET, REGION
 from tests.harness.convergence_draws import DIMENSIONS, MAX_RECEIVE_COUNT
-from tests.integration.test_state_stores import TABLE, create_table
 
 if TYPE_CHECKING:
     from tests.harness.convergence import Scenario

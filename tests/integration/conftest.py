@@ -1,4 +1,4 @@
 from __future__ import annotations
 
 # The state-store factory (SQLite, and DynamoDB under moto), for the tests of what is built on the store contract.
-from tests.integration.test_state_stores import make_store  # noqa: F401
+from tests.doubles.state_stores import make_store  # noqa: F401

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from catalog_sync.models.index import IndexRejection
-from tests.integration.test_state_stores import delete, record, upsert
+from tests.doubles.state_stores import delete, record, upsert
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.logic.health import AlertLevel, HealthSettings
 from catalog_sync.models.changes import RunRecord, RunStatus
 from catalog_sync.services.status import catalog_status
-from tests.integration.test_state_stores import record, upsert
+from tests.doubles.state_stores import record, upsert
 
 
 def finish(store: Any, status: RunStatus, message: str | None = None, **counts: int) -> RunRecord:

@@ -15,73 +15,9 @@ from moto import mock_aws
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
 from catalog_sync.logic.diff import FingerprintUpdate
-from catalog_sync.models.changes import Change, ChangeKind, IndexAction, RunStatus, StateCounts
-from tests.doubles.memory_state import MemoryCatalogState, MemoryStateStore
-
-TABLE = "catalog-sync"
-
-
-def create_table(client: Any) -> None:
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A factory of stores for one catalog; calling it twice opens the same state again."""
-    if request.param == "sqlite":
-        yield lambda: SqliteStateStore(tmp_path / "s.sqlite", "shop")
-        return
-    if request.param == "memory":
-        stored = MemoryCatalogState()
-        yield lambda: MemoryStateStore("shop", stored)
-        return
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client)
-        # One request at a time: moto is not safe for concurrent writes (DynamoDB is).
-        yield lambda: DynamoStateStore(client, table=TABLE, catalog="shop", shards=4, concurrency=1)
-
-
-def counts_consumers(store: Any) -> bool:
-    """Whether consumers elsewhere apply a dispatched run's changes and count them (the deployed pipeline's store,
-    and its in-memory fake); the embedded default applies its changes within the run."""
-    return isinstance(store, DynamoStateStore | MemoryStateStore)
-
-
-def upsert(pid: str, version: int, text_hash: str = "t", fingerprint: bytes = b"f" * 16) -> Change:
-    return Change(
-        product_id=pid,
-        kind=ChangeKind.ADDED,
-        action=IndexAction.UPSERT,
-        version=version,
-        text_hash=text_hash,
-        metadata_hash="m",
-        field_hashes={"title": "x"},
-        fingerprint=fingerprint,
-    )
-
-
-def delete(pid: str, version: int) -> Change:
-    return Change(product_id=pid, kind=ChangeKind.DELETED, action=IndexAction.DELETE, version=version)
-
-
-def record(store: Any, changes: list[Change]) -> None:
-    store.record_desired(changes, [])
-    store.record_index_settings(embedding_model="model", text_template="tpl")
+from catalog_sync.models.changes import RunStatus, StateCounts
+from tests.doubles.aws_resources import TABLE, create_table
+from tests.doubles.state_stores import counts_consumers, delete, record, upsert
 
 
 def test_desired_then_commit(make_store):

@@ -14,7 +14,6 @@ import pytest
 
 from catalog_sync.logic.drops import DropClaim
 from catalog_sync.ports import DropClaims
-from tests.integration.test_state_stores import make_store  # noqa: F401  (the stores' fixture)
 
 T = 1_795_000_000.0
 
@@ -30,7 +29,7 @@ def claim(store: DropClaims, claim: DropClaim) -> bool:
 
 
 @pytest.fixture
-def store(make_store: Callable[[], Any]) -> DropClaims:  # noqa: F811
+def store(make_store: Callable[[], Any]) -> DropClaims:
     store: DropClaims = make_store()
     return store
 

@@ -1,6 +1,6 @@
 """Fuzz the webhook's HTTP API with schemathesis, served locally under moto.
 
-    python -m tests.api_fuzz --examples 500 [--seed 1] [--operation "POST /catalogs/{catalog}/changes"]
+    python -m tests.harness.api_fuzz --examples 500 [--seed 1] [--operation "POST /catalogs/{catalog}/changes"]
 
 A small HTTP server on 127.0.0.1 turns each request into an API Gateway HTTP API (payload v2) event, from the
 recorded sample tests/data/events/apigateway-http-api-proxy.json, calls handlers.webhook.handler and writes its
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "functions") not in sys.path:
     sys.path.insert(0, str(ROOT / "functions"))  # the Lambda handlers live beside the package
 
@@ -325,7 +325,7 @@ def fuzz(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.api_fuzz", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.api_fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="per operation and mode")
     parser.add_argument("--seed", type=int, default=None, help="the same requests each run")
     parser.add_argument("--operation", default=None, help='only this one, e.g. "POST /catalogs/{catalog}/changes"')
