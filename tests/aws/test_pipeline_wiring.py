@@ -152,3 +152,28 @@ def test_products_a_push_did_not_set_are_read_from_the_newest_object():
     )
     assert sources == {"pushes/shop/p.jsonl": ["a"], None: ["b", "c"]}
     assert repair_sources([], {}, ["a"], bucket=BUCKET, pushes_prefix="pushes/") == {}
+
+
+def test_a_continuation_is_queued_as_an_asynchronous_invocation_and_a_refusal_raises(aws_credentials: None):
+    from botocore.stub import Stubber
+
+    from catalog_sync.adapters.aws.diff_invoker import InvokeFailed
+
+    settings = PipelineSettings(
+        table_name="t", bucket=BUCKET, queue_url="q", priority_queue_url="p", pinecone_host="h", pinecone_secret="s"
+    )
+    client = boto3.client("lambda", region_name=REGION)
+    pipeline = Pipeline(settings, s3=object(), sqs=object(), dynamodb=object(), lambda_client=client)
+    payload = {"resume": {"catalog": "shop", "run_id": "r1"}}
+    with Stubber(client) as stub:
+        expected = {
+            "FunctionName": "arn:diff",
+            "InvocationType": "Event",
+            "Payload": b'{"resume":{"catalog":"shop","run_id":"r1"}}',
+        }
+        stub.add_response("invoke", {"StatusCode": 202}, expected)
+        stub.add_response("invoke", {"StatusCode": 500}, expected)
+        pipeline.invoke_self("arn:diff", payload)
+        with pytest.raises(InvokeFailed):
+            pipeline.invoke_self("arn:diff", payload)
+        stub.assert_no_pending_responses()

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import orjson
 
 from catalog_sync.adapters.aws.catalog_configs import load_catalog_config
+from catalog_sync.adapters.aws.diff_invoker import DiffInvoker
 from catalog_sync.adapters.aws.dynamodb_cache import DynamoEmbeddingCache
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.aws.s3 import S3ChangeArchive, S3ClaimStore, S3DropStore, S3RunArtifacts
@@ -49,6 +49,7 @@ class Pipeline:
     s3: Any = None
     sqs: Any = None
     dynamodb: Any = None
+    lambda_client: Any = None
     _configs: dict[str, tuple[float, CatalogConfig]] = field(default_factory=dict)
     # The resources every part needs: without one the function refuses to start (NotConfigured).
     table_name: str = field(init=False)
@@ -168,5 +169,8 @@ class Pipeline:
         return self.settings.max_message_bytes
 
     def invoke_self(self, function_arn: str, payload: dict[str, Any]) -> None:
-        """Continue in a new invocation of the diff function (asynchronous: this one returns at once)."""
-        boto3.client("lambda").invoke(FunctionName=function_arn, InvocationType="Event", Payload=orjson.dumps(payload))
+        """Continue in a new invocation of the diff function (asynchronous: this one returns at once); raises if
+        Lambda did not queue it, so that the run is retried rather than left half dispatched."""
+        if self.lambda_client is None:
+            self.lambda_client = boto3.client("lambda")
+        DiffInvoker(function_arn, self.lambda_client).invoke(payload)
