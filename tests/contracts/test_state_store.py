@@ -7,17 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
 from catalog_sync.logic.diff import FingerprintUpdate
 from catalog_sync.models.changes import RunStatus, StateCounts
-from tests.doubles.aws_resources import TABLE, create_table
-from tests.doubles.state_stores import counts_consumers, delete, record, upsert
+from tests.doubles.aws_resources import TABLE
+from tests.doubles.state_stores import counts_consumers, delete, moto_state_table, record, upsert
 
 
 def test_desired_then_commit(make_store):
@@ -260,15 +258,7 @@ def test_consumers_add_what_they_applied_to_a_dispatched_run(make_store):
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client)
+    with moto_state_table(monkeypatch) as client:
         yield client
 
 

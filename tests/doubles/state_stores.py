@@ -4,6 +4,7 @@ the changes those tests record."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,23 @@ from moto import mock_aws
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
-from tests.doubles.aws_resources import TABLE, create_table
+from tests.doubles.aws_resources import REGION, TABLE, create_table
 from tests.doubles.memory_state import MemoryCatalogState, MemoryStateStore
+
+
+@contextmanager
+def moto_state_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A DynamoDB client under moto (fake credentials) with the state table created."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client)
+        yield client
 
 
 @pytest.fixture(params=["sqlite", "dynamodb", "memory"])
@@ -28,15 +44,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pyte
         stored = MemoryCatalogState()
         yield lambda: MemoryStateStore("shop", stored)
         return
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client)
+    with moto_state_table(monkeypatch) as client:
         # One request at a time: moto is not safe for concurrent writes (DynamoDB is).
         yield lambda: DynamoStateStore(client, table=TABLE, catalog="shop", shards=4, concurrency=1)
 
