@@ -24,6 +24,7 @@ from catalog_sync.logic.packing import unpack_message
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.ports import ChangeSender
 from tests.aws.conftest import REGION
+from tests.doubles.memory import MemoryChangeQueue
 
 
 @dataclass
@@ -68,9 +69,23 @@ def _sqs() -> Queue:
     return Queue(sender, lambda: drain_queue(urls["priority"]) + drain_queue(urls["changes"]), lambda: len(sender))
 
 
-@pytest.fixture(params=["in-process", "sqs"])
+def _memory() -> Queue:
+    queue = MemoryChangeQueue()  # the services' fake (tests/doubles/memory.py), held to the same contract
+
+    def drain() -> list[Change]:
+        received: list[Change] = []
+        while (batch := queue.receive()) is not None:
+            received.extend(batch)
+        return received
+
+    return Queue(queue, drain, lambda: len(queue))
+
+
+@pytest.fixture(params=["in-process", "sqs", "memory"])
 def queue(request: pytest.FixtureRequest) -> Iterator[Queue]:
-    if request.param == "in-process":
+    if request.param == "memory":
+        yield _memory()
+    elif request.param == "in-process":
         yield _in_process()
     else:
         request.getfixturevalue("aws_credentials")

@@ -18,14 +18,17 @@ from catalog_sync.adapters.embedders.minilm import MiniLMEmbedder
 from catalog_sync.adapters.embedders.openai import OpenAIEmbedder
 from catalog_sync.adapters.embedders.static_minilm import StaticMiniLMEmbedder
 from catalog_sync.ports import Embedder
+from tests.doubles.memory import RecordingEmbedder
 from tests.doubles.openai_server import OpenAIDouble
 
 TEXTS = ["wireless noise-cancelling headphones", "espresso machine with a steam wand", "Ünïcode ✓ 中文", ""]
 
 
-@pytest.fixture(scope="module", params=["hashing", "minilm", "minilm-static", "openai"])
+@pytest.fixture(scope="module", params=["hashing", "minilm", "minilm-static", "openai", "memory"])
 def embedder(request: pytest.FixtureRequest) -> Iterator[Embedder]:
-    if request.param == "hashing":
+    if request.param == "memory":  # the services' fake (tests/doubles/memory.py), held to the same contract
+        yield RecordingEmbedder()
+    elif request.param == "hashing":
         yield HashingEmbedder(64)
     elif request.param == "minilm":
         yield MiniLMEmbedder()

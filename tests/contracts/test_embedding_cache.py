@@ -21,6 +21,7 @@ from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache
 from catalog_sync.logic.canonical import embedding_key
 from catalog_sync.ports import EmbeddingCache
 from tests.aws.conftest import REGION
+from tests.doubles.memory import MemoryEmbeddingCache
 
 # Opens a cache on the one store of the test (a second call: another instance on the same store).
 OpenCache = Callable[[], EmbeddingCache]
@@ -38,9 +39,12 @@ def _state_table(client: object) -> None:
     )
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
+@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
 def open_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenCache]:
-    if request.param == "sqlite":
+    if request.param == "memory":  # the services' fake (tests/doubles/memory.py): reopened on the same vectors
+        shared = MemoryEmbeddingCache()
+        yield lambda: shared
+    elif request.param == "sqlite":
         opened: list[SqliteEmbeddingCache] = []
 
         def sqlite() -> EmbeddingCache:

@@ -25,6 +25,7 @@ from catalog_sync.models.config import FieldType
 from catalog_sync.models.index import IndexCapabilities
 from catalog_sync.ports import VectorIndex
 from tests.conftest import make_config
+from tests.doubles.memory import MemoryVectorIndex
 from tests.doubles.pinecone_server import PineconeDouble
 
 DIMENSION = 8
@@ -39,10 +40,12 @@ METADATA = {
 UNLIMITED_BATCH = 2_500
 
 
-@pytest.fixture(params=["lancedb", "pinecone"])
+@pytest.fixture(params=["lancedb", "pinecone", "memory"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
     config = make_config(metadata=METADATA)
-    if request.param == "lancedb":
+    if request.param == "memory":  # the services' fake (tests/doubles/memory.py), held to the same contract
+        yield MemoryVectorIndex()
+    elif request.param == "lancedb":
         yield LanceVectorIndex(tmp_path / "index.lance", config, DIMENSION)
     else:
         with PineconeDouble(DIMENSION) as double:

@@ -112,6 +112,9 @@ class MemoryVectorIndex:
         return refused
 
     def update_metadata(self, changes: Sequence[Change]) -> Refused | None:
+        missing = [c.product_id for c in changes if c.product_id not in self.entries]
+        if missing:  # as the real targets do: the whole batch fails
+            raise LookupError(f"metadata update for {len(missing)} products not in the index, e.g. {missing[0]!r}")
         refused = self._write(c.product_id for c in changes)
         for change in changes:
             if change.product_id not in refused and change.product_id in self.entries:
