@@ -75,6 +75,7 @@ def log(message: str, *, quiet: bool) -> None:
 # The code that makes the burst: a change to any of it makes a new one.
 BURST_SOURCES = (
     "functions/catalog_sync/logic/diff.py",
+    "functions/catalog_sync/logic/snapshot.py",
     "functions/catalog_sync/logic/canonical.py",
     "functions/catalog_sync/logic/validation.py",
     "functions/catalog_sync/logic/readers.py",

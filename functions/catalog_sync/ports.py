@@ -9,8 +9,8 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from catalog_sync.logic.diff import FingerprintUpdate, StateSnapshot
 from catalog_sync.logic.drops import DropClaim
+from catalog_sync.logic.snapshot import FingerprintUpdate, StateSnapshot
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, StateCounts
 from catalog_sync.models.config import CatalogConfig
 from catalog_sync.models.index import IndexCapabilities, IndexEntry, IndexRejection

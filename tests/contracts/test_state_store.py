@@ -12,7 +12,7 @@ import pytest
 
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
-from catalog_sync.logic.diff import FingerprintUpdate
+from catalog_sync.logic.snapshot import FingerprintUpdate
 from catalog_sync.models.changes import RunStatus, StateCounts
 from tests.doubles.aws_resources import TABLE
 from tests.doubles.state_stores import counts_consumers, delete, moto_state_table, record, upsert

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.drops import DropClaim, claimed, may_claim, same_object
 from catalog_sync.logic.runs import new_run_id
+from catalog_sync.logic.snapshot import FingerprintUpdate, StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
 from catalog_sync.models.index import IndexRejection
 

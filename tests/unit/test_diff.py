@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from catalog_sync.logic.diff import CatalogDiff, DiffResult, StoredProduct
+from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.readers import CatalogStream
+from catalog_sync.logic.snapshot import StoredProduct
 from catalog_sync.models.changes import ChangeKind, IndexAction
 from tests.conftest import make_config, product
 

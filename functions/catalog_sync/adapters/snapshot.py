@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from catalog_sync.logic.diff import StoredProduct
+from catalog_sync.logic.snapshot import StoredProduct
 
 
 @dataclass

@@ -18,8 +18,8 @@ import orjson
 
 from catalog_sync.adapters.aws.dynamodb_state.table import NAMES, StateTable, attribute_values, plain
 from catalog_sync.adapters.snapshot import Snapshot
-from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.gc import paused_gc
+from catalog_sync.logic.snapshot import FingerprintUpdate, StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, StateCounts
 
 # Orphans found in the index have no known version: they count as present.

@@ -9,8 +9,8 @@ import orjson
 
 from catalog_sync.adapters.local.sqlite_state.table import SqliteTable, chunks
 from catalog_sync.adapters.snapshot import Snapshot
-from catalog_sync.logic.diff import FingerprintUpdate, StoredProduct
 from catalog_sync.logic.gc import paused_gc
+from catalog_sync.logic.snapshot import FingerprintUpdate, StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, StateCounts
 
 # Orphans found in the index have no known version: they count as present.
