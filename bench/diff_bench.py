@@ -27,8 +27,8 @@ import xxhash
 
 from _common import bench_config, dataset, peak_rss_mb
 from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
+from catalog_sync.formats.catalog import CatalogStream, open_catalog
 from catalog_sync.logic.diff import CatalogDiff
-from catalog_sync.logic.readers import CatalogStream, open_catalog
 from catalog_sync.logic.snapshot import EmptySnapshot
 
 MODEL_ID = "catalog-sync/hashing-v2-384"

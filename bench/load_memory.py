@@ -93,8 +93,8 @@ def prepare_state(v1: Path, changed_ids: set[str], database: Path, *, model: str
     """The DynamoDB table after v1 was synced: every product's (shard, id, fingerprint) for the shard queries,
     and the full items of the products v2 changes (what get_many reads for them). Returns the products."""
     from catalog_sync.adapters.aws.dynamodb_state import DEFAULT_SHARDS
+    from catalog_sync.formats.catalog import open_catalog
     from catalog_sync.logic.diff import CatalogDiff
-    from catalog_sync.logic.readers import open_catalog
     from catalog_sync.logic.snapshot import EmptySnapshot
 
     config = bench_config().model_copy(update={"name": CATALOG})

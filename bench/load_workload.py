@@ -40,10 +40,10 @@ from catalog_sync.adapters.embedders.openai import OpenAIEmbedder, openai_rates,
 from catalog_sync.adapters.pinecone.index import PineconeVectorIndex, _short_floats
 from catalog_sync.adapters.pinecone.limits import MAX_DELETE_IDS, MAX_UPSERT_VECTORS
 from catalog_sync.bootstrap.settings import PipelineSettings
+from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.logic.canonical import embedding_key
 from catalog_sync.logic.diff import CatalogDiff
 from catalog_sync.logic.packing import batches, bounded_batches
-from catalog_sync.logic.readers import open_catalog
 from catalog_sync.logic.snapshot import EmptySnapshot, StoredProduct
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from catalog_sync.models.config import CatalogConfig

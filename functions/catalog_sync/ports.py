@@ -149,7 +149,7 @@ class CatalogSource(Protocol):
     """Where a catalog is read from: a local file, an S3 object (at a version), ... A source yields records; it
     never decides what changed (the diff does, so every source has the same guarantees).
 
-    `open` gives a full snapshot, in one of the catalog formats (logic/readers.py). Only a snapshot tells which
+    `open` gives a full snapshot, in one of the catalog formats (formats/). Only a snapshot tells which
     products are gone: deletions come from it alone."""
 
     name: str

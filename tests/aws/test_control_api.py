@@ -27,8 +27,8 @@ from catalog_sync.adapters.aws.consumer_mappings import ConsumerMappings
 from catalog_sync.adapters.aws.schedules import ScheduleRules
 from catalog_sync.adapters.aws.triggers import parse_trigger
 from catalog_sync.bootstrap import api as wiring
+from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.logic.diff import CatalogDiff
-from catalog_sync.logic.readers import open_catalog
 from catalog_sync.logic.snapshot import EmptySnapshot
 from catalog_sync.models.config import load_config
 from catalog_sync.models.requests import SyncMode, Trigger

@@ -11,8 +11,8 @@ from moto import mock_aws
 
 from catalog_sync.adapters.aws.s3 import S3CatalogSource, S3ClaimStore
 from catalog_sync.adapters.aws.sqs_queue import QueueSendError, SqsChangeSender
+from catalog_sync.formats.catalog import iter_records
 from catalog_sync.logic.packing import unpack_message
-from catalog_sync.logic.readers import iter_records
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from tests.aws.conftest import REGION
 from tests.unit.test_packing import change

@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from catalog_sync.adapters.aws.s3 import S3CatalogSource
 from catalog_sync.adapters.local.files import FileCatalogSource
-from catalog_sync.logic.readers import iter_records
+from catalog_sync.formats.catalog import iter_records
 from catalog_sync.ports import CatalogSource, IncrementalCatalogSource
 from tests.aws.conftest import REGION
 

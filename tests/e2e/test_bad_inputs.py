@@ -30,8 +30,11 @@ from moto.s3 import models as moto_s3
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog_sync.bootstrap import api
+from catalog_sync.formats.catalog import open_catalog
+from catalog_sync.formats.json_records import MAX_NESTING, nested_too_deep
+from catalog_sync.formats.limits import ReaderLimits
+from catalog_sync.formats.records import CatalogFormatError
 from catalog_sync.logic.packing import BadMessage, unpack_envelope
-from catalog_sync.logic.readers import MAX_NESTING, CatalogFormatError, ReaderLimits, nested_too_deep, open_catalog
 from tests.doubles.aws_resources import TABLE, create_table
 from tests.doubles.http_api import Recorder, call, event, use_recorder
 from tests.doubles.lambda_context import Context

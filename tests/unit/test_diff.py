@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from catalog_sync.formats.catalog import CatalogStream
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
-from catalog_sync.logic.readers import CatalogStream
 from catalog_sync.logic.snapshot import StoredProduct
 from catalog_sync.models.changes import ChangeKind, IndexAction
 from tests.conftest import make_config, product
@@ -258,7 +258,7 @@ def test_unchanged_json_lines_are_not_even_parsed(tmp_path):
 
     import orjson
 
-    from catalog_sync.logic.readers import open_catalog
+    from catalog_sync.formats.catalog import open_catalog
 
     def jsonl(records: list[dict]) -> bytes:
         return b"".join(orjson.dumps(r) + b"\n" for r in records)

@@ -14,6 +14,7 @@ OUTER = ("catalog_sync.adapters", "catalog_sync.services", "catalog_sync.bootstr
 # What each layer must not import (by module-name prefix).
 FORBIDDEN = {
     "logic": (*OUTER, *CLOUD_SDKS),
+    "formats": (*OUTER, *CLOUD_SDKS),
     "models": (*OUTER, *CLOUD_SDKS),
     "ports.py": (*OUTER, *CLOUD_SDKS),
     "services": ("catalog_sync.adapters", "catalog_sync.bootstrap", "catalog_sync.cli", *CLOUD_SDKS),

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
+from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.logic.diff import CatalogDiff
 from catalog_sync.logic.push import JSON_SUFFIX, JSONL_SUFFIX, MAX_PUSH_CHANGES, PushRejected, prepare_push
-from catalog_sync.logic.readers import open_catalog
 from catalog_sync.logic.snapshot import EmptySnapshot
 from catalog_sync.models.config import CatalogConfig
 from tests.conftest import make_config, product

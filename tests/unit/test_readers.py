@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogFormatError, iter_records
+from catalog_sync.formats.catalog import iter_records
+from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError
 from tests.conftest import product, write_json, write_jsonl
 
 RECORDS = [product("A"), product("B", price=12.5), product("C", title="Caf\u00e9")]

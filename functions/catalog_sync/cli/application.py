@@ -17,7 +17,7 @@ from catalog_sync.adapters.local.lance_index import LocalIndexError
 from catalog_sync.adapters.local.writer_lock import WriterBusy
 from catalog_sync.cli.console import err, write_json
 from catalog_sync.cli.errors import CommandError, ExitCode, Interrupted
-from catalog_sync.logic.readers import CatalogFormatError
+from catalog_sync.formats.records import CatalogFormatError
 from catalog_sync.models.config import ConfigError
 from catalog_sync.services.sync import BadCatalog
 

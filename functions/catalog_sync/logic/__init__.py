@@ -1,1 +1,1 @@
-"""Pure logic: readers, canonical hashing, validation, the diff and the guard. No AWS, no I/O of state."""
+"""Pure logic: canonical hashing, validation, the diff and the guard. No AWS, no I/O of state."""

@@ -13,9 +13,10 @@ from typing import Any
 
 import xxhash
 
+from catalog_sync.formats.catalog import CatalogStream
+from catalog_sync.formats.records import READER_ERROR_KEY
 from catalog_sync.logic import canonical as hashing
 from catalog_sync.logic.gc import paused_gc
-from catalog_sync.logic.readers import READER_ERROR_KEY, CatalogStream
 from catalog_sync.logic.snapshot import FingerprintUpdate, StateSnapshot, StoredProduct
 from catalog_sync.logic.spool import Spool
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, ValidProduct, normalize_id

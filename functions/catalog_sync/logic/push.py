@@ -17,13 +17,8 @@ from typing import Any
 
 import orjson
 
-from catalog_sync.logic.readers import (
-    MAX_NESTING,
-    READER_ERROR_KEY,
-    CatalogFormatError,
-    nested_too_deep,
-    parse_json_line,
-)
+from catalog_sync.formats.json_records import MAX_NESTING, nested_too_deep, parse_json_line
+from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, normalize_id
 from catalog_sync.models.config import CatalogConfig
 

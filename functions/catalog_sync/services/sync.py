@@ -11,10 +11,11 @@ from collections.abc import Callable, Collection, Iterable, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from catalog_sync.formats.catalog import open_catalog
+from catalog_sync.formats.records import CatalogFormatError
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.guard import GuardDecision, check_deletions
 from catalog_sync.logic.packing import batches, chunked
-from catalog_sync.logic.readers import CatalogFormatError, open_catalog
 from catalog_sync.logic.spool import Spool
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig

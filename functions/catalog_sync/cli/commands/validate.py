@@ -15,8 +15,8 @@ from catalog_sync.cli.application import command
 from catalog_sync.cli.console import out, progress_bars, write_json
 from catalog_sync.cli.errors import ExitCode
 from catalog_sync.cli.options import CatalogArgument, ConfigOption, EmbedderOption, JsonOption
+from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.logic.diff import CatalogDiff
-from catalog_sync.logic.readers import open_catalog
 from catalog_sync.logic.snapshot import EmptySnapshot
 
 
