@@ -23,13 +23,19 @@ def _rejected(reason: str, event: Any) -> dict[str, Any]:
 
 
 def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        continuation = parse_continuation(event)
+    except BadTrigger as exc:
+        return _rejected(str(exc), event)
     margin_ms = pipeline().settings.time_margin_seconds * 1000
-    continuation = parse_continuation(event)
-    resumed = pipeline().runs.resume(
-        continuation,
-        out_of_time=lambda: context.get_remaining_time_in_millis() < margin_ms,
-        function_arn=context.invoked_function_arn,
-    )
+    try:
+        resumed = pipeline().runs.resume(
+            continuation,
+            out_of_time=lambda: context.get_remaining_time_in_millis() < margin_ms,
+            function_arn=context.invoked_function_arn,
+        )
+    except NothingToResume as exc:
+        return _rejected(str(exc), event)
     progress = resumed.progress
     if resumed.completed:
         run_succeeded(continuation.catalog)
@@ -48,9 +54,12 @@ def _resume(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def _sync(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = pipeline().settings
     margin_ms = settings.time_margin_seconds * 1000
-    requests = parse_trigger(
-        event, prefix=settings.catalogs_prefix, pushes_prefix=settings.pushes_prefix, bucket=settings.bucket
-    )
+    try:
+        requests = parse_trigger(
+            event, prefix=settings.catalogs_prefix, pushes_prefix=settings.pushes_prefix, bucket=settings.bucket
+        )
+    except BadTrigger as exc:
+        return _rejected(str(exc), event)
     runs = []
     for request in requests:
         logger.info(
@@ -80,9 +89,6 @@ def _sync(event: Any, context: LambdaContext) -> dict[str, Any]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        if isinstance(event, dict) and "resume" in event:
-            return _resume(event, context)
-        return _sync(event, context)
-    except (BadTrigger, NothingToResume) as exc:
-        return _rejected(str(exc), event)
+    if isinstance(event, dict) and "resume" in event:
+        return _resume(event, context)
+    return _sync(event, context)

@@ -66,3 +66,10 @@ def test_a_text_gets_the_same_vector_in_any_call(embedder: Embedder):
     np.testing.assert_allclose(together[1], alone, atol=1e-5)
     np.testing.assert_allclose(reversed_[::-1], together, atol=1e-5)
     assert not np.allclose(together[0], together[1])
+
+
+def test_a_text_with_words_gets_a_unit_length_vector(embedder: Embedder):
+    # The indexes score by cosine or dot product: every text with words must come back normalised.
+    with_words = [text for text in TEXTS if text]
+    norms = np.linalg.norm(embedder.embed(with_words), axis=1)
+    np.testing.assert_allclose(norms, np.ones(len(with_words)), atol=1e-3)

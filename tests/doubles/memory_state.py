@@ -28,7 +28,7 @@ _COUNTER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 @dataclass
 class MemorySnapshot:
-    """The diff's view of the state (logic.diff.StateSnapshot), taken at once."""
+    """The diff's view of the state (logic.snapshot.StateSnapshot), taken at once."""
 
     fingerprints: dict[bytes, str]
     live_ids: set[str]

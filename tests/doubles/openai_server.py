@@ -8,6 +8,7 @@ counts in `faults_delivered` once its answer was written to the client: one stil
 from __future__ import annotations
 
 import base64
+import math
 import struct
 import threading
 import zlib
@@ -19,8 +20,11 @@ import orjson
 
 
 def fake_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic vector per text, of unit length as OpenAI's embeddings are (at any `dimensions`)."""
     seed = zlib.crc32(text.encode())
-    return [((seed >> (i % 24)) % 97) / 97.0 for i in range(dimensions)]
+    raw = [((seed >> (i % 24)) % 97) / 97.0 for i in range(dimensions)]
+    norm = math.sqrt(sum(value * value for value in raw))
+    return [value / norm for value in raw] if norm else raw
 
 
 class OpenAIDouble:

@@ -33,15 +33,15 @@ def imported_modules(path: Path) -> list[str]:
     return names
 
 
-def offenders(layer: str) -> list[str]:
-    root = PACKAGE / layer
+def offenders(layer: str, package: Path = PACKAGE) -> list[str]:
+    root = package / layer
     files = [root] if root.is_file() else sorted(root.rglob("*.py"))
     assert files, f"no source under {root}"
     found = []
     for path in files:
         for name in imported_modules(path):
             if any(name == banned or name.startswith(banned + ".") for banned in FORBIDDEN[layer]):
-                found.append(f"{path.relative_to(PACKAGE)} imports {name}")
+                found.append(f"{path.relative_to(package)} imports {name}")
     return found
 
 
@@ -51,6 +51,12 @@ def test_a_layer_imports_only_what_it_may(layer: str):
 
 
 def test_the_check_sees_a_forbidden_import(tmp_path: Path):
-    module = tmp_path / "bad.py"
-    module.write_text("from catalog_sync.services.sync import SyncService\nimport boto3.session\n")
-    assert imported_modules(module) == ["catalog_sync.services.sync", "boto3.session"]
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "bad.py").write_text(
+        "from catalog_sync.models.changes import Change\nfrom catalog_sync.adapters.local.files import x\n"
+        "import boto3.session\nimport boto3x\n"
+    )
+    assert offenders("services", tmp_path) == [
+        "services/bad.py imports catalog_sync.adapters.local.files",
+        "services/bad.py imports boto3.session",
+    ]

@@ -1,4 +1,4 @@
-"""The state snapshot both state stores give the diff (catalog_sync.logic.diff.StateSnapshot)."""
+"""The state snapshot both state stores give the diff (catalog_sync.logic.snapshot.StateSnapshot)."""
 
 from __future__ import annotations
 

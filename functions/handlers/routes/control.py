@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from catalog_sync.adapters.aws import observability as names
 from catalog_sync.adapters.aws.catalog_configs import CatalogNotFound
 from catalog_sync.adapters.aws.consumer_mappings import MappingBusy, NoMappings
 from catalog_sync.adapters.aws.diff_invoker import PayloadTooLarge
@@ -294,7 +295,7 @@ def _no_catalog(exc: CatalogNotFound) -> Response[str]:
 
 def _bad_config(exc: ConfigError) -> Response[str]:
     logger.error("the catalog's config cannot be loaded", extra={"error": str(exc)})
-    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=names.WEBHOOK_ERRORS, unit=MetricUnit.Count, value=1)
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "the catalog's configuration cannot be loaded")
 
 
@@ -330,13 +331,13 @@ def _mapping_busy(exc: MappingBusy) -> Response[str]:
 
 def _no_mappings(exc: NoMappings) -> Response[str]:
     logger.error("nothing to pause or resume", extra={"error": str(exc)})
-    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=names.WEBHOOK_ERRORS, unit=MetricUnit.Count, value=1)
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "the consumer function has no queue mappings")
 
 
 def _not_configured(exc: NotConfigured) -> Response[str]:
     logger.error("the webhook is missing a setting", extra={"error": str(exc)})
-    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=names.WEBHOOK_ERRORS, unit=MetricUnit.Count, value=1)
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "an internal error occurred")
 
 

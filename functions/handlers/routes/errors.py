@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.metrics import MetricUnit
 
+from catalog_sync.adapters.aws import observability as names
 from handlers._shared import logger, metrics
 from handlers.routes._common import ProblemError, at, problem
 from handlers.routes.gate import Gate, gated
@@ -54,7 +55,7 @@ def _unexpected(exc: Exception) -> Response[str]:
         logger.error("response failed its own schema", extra={"errors": locations(exc.errors())})
     else:
         logger.exception("unexpected error")
-    metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=names.WEBHOOK_ERRORS, unit=MetricUnit.Count, value=1)
     return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "an internal error occurred")
 
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.metrics import MetricUnit
 
+from catalog_sync.adapters.aws import observability as names
 from catalog_sync.bootstrap import api
 from catalog_sync.bootstrap.settings import NotConfigured
 from catalog_sync.logic.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Replayed, SignatureError
@@ -48,7 +49,7 @@ def install(app: APIGatewayHttpResolver) -> Gate:
             f"request refused: {why}",
             extra={"reason": reason, "request_id": context.request_id, "source_ip": context.http.source_ip},
         )
-        metrics.add_metric(name="UnauthenticatedRequests", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=names.UNAUTHENTICATED_REQUESTS, unit=MetricUnit.Count, value=1)
         return problem(HTTPStatus.UNAUTHORIZED, detail, headers={"WWW-Authenticate": "CatalogSync-HMAC-SHA256"})
 
     def check() -> Response[str] | None:
@@ -97,7 +98,7 @@ def install(app: APIGatewayHttpResolver) -> Gate:
             refusal = check()
         except NotConfigured as exc:
             logger.error("the webhook is missing a setting", extra={"error": str(exc)})  # its name, no value
-            metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=names.WEBHOOK_ERRORS, unit=MetricUnit.Count, value=1)
             return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "the webhook is not configured")
         except Exception:
             logger.exception("could not check the request")  # nothing on this path puts the key in an exception

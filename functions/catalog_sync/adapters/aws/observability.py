@@ -24,6 +24,9 @@ STALE_CHANGES_SKIPPED = "StaleChangesSkipped"
 PRODUCTS_REJECTED = "ProductsRejected"
 REJECTED_EVENTS = "RejectedEvents"
 BAD_INPUT = "BadInput"
+# The webhook's: a request it failed on (500) or refused for its signature (401).
+WEBHOOK_ERRORS = "WebhookErrors"
+UNAUTHENTICATED_REQUESTS = "UnauthenticatedRequests"
 
 # Published with the dimensions {"service": SERVICE, "catalog": <name>}: a run of that catalog completed (all
 # its changes handled). The staleness alarms watch it per catalog.
