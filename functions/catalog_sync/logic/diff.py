@@ -38,7 +38,16 @@ class DiffResult:
 
 # The settings that decide how a raw record is validated and hashed. A change to any of them must send every
 # record down the full path once; a change elsewhere (the guard, the namespace, batch sizes) must not.
-_FINGERPRINTED_SETTINGS = {"id_field", "text", "metadata", "required_fields", "csv", "max_metadata_bytes"}
+_FINGERPRINTED_SETTINGS = {
+    "id_field",
+    "source",
+    "fields",
+    "text",
+    "metadata",
+    "required_fields",
+    "csv",
+    "max_metadata_bytes",
+}
 
 
 def fingerprint_seed(config: CatalogConfig, model_id: str) -> int:

@@ -118,6 +118,60 @@ class CsvSettings(BaseModel):
     list_separator: str = Field(default="|", min_length=1)
 
 
+class SourceSettings(BaseModel):
+    """Where a catalog's records are in the file, and how its rows form products."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A dotted path to the array of records inside a JSON document ("products", "data.items"), for an API
+    # response that wraps its array; unset, a JSON file is the array itself.
+    records: str | None = Field(default=None, min_length=1)
+    # Consecutive records sharing this field's value are one product (Shopify's one row per variant under a
+    # Handle); unset, every record is a product.
+    group_by: str | None = Field(default=None, min_length=1)
+
+
+class Aggregate(StrEnum):
+    """How a derived field combines the values of a group's rows."""
+
+    FIRST = "first"
+    LAST = "last"
+    LIST = "list"
+    UNIQUE = "unique"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+    ANY = "any"
+    ALL = "all"
+
+
+class Transform(StrEnum):
+    """A text transform a derived field applies to its value."""
+
+    HTML_TO_TEXT = "html_to_text"
+    COLLAPSE_WHITESPACE = "collapse_whitespace"
+
+
+class DerivedField(BaseModel):
+    """A field computed from the record (or its group's rows), used like any record field."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # A dotted path into the record: "meta.barcode", "images.0.src"; a plain column name works too.
+    source: str = Field(alias="from", min_length=1)
+    # Over a group's rows (with [source] group_by); unset, the first row's non-empty value.
+    aggregate: Aggregate | None = None
+    transform: list[Transform] = Field(default_factory=list)
+    # A list value is joined into one string with this separator.
+    join: str | None = None
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class CatalogConfig(BaseSettings):
     """Everything catalog-sync needs to know about one catalog."""
 
@@ -130,6 +184,8 @@ class CatalogConfig(BaseSettings):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     id_field: str = "id"
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    fields: dict[str, DerivedField] = Field(default_factory=dict)
     text: TextSpec
     metadata: dict[str, FieldType] = Field(default_factory=dict)
     required_fields: list[str] = Field(default_factory=list)
