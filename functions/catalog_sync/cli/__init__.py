@@ -9,6 +9,7 @@ from __future__ import annotations
 # The embedder factory lives here, where the commands look it up at each use: a test can replace it.
 from catalog_sync.bootstrap.registry import build_embedder
 from catalog_sync.cli.application import app, main
+from catalog_sync.cli.commands.config import config_app
 from catalog_sync.cli.commands.index import export, query
 from catalog_sync.cli.commands.redrive import redrive
 from catalog_sync.cli.commands.status import runs_command, status
@@ -30,5 +31,6 @@ COMMANDS = {
 }
 for name, function in COMMANDS.items():
     app.command(name)(function)
+app.add_typer(config_app)
 
 __all__ = ["COMMANDS", "ExitCode", "app", "build_embedder", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 import tomllib
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,8 @@ class CatalogConfig(BaseSettings):
     )
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    # The preset the file extends (load_config merged it in already); kept to say where the settings came from.
+    preset: str | None = None
     id_field: str = "id"
     source: SourceSettings = Field(default_factory=SourceSettings)
     fields: dict[str, DerivedField] = Field(default_factory=dict)
@@ -258,9 +261,57 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+PRESETS_PACKAGE = "catalog_sync.presets"
+
+
+def preset_names() -> list[str]:
+    """The presets shipped with catalog-sync (`catalog_sync/presets/<name>.toml`)."""
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files(PRESETS_PACKAGE).iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A preset's settings, as a table a catalog's own file extends."""
+    names = preset_names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; the presets are {', '.join(names)}")
+    return tomllib.loads(resources.files(PRESETS_PACKAGE).joinpath(f"{name}.toml").read_text("utf-8"))
+
+
+def extend_preset(preset: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's own settings over its preset's: tables merge key by key (so one [metadata] type or one [text]
+    key can be changed alone), and a [fields] entry replaces the preset's entry of that name whole."""
+    merged = dict(preset)
+    for key, value in own.items():
+        below = merged.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            merged[key] = {**below, **value} if key == "fields" else extend_preset(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def expand_preset(data: dict[str, Any]) -> dict[str, Any]:
+    """A config's settings with its preset (if it names one) merged in under them."""
+    name = data.get("preset")
+    if name is None:
+        return data
+    if not isinstance(name, str):
+        raise ConfigError(f"preset must be a name, got {name!r}")
+    return extend_preset(load_preset(name), data)
+
+
 def load_config(path: Path, **overrides: Any) -> CatalogConfig:
-    """Load a catalog config file; CATALOG_SYNC_* environment variables override its values."""
+    """Load a catalog config file (and the preset it names); CATALOG_SYNC_* environment variables override its
+    values."""
     data = _read_config_file(path)
+    try:
+        data = expand_preset(data)
+    except ConfigError as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
     data.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return CatalogConfig(**data)
