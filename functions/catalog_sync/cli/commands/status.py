@@ -131,7 +131,9 @@ def runs_command(
     """The last runs: of the local catalog, or of every catalog of a deployed stack; or one run by its id."""
     if run_id is not None:
         state.check_sources(stack=stack, config=None, state_dir=state_dir, catalog=catalog)
-        run = state.find_run(run_id, state_dir=state_dir, stack=stack, region=region, state_shards=state_shards)
+        run = state.find_run(
+            run_id, state_dir=state_dir, stack=stack, region=region, state_shards=state_shards, embedder=embedder
+        )
         if json_output:
             write_json(run_json(run))
             return ExitCode.OK
