@@ -16,7 +16,7 @@ from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.bootstrap.local import LocalWorkspace
 from catalog_sync.bootstrap.registry import build_embedder
 from catalog_sync.models.config import EmbedderKind, EmbedderSettings
-from catalog_sync.models.index import IndexEmbedder
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 from catalog_sync.ports import Embedder
 from tests.conftest import product, write_jsonl
 from tests.doubles.catalog_config import SHOP_METADATA, catalog_toml
@@ -425,3 +425,28 @@ def test_before_a_complete_sync_query_and_export_say_nothing_was_synced(workdir:
     assert code == 0 and [m["id"] for m in matches] == ["1"]
     code, rows = read(workdir, "export")
     assert code == 0 and [row["id"] for row in rows] == ["1"]
+
+
+def test_a_state_that_recorded_only_the_model_id_is_queried_with_the_kind_that_makes_it(
+    workdir: Path, built: BuiltEmbedders
+):
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing")[0] == 0
+    store = SqliteStateStore(workdir / "state" / "shop" / "state.sqlite", "shop")
+    recorded = store.index_settings()
+    assert recorded is not None and recorded.embedder is not None
+    # As a state written before the embedder itself was recorded: the model id and template only.
+    store.record_index_settings(IndexSettings(embedding_model=recorded.embedding_model, text_template="t"))
+    code, matches = read(workdir, "query", "running shoe", "-k", "1")
+    assert code == 0 and [m["id"] for m in matches] == ["1"]
+    code, payload = read(workdir, "export", "--embedder", "minilm")
+    assert code == 3 and "built with catalog-sync/hashing-v2-384; --embedder minilm would not" in payload["error"]
+    # The recorded kind and settings now make another model (a new version of the embedder): said, not guessed.
+    store.record_index_settings(recorded.model_copy(update={"embedding_model": "catalog-sync/hashing-v1-384"}))
+    store.close()
+    code, payload = read(workdir, "query", "running shoe")
+    assert code == 1 and payload["error"] == (
+        "the index of catalog 'shop' was built with hashing (384 dimensions) as catalog-sync/hashing-v1-384; that "
+        "embedder makes catalog-sync/hashing-v2-384 now, whose vectors cannot be compared with the index's (the "
+        "next sync re-embeds the index with it)"
+    )

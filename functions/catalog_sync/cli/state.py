@@ -179,7 +179,8 @@ def query_embedder(config: CatalogConfig, flag: EmbedderKind | None, index: Inde
         # The same kind and settings make other vectors now (a new version of the embedder).
         raise CommandError(
             f"the index of catalog {config.name!r} was built with {built_with(index)} as {index.embedding_model}; "
-            f"that embedder makes {embedder.model_id} now, whose vectors cannot be compared with the index's",
+            f"that embedder makes {embedder.model_id} now, whose vectors cannot be compared with the index's (the "
+            "next sync re-embeds the index with it)",
             ExitCode.FAILED,
         )
     return embedder
@@ -206,8 +207,11 @@ def query_workspace(
     """The catalog's local state and index with the embedder the index was built with (`query_embedder`)."""
     root = state_root(state_dir)
     _must_exist(root, config)
-    with reader(config, state_dir, None) as found:
-        index = found.state.index_settings()
+    recorded = SqliteStateStore(root / config.name / STATE_FILE, config.name)
+    try:
+        index = recorded.index_settings()
+    finally:
+        recorded.close()
     reading = LocalWorkspace(root, config, query_embedder(config, flag, index), writable=False)
     try:
         yield reading

@@ -15,7 +15,7 @@ from catalog_sync.cli import state
 from catalog_sync.cli.application import command
 from catalog_sync.cli.console import out, write_json
 from catalog_sync.cli.errors import CommandError, ExitCode
-from catalog_sync.cli.options import ConfigOption, EmbedderOption, JsonOption, StateOption
+from catalog_sync.cli.options import ConfigOption, IndexEmbedderOption, JsonOption, StateOption
 from catalog_sync.cli.render_sync import print_embedder
 from catalog_sync.models.config import CatalogConfig, FieldType
 
@@ -48,7 +48,7 @@ def _parse_filters(filters: list[str], settings: CatalogConfig) -> dict[str, Any
 def query(
     text: Annotated[str, typer.Argument(help="What to search for.")],
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="How many results.")] = 5,
@@ -81,7 +81,7 @@ def query(
 @command
 def export(
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,

@@ -20,7 +20,7 @@ from catalog_sync.cli.html_report import render_report
 from catalog_sync.cli.options import (
     CatalogOption,
     ConfigOption,
-    EmbedderOption,
+    IndexEmbedderOption,
     JsonOption,
     RegionOption,
     ShardsOption,
@@ -51,7 +51,7 @@ def _health_settings() -> HealthSettings:
 @command
 def status(
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     stack: StackOption = None,
@@ -119,7 +119,7 @@ def status(
 def runs_command(
     run_id: Annotated[str | None, typer.Argument(help="Show only this run (found by its id alone).")] = None,
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     stack: StackOption = None,
