@@ -30,6 +30,7 @@ from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.formats.catalog import CatalogStream, open_catalog
 from catalog_sync.logic.diff import CatalogDiff
 from catalog_sync.logic.snapshot import EmptySnapshot
+from catalog_sync.models.index import IndexSettings
 
 MODEL_ID = "catalog-sync/hashing-v2-384"
 
@@ -46,7 +47,7 @@ def seed_state(v1: Path, state_path: Path) -> float:
             result = differ.run(CatalogStream(stream.name, stream.kind, lines=iter(chunk)), EmptySnapshot(), version=1)
             store.record_desired(result.changes, [])
             store.commit(result.changes)
-    store.record_index_settings(embedding_model=MODEL_ID, text_template=config.text.fingerprint())
+    store.record_index_settings(IndexSettings(embedding_model=MODEL_ID, text_template=config.text.fingerprint()))
     store.close()
     return time.perf_counter() - started
 

@@ -13,7 +13,7 @@ from catalog_sync.logic.drops import DropClaim
 from catalog_sync.logic.snapshot import FingerprintUpdate, StateSnapshot
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, StateCounts
 from catalog_sync.models.config import CatalogConfig
-from catalog_sync.models.index import IndexCapabilities, IndexEntry, IndexRejection
+from catalog_sync.models.index import IndexCapabilities, IndexEntry, IndexRejection, IndexSettings
 
 Vectors = npt.NDArray[np.float32]
 
@@ -100,8 +100,12 @@ class StateStore(Protocol):
 
     def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None: ...
 
-    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
-        """The model and template the whole index was last built with (after a complete, clean run)."""
+    def record_index_settings(self, settings: IndexSettings) -> None:
+        """The embedder and template the whole index was last built with (after a complete, clean run)."""
+
+    def index_settings(self) -> IndexSettings | None:
+        """What `record_index_settings` last recorded, as it was recorded; None before it ever was. One small read
+        (not a snapshot): what the read-only commands need to know which embedder the index holds."""
 
     def desired_versions(self, ids: Sequence[str]) -> dict[str, int]: ...
 

@@ -14,6 +14,8 @@ from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteEmbeddingCache, SqliteStateStore
 from catalog_sync.logic.snapshot import FingerprintUpdate
 from catalog_sync.models.changes import RunStatus, StateCounts
+from catalog_sync.models.config import EmbedderKind
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 from tests.doubles.aws_resources import TABLE
 from tests.doubles.state_stores import counts_consumers, delete, moto_state_table, record, upsert
 
@@ -80,6 +82,36 @@ def test_runs_are_recorded_in_order(make_store):
 def test_state_survives_reopening(make_store):
     record(make_store(), [upsert("A", 1)])
     assert make_store().pending_count() == 1
+
+
+def test_the_index_settings_are_recorded_whole_and_survive_reopening(make_store):
+    store = make_store()
+    assert store.index_settings() is None  # never recorded: no complete sync yet
+    hashing = IndexSettings(
+        embedding_model="catalog-sync/hashing-v2-256",
+        text_template="template-1",
+        embedder=IndexEmbedder(kind=EmbedderKind.HASHING, settings={"hashing_dimensions": 256}, dimension=256),
+    )
+    store.record_index_settings(hashing)
+    assert make_store().index_settings() == hashing
+    snapshot = make_store().snapshot()
+    assert (snapshot.embedding_model, snapshot.text_template) == ("catalog-sync/hashing-v2-256", "template-1")
+    # A later record replaces the whole of the earlier one, settings left unset (None) included...
+    openai = IndexSettings(
+        embedding_model="openai/text-embedding-3-small@1536",
+        text_template="template-2",
+        embedder=IndexEmbedder(
+            kind=EmbedderKind.OPENAI,
+            settings={"openai_model": "text-embedding-3-small", "openai_dimensions": None},
+            dimension=1536,
+        ),
+    )
+    store.record_index_settings(openai)
+    assert make_store().index_settings() == openai
+    # ...and one without an embedder leaves none of the earlier one behind.
+    bare = IndexSettings(embedding_model="model", text_template="template-3")
+    store.record_index_settings(bare)
+    assert make_store().index_settings() == bare
 
 
 def test_an_older_run_cannot_overwrite_a_newer_desired_state(make_store):

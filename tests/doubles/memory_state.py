@@ -19,7 +19,7 @@ from catalog_sync.logic.drops import DropClaim, claimed, may_claim, same_object
 from catalog_sync.logic.runs import new_run_id
 from catalog_sync.logic.snapshot import FingerprintUpdate, StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, RunRecord, RunStatus, StateCounts
-from catalog_sync.models.index import IndexRejection
+from catalog_sync.models.index import IndexRejection, IndexSettings
 
 # An id deleted from the index that the state never knew (an orphan): present, at no known version.
 ORPHAN_VERSION = 0
@@ -57,7 +57,7 @@ class MemoryCatalogState:
     """Everything stored for one catalog: a store opened again over the same object sees the same state."""
 
     products: dict[str, StoredProduct] = field(default_factory=dict)
-    settings: dict[str, str] = field(default_factory=dict)
+    index: IndexSettings | None = None  # what the whole index was last built with
     runs: dict[str, _Run] = field(default_factory=dict)
     next_seq: int = 1
     counted_messages: set[str] = field(default_factory=set)
@@ -83,8 +83,8 @@ class MemoryStateStore:
             },
             live_ids={p.product_id for p in products.values() if not p.deleted},
             pending_deletes={p.product_id for p in products.values() if p.deleted},
-            embedding_model=self.stored.settings.get("embedding_model"),
-            text_template=self.stored.settings.get("text_template"),
+            embedding_model=self.stored.index.embedding_model if self.stored.index else None,
+            text_template=self.stored.index.text_template if self.stored.index else None,
             products=products,
         )
 
@@ -117,8 +117,11 @@ class MemoryStateStore:
             if known is not None and known.desired_version == update.desired_version:
                 products[update.product_id] = replace(known, fingerprint=update.fingerprint)
 
-    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
-        self.stored.settings.update(embedding_model=embedding_model, text_template=text_template)
+    def record_index_settings(self, settings: IndexSettings) -> None:
+        self.stored.index = settings
+
+    def index_settings(self) -> IndexSettings | None:
+        return self.stored.index
 
     def desired_versions(self, ids: Sequence[str]) -> dict[str, int]:
         products = self.stored.products

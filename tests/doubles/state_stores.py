@@ -15,6 +15,7 @@ from moto import mock_aws
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
+from catalog_sync.models.index import IndexSettings
 from tests.doubles.aws_resources import REGION, TABLE, create_table
 from tests.doubles.memory_state import MemoryCatalogState, MemoryStateStore
 
@@ -74,4 +75,4 @@ def delete(pid: str, version: int) -> Change:
 
 def record(store: Any, changes: list[Change]) -> None:
     store.record_desired(changes, [])
-    store.record_index_settings(embedding_model="model", text_template="tpl")
+    store.record_index_settings(IndexSettings(embedding_model="model", text_template="tpl"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -11,7 +12,12 @@ from typer.testing import CliRunner
 from catalog_generator_helpers import catalog_pair
 from catalog_sync import cli
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
+from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.bootstrap.local import LocalWorkspace
+from catalog_sync.bootstrap.registry import build_embedder
+from catalog_sync.models.config import EmbedderKind, EmbedderSettings
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
+from catalog_sync.ports import Embedder
 from tests.conftest import product, write_jsonl
 from tests.doubles.catalog_config import SHOP_METADATA, catalog_toml
 
@@ -290,3 +296,157 @@ def test_readers_never_create_state(workdir: Path, embedder: HashingEmbedder):
     code, plan = invoke(workdir, "monitor", str(catalog))
     assert code == 0 and plan["counts"]["added"] == 1
     assert not (workdir / "state").exists()
+
+
+# ---------------------------------------------------------------- read-only commands: the index's own embedder
+
+
+class BuiltEmbedders:
+    """The real factory, noting the settings of every embedder a command builds."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def __call__(self, settings: EmbedderSettings) -> Embedder:
+        self.kinds.append(settings.kind.value)
+        return build_embedder(settings)
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> BuiltEmbedders:
+    factory = BuiltEmbedders()
+    monkeypatch.setattr(cli, "build_embedder", factory)
+    return factory
+
+
+def read(workdir: Path, *args: str, config: str = "shop.toml") -> tuple[int, Any]:
+    options = ["--config", str(workdir / config), "--state-dir", str(workdir / "state"), "--json"]
+    result = runner.invoke(cli.app, [*args, *options])
+    lines = result.stdout.splitlines()
+    payload = orjson.loads(lines[-1]) if args[0] != "export" or result.exit_code else [*map(orjson.loads, lines)]
+    return result.exit_code, payload
+
+
+SHOES = [product("1", title="Red running shoe"), product("2", title="Blue coffee mug")]
+
+
+def test_read_only_commands_need_no_embedder_after_a_sync_with_another(workdir: Path, built: BuiltEmbedders):
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing")[0] == 0
+    assert built.kinds == ["hashing"]
+
+    # status, runs and export build no embedder at all; status says which one the index was built with.
+    code, status = read(workdir, "status")
+    assert code == 0 and status["indexed"] == 2 and status["vectors_in_index"] == 2
+    assert status["embedder"] == {
+        "built_with": "hashing (384 dimensions)",
+        "model_id": "catalog-sync/hashing-v2-384",
+        "kind": "hashing",
+        "settings": {"hashing_dimensions": 384},
+        "dimension": 384,
+    }
+    code, runs = read(workdir, "runs")
+    assert code == 0 and [run["status"] for run in runs] == ["succeeded"]
+    code, rows = read(workdir, "export")
+    assert code == 0 and sorted(row["id"] for row in rows) == ["1", "2"]
+    assert built.kinds == ["hashing"]
+
+    # query embeds with the embedder the index was built with, though the config's default is minilm.
+    code, matches = read(workdir, "query", "running shoe", "-k", "1")
+    assert code == 0 and [m["id"] for m in matches] == ["1"]
+    assert built.kinds == ["hashing", "hashing"]
+
+    # The recorded embedder is in the state file itself: a store opened again reads it back.
+    store = SqliteStateStore(workdir / "state" / "shop" / "state.sqlite", "shop")
+    recorded = store.index_settings()
+    store.close()
+    assert recorded is not None and recorded.embedding_model == "catalog-sync/hashing-v2-384"
+    assert recorded.embedder == IndexEmbedder(
+        kind=EmbedderKind.HASHING, settings={"hashing_dimensions": 384}, dimension=384
+    )
+
+
+def test_another_embedder_on_a_read_only_command_is_refused_without_re_embedding(workdir: Path, built: BuiltEmbedders):
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing")[0] == 0
+    expected = (
+        "the index of catalog 'shop' was built with hashing (384 dimensions); --embedder minilm would not match "
+        "it: drop --embedder to use the one it was built with"
+    )
+    for command in (["status"], ["runs"], ["export"], ["query", "running shoe"]):
+        code, payload = read(workdir, *command, "--embedder", "minilm")
+        assert (code, payload) == (3, {"error": expected, "exit_code": 3}), command
+        assert "sync" not in payload["error"] and "embed " not in payload["error"]
+    # The one it was built with may be named.
+    assert read(workdir, "status", "--embedder", "hashing")[0] == 0
+    assert read(workdir, "query", "running shoe", "--embedder", "hashing")[0] == 0
+    assert built.kinds == ["hashing", "hashing"]  # the sync's and the last query's: nothing else was built
+    run_id = read(workdir, "runs")[1][0]["run_id"]
+    result = runner.invoke(
+        cli.app, ["runs", run_id, "--embedder", "minilm", "--state-dir", str(workdir / "state"), "--json"]
+    )
+    assert result.exit_code == 3 and orjson.loads(result.stdout)["error"] == expected
+
+
+def test_a_config_naming_another_embedder_is_refused_by_query_only(workdir: Path, built: BuiltEmbedders):
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing")[0] == 0
+    (workdir / "minilm.toml").write_text(CONFIG + '[embedder]\nkind = "minilm"\n')
+    code, payload = read(workdir, "query", "running shoe", config="minilm.toml")
+    assert code == 3
+    assert payload["error"] == (
+        "the index of catalog 'shop' was built with hashing (384 dimensions); the config's embedder minilm "
+        "(384 dimensions) would not match it: pass --embedder hashing to query it with the one it was built with"
+    )
+    assert "sync" not in payload["error"]
+    code, matches = read(workdir, "query", "running shoe", "-k", "1", "--embedder", "hashing", config="minilm.toml")
+    assert code == 0 and [m["id"] for m in matches] == ["1"]
+    # A config changed ahead of the next sync does not stop the operator's view, nor a backup.
+    assert read(workdir, "status", config="minilm.toml")[0] == 0
+    assert read(workdir, "export", config="minilm.toml")[0] == 0
+    # The config that names the embedder the index was built with is used as it is.
+    (workdir / "hashing.toml").write_text(CONFIG + '[embedder]\nkind = "hashing"\n')
+    assert read(workdir, "query", "running shoe", config="hashing.toml")[0] == 0
+
+
+def test_before_a_complete_sync_query_and_export_say_nothing_was_synced(workdir: Path, built: BuiltEmbedders):
+    for command in (["query", "shoe"], ["export"]):
+        code, payload = read(workdir, *command)
+        assert code == 1 and payload["error"].startswith("nothing synced yet: no state for catalog 'shop'")
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    # A sync of some products only: the index is not wholly built with any embedder yet.
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing", "--ids", "1")[0] == 0
+    code, payload = read(workdir, "query", "shoe")
+    assert code == 1 and payload["error"] == (
+        "nothing synced yet: catalog 'shop' has had no complete sync, so which embedder built its index is not "
+        "recorded; pass --embedder to query what is there"
+    )
+    code, matches = read(workdir, "query", "running shoe", "--embedder", "hashing")
+    assert code == 0 and [m["id"] for m in matches] == ["1"]
+    code, rows = read(workdir, "export")
+    assert code == 0 and [row["id"] for row in rows] == ["1"]
+
+
+def test_a_state_that_recorded_only_the_model_id_is_queried_with_the_kind_that_makes_it(
+    workdir: Path, built: BuiltEmbedders
+):
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing")[0] == 0
+    store = SqliteStateStore(workdir / "state" / "shop" / "state.sqlite", "shop")
+    recorded = store.index_settings()
+    assert recorded is not None and recorded.embedder is not None
+    # As a state written before the embedder itself was recorded: the model id and template only.
+    store.record_index_settings(IndexSettings(embedding_model=recorded.embedding_model, text_template="t"))
+    code, matches = read(workdir, "query", "running shoe", "-k", "1")
+    assert code == 0 and [m["id"] for m in matches] == ["1"]
+    code, payload = read(workdir, "export", "--embedder", "minilm")
+    assert code == 3 and "built with catalog-sync/hashing-v2-384; --embedder minilm would not" in payload["error"]
+    # The recorded kind and settings now make another model (a new version of the embedder): said, not guessed.
+    store.record_index_settings(recorded.model_copy(update={"embedding_model": "catalog-sync/hashing-v1-384"}))
+    store.close()
+    code, payload = read(workdir, "query", "running shoe")
+    assert code == 1 and payload["error"] == (
+        "the index of catalog 'shop' was built with hashing (384 dimensions) as catalog-sync/hashing-v1-384; that "
+        "embedder makes catalog-sync/hashing-v2-384 now, whose vectors cannot be compared with the index's (the "
+        "next sync re-embeds the index with it)"
+    )

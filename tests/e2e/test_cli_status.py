@@ -22,6 +22,8 @@ from catalog_sync import cli
 from catalog_sync.adapters.aws.dynamodb_state import DynamoStateStore
 from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from catalog_sync.models.changes import RunStatus
+from catalog_sync.models.config import EmbedderKind
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 from tests.conftest import product, write_jsonl
 from tests.doubles.aws_resources import create_table
 from tests.doubles.catalog_config import catalog_toml
@@ -233,6 +235,29 @@ def test_runs_of_a_deployed_stack(stack: dict[str, Any]):
     assert code == 0 and found == runs[0]
     code, missing, _ = on_stack("runs", "20990101T000000Z-00001-ffffff")
     assert code == 1 and "no run" in missing["error"]
+
+
+def test_a_deployed_stack_is_read_with_the_embedder_its_index_was_built_with(stack: dict[str, Any]):
+    openai = IndexEmbedder(
+        kind=EmbedderKind.OPENAI,
+        settings={"openai_model": "text-embedding-3-large", "openai_dimensions": 1024},
+        dimension=1024,
+    )
+    store = DynamoStateStore(stack["dynamodb"], table=TABLE, catalog="shop", shards=4, concurrency=1)
+    store.record_index_settings(
+        IndexSettings(embedding_model="openai/text-embedding-3-large@1024", text_template="tpl", embedder=openai)
+    )
+    code, status, _ = on_stack("status", "--catalog", "shop")
+    assert code == 0
+    assert status["catalogs"][0]["embedder"]["built_with"] == "openai (text-embedding-3-large, 1024 dimensions)"
+    assert on_stack("status", "--embedder", "openai")[0] == 0
+    expected = (
+        "the index of catalog 'shop' was built with openai (text-embedding-3-large, 1024 dimensions); --embedder "
+        "hashing would not match it: drop --embedder to use the one it was built with"
+    )
+    for command in (["status"], ["runs"], ["runs", stack["run_id"]]):
+        code, payload, _ = on_stack(*command, "--embedder", "hashing")
+        assert (code, payload) == (3, {"error": expected, "exit_code": 3}), command
 
 
 def test_a_stack_that_does_not_exist(stack: dict[str, Any]):

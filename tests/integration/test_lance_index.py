@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catalog_sync.adapters.local.lance_index import LanceVectorIndex, LocalIndexError
+from catalog_sync.adapters.local.lance_index import LanceVectorIndex, LocalIndexError, NoLocalIndex
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction
 from tests.conftest import make_config
 
@@ -82,6 +82,23 @@ def test_a_reader_never_rebuilds(tmp_path: Path):
     with pytest.raises(LocalIndexError, match="vector dimension 4, asked for 8"):
         LanceVectorIndex(path, make_config(), DIM * 2, rebuild_on_mismatch=False)
     assert LanceVectorIndex(path, make_config(), DIM).count() == 1
+
+
+def test_a_reader_that_embeds_nothing_opens_the_index_as_stored(tmp_path: Path):
+    path = tmp_path / "index.lance"
+    with pytest.raises(NoLocalIndex):
+        LanceVectorIndex(path, make_config(), None)
+    assert not path.exists()  # nothing created
+    LanceVectorIndex(path, make_config(), DIM * 2).upsert(
+        ["a"], np.stack([np.concatenate([unit(1, 0, 0, 0), np.zeros(DIM, dtype=np.float32)])]), [change("a")]
+    )
+    stored = LanceVectorIndex(path, make_config(), None)
+    assert stored.dimension == DIM * 2 and not stored.rebuilt
+    assert [entry.id for entry in stored.export()] == ["a"]
+    other_fields = make_config(metadata={"brand": "string"})
+    with pytest.raises(LocalIndexError, match=r"other metadata fields \(.*\) than the config's \(brand\)"):
+        LanceVectorIndex(path, other_fields, None)
+    assert LanceVectorIndex(path, make_config(), None).count() == 1  # and never rebuilt it
 
 
 def test_maintenance_indexes_ids_and_compacts_without_losing_rows(index: LanceVectorIndex):

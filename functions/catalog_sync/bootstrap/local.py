@@ -31,23 +31,26 @@ DEFAULT_ROOT = Path(".catalog-sync")
 INDEX_KIND = IndexKind.LANCEDB
 
 
-class LocalWorkspace:
-    def __init__(self, root: Path, config: CatalogConfig, embedder: Embedder, *, writable: bool = True) -> None:
-        # Only a writer (sync, watch) may rebuild an index whose schema no longer fits; readers refuse.
+class LocalCatalog:
+    """A catalog's local state, embedding cache and index, for a reader that embeds nothing (status, runs,
+    export): no embedder is built, and the index is opened as it is stored, whatever embedder built it.
+
+    `dimension` None: the stored index's; a reader never creates or rebuilds it (NoLocalIndex when there is
+    none). Only a writer (sync, watch) may rebuild an index whose schema no longer fits; readers refuse."""
+
+    def __init__(
+        self, root: Path, config: CatalogConfig, *, dimension: int | None = None, writable: bool = False
+    ) -> None:
         self.root = root
         self.config = config
-        self.embedder = embedder
         self.directory = root / config.name
         self.directory.mkdir(parents=True, exist_ok=True)
         self.state = SqliteStateStore(self.directory / "state.sqlite", config.name)
         self.cache = SqliteEmbeddingCache(root / "embedding-cache.sqlite")
-        self.artifacts = LocalRunArtifacts(self.directory)
-        self._index: VectorIndex | None = None
-        self.notes: list[str] = []
+        self.dimension = dimension
         self.writable = writable
-        self.lock: WriterLock | None = None
-        # Runs found `running` by this writer and marked interrupted (their process was gone).
-        self.interrupted: list[str] = []
+        self.notes: list[str] = []
+        self._index: VectorIndex | None = None
 
     @property
     def index(self) -> VectorIndex:
@@ -55,7 +58,7 @@ class LocalWorkspace:
             context = LocalIndexContext(
                 config=self.config,
                 directory=self.directory,
-                dimension=self.embedder.dimension,
+                dimension=self.dimension,
                 writable=self.writable,
                 on_rebuilt=self._index_rebuilt,
             )
@@ -68,6 +71,22 @@ class LocalWorkspace:
             "the local index was rebuilt (embedding dimension or metadata fields changed): every product "
             "is re-sent, embeddings come from the cache where they can"
         )
+
+    def close(self) -> None:
+        self.state.close()
+        self.cache.close()
+
+
+class LocalWorkspace(LocalCatalog):
+    """A catalog's local state, cache and index with the embedder that fills (or queries) the index."""
+
+    def __init__(self, root: Path, config: CatalogConfig, embedder: Embedder, *, writable: bool = True) -> None:
+        super().__init__(root, config, dimension=embedder.dimension, writable=writable)
+        self.embedder = embedder
+        self.artifacts = LocalRunArtifacts(self.directory)
+        self.lock: WriterLock | None = None
+        # Runs found `running` by this writer and marked interrupted (their process was gone).
+        self.interrupted: list[str] = []
 
     def service(self, *, batch_size: int = 2000) -> SyncService:
         index = self.index
@@ -87,10 +106,6 @@ class LocalWorkspace:
     def _run_started(self, run: RunRecord) -> None:
         if self.lock is not None:
             self.lock.record_run(run.run_id)
-
-    def close(self) -> None:
-        self.state.close()
-        self.cache.close()
 
 
 def interrupted_message(left_behind: Holder | None, now: datetime) -> str:

@@ -52,7 +52,7 @@ class LocalIndexContext:
 
     config: CatalogConfig
     directory: Path  # the catalog's state directory
-    dimension: int
+    dimension: int | None  # None: the index as stored, for a reader that embeds nothing
     # A reader must not rebuild an index whose schema no longer fits; a writer may, and is told.
     writable: bool
     on_rebuilt: Callable[[], None]
@@ -114,6 +114,17 @@ LOCAL_INDEXES: Registry[LocalIndexContext, VectorIndex] = Registry(
 def build_embedder(settings: EmbedderSettings) -> Embedder:
     """The embedder a catalog's settings (or the --embedder flag) ask for, in the local CLI."""
     return LOCAL_EMBEDDERS.build(settings.kind, settings)
+
+
+def settings_producing(model_id: str, base: EmbedderSettings) -> EmbedderSettings | None:
+    """The settings of the local embedder whose model id is `model_id`: `base` (a config's) with the first kind
+    whose embedder, built from them, has that id; None when none has. For a state that recorded only the model id
+    of its index. Building loads no model (every local embedder loads its model on first use)."""
+    for kind in LOCAL_EMBEDDERS.kinds:
+        candidate = base.model_copy(update={"kind": EmbedderKind(kind)})
+        if build_embedder(candidate).model_id == model_id:
+            return candidate
+    return None
 
 
 # ---------------------------------------------------------------- the deployed pipeline (the functions)

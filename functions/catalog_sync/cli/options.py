@@ -21,6 +21,16 @@ ConfigOption = Annotated[
 EmbedderOption = Annotated[
     EmbedderKind | None, typer.Option("--embedder", "-e", help="Embedder; default from the config (minilm).")
 ]
+# The read-only commands use the embedder the index was built with (recorded in the state): naming another is an
+# error, not a way to change it.
+IndexEmbedderOption = Annotated[
+    EmbedderKind | None,
+    typer.Option(
+        "--embedder",
+        "-e",
+        help="Not needed after a complete sync: the embedder the index was built with is used; any other is refused.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 StateOption = Annotated[
     Path | None,

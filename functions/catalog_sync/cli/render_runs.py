@@ -11,7 +11,7 @@ from rich.table import Table
 
 from catalog_sync.cli.console import out
 from catalog_sync.cli.render_sync import print_rejections
-from catalog_sync.cli.state import CatalogState
+from catalog_sync.cli.state import CatalogState, built_with
 from catalog_sync.logic.runs import duration_seconds
 from catalog_sync.models.changes import RunRecord, RunStatus
 from catalog_sync.services.status import CatalogStatus
@@ -30,6 +30,7 @@ def status_json(status: CatalogStatus, item: CatalogState, runs_shown: int) -> d
         "rejected": status.rejected,
         "rejections": [r.model_dump(mode="json") for r in status.rejections],
         "embedding_cache_entries": item.cache_entries,
+        "embedder": _index_embedder_json(item),
         "writer": item.writer.model_dump(mode="json") if item.writer is not None else None,
         "hours_since_last_success": round(health.hours_since_success, 3)
         if health.hours_since_success is not None
@@ -41,6 +42,14 @@ def status_json(status: CatalogStatus, item: CatalogState, runs_shown: int) -> d
         "statistics": status.statistics.model_dump(mode="json"),
         "runs": [run.model_dump(mode="json") for run in status.runs[:runs_shown]],
     }
+
+
+def _index_embedder_json(item: CatalogState) -> dict[str, Any] | None:
+    """The embedder the whole index was last built with (None before a complete sync)."""
+    if item.index is None:
+        return None
+    recorded = item.index.embedder.model_dump(mode="json") if item.index.embedder is not None else {}
+    return {"built_with": built_with(item.index), "model_id": item.index.embedding_model, **recorded}
 
 
 LEVEL_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -183,6 +192,8 @@ def print_status(status: CatalogStatus, item: CatalogState, runs_shown: int) -> 
     if item.cache_entries is not None:
         counts += f"  cached embeddings {item.cache_entries:,}"
     out.print(counts, highlight=False)
+    if item.index is not None:
+        out.print(f"index built with {escape(built_with(item.index))}", highlight=False)
     if item.writer is not None:
         out.print(f"[cyan]writer at work:[/] {escape(item.writer.describe())}", highlight=False)
     for alert in health.alerts:

@@ -11,23 +11,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog_sync.adapters.local.lance_index import NoLocalIndex
 from catalog_sync.adapters.local.sqlite_state import STATE_FILE, SqliteStateStore, catalog_of_run
 from catalog_sync.adapters.local.writer_lock import Holder, current_writer
-from catalog_sync.bootstrap.local import DEFAULT_ROOT, LocalWorkspace, writer_workspace
+from catalog_sync.bootstrap.local import DEFAULT_ROOT, LocalCatalog, LocalWorkspace, writer_workspace
+from catalog_sync.bootstrap.registry import settings_producing
 from catalog_sync.cli.console import err
 from catalog_sync.cli.errors import CommandError, ExitCode
 from catalog_sync.models.changes import RunRecord
-from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, load_config
+from catalog_sync.models.config import CatalogConfig, ConfigError, EmbedderKind, EmbedderSettings, load_config
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 from catalog_sync.ports import Embedder, StateStore
 
 DEFAULT_CONFIG_NAMES = ("catalog-sync.toml", "catalog-sync.yaml", "catalog-sync.yml")
 
 
 def embedder_for(config: CatalogConfig) -> Embedder:
+    return embedder_for_settings(config.embedder)
+
+
+def embedder_for_settings(settings: EmbedderSettings) -> Embedder:
     # Looked up on the package at each call: that is where a test puts its stand-in for the factory.
     from catalog_sync import cli
 
-    return cli.build_embedder(config.embedder)
+    return cli.build_embedder(settings)
 
 
 def _resolve_config(path: Path | None) -> Path:
@@ -59,17 +66,12 @@ def state_root(state_dir: Path | None) -> Path:
 
 @contextmanager
 def workspace(
-    config: CatalogConfig,
-    state_dir: Path | None,
-    *,
-    writable: bool = False,
-    must_exist: bool = False,
-    wait: float = 0.0,
+    config: CatalogConfig, state_dir: Path | None, *, writable: bool = False, wait: float = 0.0
 ) -> Iterator[LocalWorkspace]:
-    """The catalog's local state. Readers never create it: a mistyped --state-dir is an error, not a new catalog.
+    """The catalog's local state with the config's embedder, for a sync (`writable`) or the dry run of one.
 
     A writer holds the catalog's writer lock for as long as it uses the workspace (waiting up to `wait` seconds
-    for another writer, then WriterBusy); readers take no lock and are never blocked."""
+    for another writer, then WriterBusy); a dry run takes no lock, is never blocked, and creates no state."""
     root = state_root(state_dir)
     if writable:
 
@@ -80,12 +82,7 @@ def workspace(
         with writer_workspace(root, config, embedder_for(config), wait=wait, on_wait=waiting) as found:
             yield found
         return
-    if must_exist and not (root / config.name / "state.sqlite").exists():
-        raise CommandError(
-            f"no state for catalog {config.name!r} under {root}: run `catalog-sync sync` first, or check --state-dir",
-            ExitCode.FAILED,
-        )
-    if not writable and not must_exist and not (root / config.name / "state.sqlite").exists():
+    if not (root / config.name / STATE_FILE).exists():
         # A dry run of a catalog never synced: plan against empty state, leaving nothing behind.
         with tempfile.TemporaryDirectory(prefix="catalog-sync-plan-") as scratch:
             planning = LocalWorkspace(Path(scratch), config, embedder_for(config), writable=False)
@@ -95,6 +92,127 @@ def workspace(
                 planning.close()
         return
     reading = LocalWorkspace(root, config, embedder_for(config), writable=False)
+    try:
+        yield reading
+    finally:
+        reading.close()
+
+
+# ---------------------------------------------------------------- read-only commands: the index's own embedder
+
+
+def _must_exist(root: Path, config: CatalogConfig) -> None:
+    """Readers never create state: a mistyped --state-dir is an error, not a new catalog."""
+    if not (root / config.name / STATE_FILE).exists():
+        raise CommandError(
+            f"nothing synced yet: no state for catalog {config.name!r} under {root} (run `catalog-sync sync` "
+            "first, or check --state-dir)",
+            ExitCode.FAILED,
+        )
+
+
+def built_with(index: IndexSettings) -> str:
+    """The embedder an index was built with, for people: its kind and settings, else (an older record) its model."""
+    return index.embedder.describe() if index.embedder is not None else index.embedding_model
+
+
+def recorded_embedder(index: IndexSettings, base: EmbedderSettings) -> EmbedderSettings | None:
+    """The settings that build the embedder the index was built with (where it runs and how it batches: `base`'s,
+    a config's); for a state that recorded only the model id, those of the local kind that makes that model from
+    `base`; None when none does."""
+    if index.embedder is not None:
+        return index.embedder.applied_to(base)
+    return settings_producing(index.embedding_model, base)
+
+
+def check_embedder_flag(
+    catalog: str, index: IndexSettings | None, flag: EmbedderKind | None, base: EmbedderSettings
+) -> None:
+    """A read-only command embeds with the index's own embedder, or not at all: --embedder may name that one only
+    (BAD_INPUT otherwise, naming both). Before a complete sync nothing is recorded to check it against."""
+    if flag is None or index is None:
+        return
+    recorded = recorded_embedder(index, base)
+    if recorded is not None and recorded.kind is flag:
+        return
+    raise CommandError(
+        f"the index of catalog {catalog!r} was built with {built_with(index)}; --embedder {flag.value} would not "
+        "match it: drop --embedder to use the one it was built with",
+        ExitCode.BAD_INPUT,
+    )
+
+
+def query_embedder(config: CatalogConfig, flag: EmbedderKind | None, index: IndexSettings | None) -> Embedder:
+    """The embedder that embeds a query of the index: the one the index was built with (as the state records
+    it), whatever the config's default. A --embedder, or a config that names its embedder's kind, must agree with
+    it (BAD_INPUT otherwise, naming both); before any complete sync nothing is recorded, and only they can say."""
+    if index is None:
+        if flag is not None or "kind" in config.embedder.model_fields_set:
+            kind = flag or config.embedder.kind
+            return embedder_for_settings(config.embedder.model_copy(update={"kind": kind}))
+        raise CommandError(
+            f"nothing synced yet: catalog {config.name!r} has had no complete sync, so which embedder built its "
+            "index is not recorded; pass --embedder to query what is there",
+            ExitCode.FAILED,
+        )
+    check_embedder_flag(config.name, index, flag, config.embedder)
+    recorded = recorded_embedder(index, config.embedder)
+    if flag is None and "kind" in config.embedder.model_fields_set:
+        named = embedder_for_settings(config.embedder)
+        if named.model_id != index.embedding_model:
+            remedy = f"pass --embedder {recorded.kind.value}" if recorded is not None else "pass the --embedder"
+            described = IndexEmbedder.of(config.embedder, dimension=named.dimension).describe()
+            raise CommandError(
+                f"the index of catalog {config.name!r} was built with {built_with(index)}; the config's embedder "
+                f"{described} would not match it: {remedy} to query it with the one it was built with",
+                ExitCode.BAD_INPUT,
+            )
+        return named
+    if recorded is None:
+        raise CommandError(
+            f"the index of catalog {config.name!r} was built with {index.embedding_model}, which no embedder of this "
+            "command line makes with this config: pass the --embedder it was built with",
+            ExitCode.BAD_INPUT,
+        )
+    embedder = embedder_for_settings(recorded)
+    if embedder.model_id != index.embedding_model:
+        # The same kind and settings make other vectors now (a new version of the embedder).
+        raise CommandError(
+            f"the index of catalog {config.name!r} was built with {built_with(index)} as {index.embedding_model}; "
+            f"that embedder makes {embedder.model_id} now, whose vectors cannot be compared with the index's (the "
+            "next sync re-embeds the index with it)",
+            ExitCode.FAILED,
+        )
+    return embedder
+
+
+@contextmanager
+def reader(config: CatalogConfig, state_dir: Path | None, flag: EmbedderKind | None) -> Iterator[LocalCatalog]:
+    """The catalog's local state, cache and index, for a command that embeds nothing: no embedder is built; the
+    index is opened as it is stored. A --embedder other than the index's is refused."""
+    root = state_root(state_dir)
+    _must_exist(root, config)
+    found = LocalCatalog(root, config)
+    try:
+        check_embedder_flag(config.name, found.state.index_settings(), flag, config.embedder)
+        yield found
+    finally:
+        found.close()
+
+
+@contextmanager
+def query_workspace(
+    config: CatalogConfig, state_dir: Path | None, flag: EmbedderKind | None
+) -> Iterator[LocalWorkspace]:
+    """The catalog's local state and index with the embedder the index was built with (`query_embedder`)."""
+    root = state_root(state_dir)
+    _must_exist(root, config)
+    recorded = SqliteStateStore(root / config.name / STATE_FILE, config.name)
+    try:
+        index = recorded.index_settings()
+    finally:
+        recorded.close()
+    reading = LocalWorkspace(root, config, query_embedder(config, flag, index), writable=False)
     try:
         yield reading
     finally:
@@ -121,6 +239,8 @@ class CatalogState:
     cache_entries: int | None = None
     # Locally: the sync or watch at work on the catalog right now, if any.
     writer: Holder | None = None
+    # What the whole index was last built with (None before a complete sync).
+    index: IndexSettings | None = None
 
 
 @contextmanager
@@ -174,14 +294,19 @@ def catalogs(
     or every catalog of a deployed stack (those with state in its table or a config in its bucket)."""
     check_sources(stack=stack, config=config, state_dir=state_dir, catalog=catalog)
     if stack is None:
-        settings = load(config, embedder)
-        with workspace(settings, state_dir, must_exist=True) as local:
+        settings = load(config, None)
+        with reader(settings, state_dir, embedder) as local:
+            try:
+                vectors = local.index.count()
+            except NoLocalIndex:
+                vectors = 0
             item = CatalogState(
                 settings.name,
                 local.state,
-                local.index.count(),
+                vectors,
                 cache_entries=local.cache.count(),
                 writer=current_writer(local.directory),
+                index=local.state.index_settings(),
             )
             yield f"embedded default ({state_root(state_dir)})", [item]
         return
@@ -203,26 +328,29 @@ def catalogs(
                 raise CommandError(f"no catalog {catalog!r} in stack {stack!r}", ExitCode.FAILED)
             names = {catalog: names[catalog]}
         concurrency = int(os.environ.get("CATALOG_SYNC_STATE_CONCURRENCY", "8"))
-        yield (
-            label,
-            [
-                CatalogState(
-                    name,
-                    DynamoStateStore(
-                        dynamodb,
-                        table=found.table,
-                        catalog=name,
-                        shards=state_shards or shards or DEFAULT_SHARDS,
-                        concurrency=concurrency,
-                    ),
-                )
-                for name, shards in names.items()
-            ],
-        )
+        items = []
+        for name, shards in names.items():
+            store = DynamoStateStore(
+                dynamodb,
+                table=found.table,
+                catalog=name,
+                shards=state_shards or shards or DEFAULT_SHARDS,
+                concurrency=concurrency,
+            )
+            index = store.index_settings()
+            check_embedder_flag(name, index, embedder, EmbedderSettings())
+            items.append(CatalogState(name, store, index=index))
+        yield label, items
 
 
 def find_run(
-    run_id: str, *, state_dir: Path | None, stack: str | None, region: str | None, state_shards: int | None
+    run_id: str,
+    *,
+    state_dir: Path | None,
+    stack: str | None,
+    region: str | None,
+    state_shards: int | None,
+    embedder: EmbedderKind | None = None,
 ) -> RunRecord:
     """One run by its id alone: the catalog it belongs to comes from the local catalogs or the stack's table."""
     if stack is None:
@@ -232,6 +360,7 @@ def find_run(
             raise CommandError(f"no run {run_id!r} in the catalogs under {root}", ExitCode.FAILED)
         store = SqliteStateStore(root / name / STATE_FILE, name)
         try:
+            check_embedder_flag(name, store.index_settings(), embedder, EmbedderSettings())
             found = store.find_run(run_id)
         finally:
             store.close()
@@ -246,6 +375,7 @@ def find_run(
                 name, dynamodb_state.DEFAULT_SHARDS
             )
             dynamo = dynamodb_state.DynamoStateStore(dynamodb, table=deployed.table, catalog=name, shards=shards)
+            check_embedder_flag(name, dynamo.index_settings(), embedder, EmbedderSettings())
             found = dynamo.find_run(run_id)
     if found is None:
         raise CommandError(f"run {run_id!r} of catalog {name!r} has no record", ExitCode.FAILED)

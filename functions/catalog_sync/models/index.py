@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from catalog_sync.models.config import FieldType
+from catalog_sync.models.config import EmbedderKind, EmbedderSettings, FieldType
 
 
 class IndexEntry(BaseModel):
@@ -89,3 +89,48 @@ class IndexRejection(BaseModel):
     # Kept short: a service's error message may quote a whole request.
     reason: Annotated[str, AfterValidator(lambda text: text if len(text) <= 500 else text[:497] + "...")]
     at: datetime | None = None
+
+
+# The settings of each embedder kind that change the vectors it makes (not where it runs or how it batches).
+VECTOR_SETTINGS: dict[EmbedderKind, tuple[str, ...]] = {
+    EmbedderKind.HASHING: ("hashing_dimensions",),
+    EmbedderKind.OPENAI: ("openai_model", "openai_dimensions"),
+    EmbedderKind.MINILM: (),
+    EmbedderKind.MINILM_STATIC: (),
+}
+
+
+class IndexEmbedder(BaseModel):
+    """The embedder an index was built with, as the state records it: its kind, that kind's settings that change
+    its vectors, and their dimension. Enough to build the same embedder again, whatever the config says now."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: EmbedderKind
+    settings: dict[str, str | int | None] = Field(default_factory=dict)
+    dimension: int = Field(gt=0)
+
+    @classmethod
+    def of(cls, settings: EmbedderSettings, *, dimension: int) -> IndexEmbedder:
+        defining = {name: getattr(settings, name) for name in VECTOR_SETTINGS[settings.kind]}
+        return cls(kind=settings.kind, settings=defining, dimension=dimension)
+
+    def applied_to(self, base: EmbedderSettings) -> EmbedderSettings:
+        """`base` (a config's embedder: where it runs, how it batches) with this kind and these settings."""
+        return EmbedderSettings.model_validate({**base.model_dump(), **self.settings, "kind": self.kind})
+
+    def describe(self) -> str:
+        """For people: `hashing (384 dimensions)`, `openai (text-embedding-3-small, 1536 dimensions)`."""
+        named = [str(value) for name, value in self.settings.items() if value is not None and "dimensions" not in name]
+        return f"{self.kind.value} ({', '.join([*named, f'{self.dimension} dimensions'])})"
+
+
+class IndexSettings(BaseModel):
+    """What the whole index was last built with, recorded after a complete, clean run: the embedder's model id,
+    the text template's fingerprint, and the embedder itself (None in a state recorded with the model id only)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    embedding_model: str
+    text_template: str
+    embedder: IndexEmbedder | None = None

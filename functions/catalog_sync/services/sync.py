@@ -19,6 +19,7 @@ from catalog_sync.logic.packing import batches, chunked
 from catalog_sync.logic.spool import Spool
 from catalog_sync.models.changes import Change, QuarantinedRecord, RunRecord, RunStatus
 from catalog_sync.models.config import CatalogConfig
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 from catalog_sync.ports import (
     CatalogSource,
     ChangeQueue,
@@ -330,7 +331,11 @@ class SyncService:
         if not errors and only_ids is None and report.pending_after == 0:
             # Only now is the whole index built with this model and template (not after --ids or a failure).
             self.state.record_index_settings(
-                embedding_model=self.embedder.model_id, text_template=self.config.text.fingerprint()
+                IndexSettings(
+                    embedding_model=self.embedder.model_id,
+                    text_template=self.config.text.fingerprint(),
+                    embedder=IndexEmbedder.of(self.config.embedder, dimension=self.embedder.dimension),
+                )
             )
         counts.update({f"applied_{name}": value for name, value in report.applied.as_dict().items()})
         counts["pending_after"] = report.pending_after

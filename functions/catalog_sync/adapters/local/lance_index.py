@@ -47,6 +47,10 @@ class LocalIndexError(RuntimeError):
     """The local index cannot do what was asked."""
 
 
+class NoLocalIndex(LocalIndexError):
+    """A reader asked for the index as it is stored, and there is none yet."""
+
+
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -71,35 +75,54 @@ def _sql_literal(value: Any) -> str:
 class LanceVectorIndex:
     capabilities = LANCE_CAPABILITIES
 
-    def __init__(self, path: Path, config: CatalogConfig, dimension: int, *, rebuild_on_mismatch: bool = True) -> None:
+    def __init__(
+        self, path: Path, config: CatalogConfig, dimension: int | None, *, rebuild_on_mismatch: bool = True
+    ) -> None:
+        """`dimension` None: the index as it is stored, whatever its vectors' dimension, for a reader that embeds
+        nothing (NoLocalIndex when there is none); such a reader never creates or rebuilds it."""
         import lancedb
         import pyarrow as pa
 
+        if dimension is None and not path.exists():
+            raise NoLocalIndex(f"there is no local index at {path} yet")
         self._pa = pa
         self.path = path
-        self.dimension = dimension
         self._metadata_types = dict(config.metadata)
-        self._schema = self._build_schema(dimension)
         self._db = lancedb.connect(str(path))
         self.rebuilt = False
         self._writes_since_maintenance = 0
         try:
             self._table = self._db.open_table(TABLE)
         except (ValueError, FileNotFoundError):
+            if dimension is None:
+                raise NoLocalIndex(f"there is no local index at {path} yet") from None
+            self.dimension = dimension
+            self._schema = self._build_schema(dimension)
             self._table = self._db.create_table(TABLE, schema=self._schema)
-        else:
-            if not self._table.schema.equals(self._schema):
-                if not rebuild_on_mismatch:
-                    stored = self._table.schema.field("vector").type.list_size
-                    raise LocalIndexError(
-                        f"the local index at {path} was built for another embedder or metadata fields "
-                        f"(vector dimension {stored}, asked for {dimension}): pass the same --embedder and "
-                        "--config, or run `sync` to rebuild it"
-                    )
-                # Dimension or metadata fields changed: the old rows cannot be kept.
-                self._db.drop_table(TABLE)
-                self._table = self._db.create_table(TABLE, schema=self._schema)
-                self.rebuilt = True
+            return
+        stored = self._table.schema.field("vector").type.list_size
+        self.dimension = stored if dimension is None else dimension
+        self._schema = self._build_schema(self.dimension)
+        if self._table.schema.equals(self._schema):
+            return
+        if not rebuild_on_mismatch or dimension is None:
+            if stored != self.dimension:
+                raise LocalIndexError(
+                    f"the local index at {path} holds vectors of another embedder (vector dimension {stored}, "
+                    f"asked for {self.dimension})"
+                )
+            fields = ", ".join(
+                name.removeprefix("meta_") for name in self._table.schema.names if name.startswith("meta_")
+            )
+            raise LocalIndexError(
+                f"the local index at {path} was built for other metadata fields ({fields or 'none'}) than the "
+                f"config's ({', '.join(self._metadata_types) or 'none'}): use the config it was built with; the "
+                "next `sync` with this one rebuilds it"
+            )
+        # Dimension or metadata fields changed: the old rows cannot be kept.
+        self._db.drop_table(TABLE)
+        self._table = self._db.create_table(TABLE, schema=self._schema)
+        self.rebuilt = True
 
     def _arrow_type(self, field_type: FieldType) -> Any:
         pa = self._pa

@@ -10,11 +10,12 @@ import orjson
 import typer
 from rich.table import Table
 
+from catalog_sync.adapters.local.lance_index import NoLocalIndex
 from catalog_sync.cli import state
 from catalog_sync.cli.application import command
 from catalog_sync.cli.console import out, write_json
 from catalog_sync.cli.errors import CommandError, ExitCode
-from catalog_sync.cli.options import ConfigOption, EmbedderOption, JsonOption, StateOption
+from catalog_sync.cli.options import ConfigOption, IndexEmbedderOption, JsonOption, StateOption
 from catalog_sync.cli.render_sync import print_embedder
 from catalog_sync.models.config import CatalogConfig, FieldType
 
@@ -47,23 +48,16 @@ def _parse_filters(filters: list[str], settings: CatalogConfig) -> dict[str, Any
 def query(
     text: Annotated[str, typer.Argument(help="What to search for.")],
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="How many results.")] = 5,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="field=value on metadata; repeatable.")] = None,
 ) -> ExitCode:
-    """Semantic search on the local index."""
-    settings = state.load(config, embedder)
+    """Semantic search on the local index, with the embedder it was built with (no --embedder needed)."""
+    settings = state.load(config, None)
     filters_parsed = _parse_filters(filters or [], settings)
-    with state.workspace(settings, state_dir, must_exist=True) as workspace:
-        stored_model = workspace.state.snapshot().embedding_model
-        if stored_model and stored_model != workspace.embedder.model_id:
-            raise CommandError(
-                f"the index was built with {stored_model}, not {workspace.embedder.model_id}: "
-                "pass the same --embedder (or re-sync)",
-                ExitCode.FAILED,
-            )
+    with state.query_workspace(settings, state_dir, embedder) as workspace:
         vector = workspace.embedder.embed([text])[0]
         matches = workspace.index.query(vector, k, filters_parsed)
     if json_output:
@@ -87,18 +81,25 @@ def query(
 @command
 def export(
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> ExitCode:
-    """Write the index's content (id, metadata, text hash) as JSON Lines, for audits and backups."""
-    settings = state.load(config, embedder)
+    """Write the index's content (id, metadata, text hash) as JSON Lines, for audits and backups (no embedder
+    needed)."""
+    settings = state.load(config, None)
     count = 0
-    with state.workspace(settings, state_dir, must_exist=True) as workspace:
+    with state.reader(settings, state_dir, embedder) as local:
+        try:
+            index = local.index
+        except NoLocalIndex as exc:
+            raise CommandError(
+                f"nothing synced yet: catalog {settings.name!r} has no index ({exc})", ExitCode.FAILED
+            ) from exc
         target = output.open("wb") if output else sys.stdout.buffer
         try:
-            for entry in workspace.index.export():
+            for entry in index.export():
                 target.write(orjson.dumps({"id": entry.id, "text_hash": entry.text_hash, "metadata": entry.metadata}))
                 target.write(b"\n")
                 count += 1

@@ -20,7 +20,7 @@ from catalog_sync.cli.html_report import render_report
 from catalog_sync.cli.options import (
     CatalogOption,
     ConfigOption,
-    EmbedderOption,
+    IndexEmbedderOption,
     JsonOption,
     RegionOption,
     ShardsOption,
@@ -51,7 +51,7 @@ def _health_settings() -> HealthSettings:
 @command
 def status(
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     stack: StackOption = None,
@@ -119,7 +119,7 @@ def status(
 def runs_command(
     run_id: Annotated[str | None, typer.Argument(help="Show only this run (found by its id alone).")] = None,
     config: ConfigOption = None,
-    embedder: EmbedderOption = None,
+    embedder: IndexEmbedderOption = None,
     json_output: JsonOption = False,
     state_dir: StateOption = None,
     stack: StackOption = None,
@@ -131,7 +131,9 @@ def runs_command(
     """The last runs: of the local catalog, or of every catalog of a deployed stack; or one run by its id."""
     if run_id is not None:
         state.check_sources(stack=stack, config=None, state_dir=state_dir, catalog=catalog)
-        run = state.find_run(run_id, state_dir=state_dir, stack=stack, region=region, state_shards=state_shards)
+        run = state.find_run(
+            run_id, state_dir=state_dir, stack=stack, region=region, state_shards=state_shards, embedder=embedder
+        )
         if json_output:
             write_json(run_json(run))
             return ExitCode.OK

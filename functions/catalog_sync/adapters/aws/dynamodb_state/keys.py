@@ -1,7 +1,7 @@
 """The state table's key layout: every item's (pk, sk), for the state, the embedding cache and the webhook.
 
     P#<catalog>#<shard>   <product id>   dv, del, fp, th, mh, fh (desired)   cv, cth, cmh (committed)
-    M#<catalog>           index          embedding_model, text_template
+    M#<catalog>           index          embedding_model, text_template, embedder (JSON: kind, settings, dimension)
     M#<catalog>           runs           seq (the run counter)
     M#<catalog>           source         modified, source_key, source_version, source_sequencer, claims (the newest
                                          catalog object read; claims counts its writes), prior_* (the claim it

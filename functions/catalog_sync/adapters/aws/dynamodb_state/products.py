@@ -21,6 +21,7 @@ from catalog_sync.adapters.snapshot import Snapshot
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.snapshot import FingerprintUpdate, StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, StateCounts
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 
 # Orphans found in the index have no known version: they count as present.
 UNKNOWN_COMMITTED_VERSION = 0
@@ -222,12 +223,23 @@ class ProductState(StateTable):
 
         return sum(self._parallel(forget, items))
 
-    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
-        self._dynamodb.put_item(
-            TableName=self.table,
-            Item={
-                **self._meta_key("index"),
-                **attribute_values({"embedding_model": embedding_model, "text_template": text_template}),
-            },
-        )
+    def record_index_settings(self, settings: IndexSettings) -> None:
+        values = {"embedding_model": settings.embedding_model, "text_template": settings.text_template}
+        if settings.embedder is not None:
+            values["embedder"] = settings.embedder.model_dump_json()
+        # The whole item is replaced: nothing of an earlier record outlives this one.
+        self._dynamodb.put_item(TableName=self.table, Item={**self._meta_key("index"), **attribute_values(values)})
         self.requests["write"] += 1
+
+    def index_settings(self) -> IndexSettings | None:
+        item = self._dynamodb.get_item(TableName=self.table, Key=self._meta_key("index"), ConsistentRead=True)
+        self.requests["get"] += 1
+        meta = plain(item.get("Item", {}))
+        if "embedding_model" not in meta:
+            return None
+        embedder = meta.get("embedder")
+        return IndexSettings(
+            embedding_model=meta["embedding_model"],
+            text_template=meta.get("text_template", ""),
+            embedder=IndexEmbedder.model_validate_json(embedder) if embedder else None,
+        )

@@ -12,6 +12,7 @@ from catalog_sync.adapters.snapshot import Snapshot
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.snapshot import FingerprintUpdate, StoredProduct
 from catalog_sync.models.changes import Change, IndexAction, StateCounts
+from catalog_sync.models.index import IndexEmbedder, IndexSettings
 
 # Orphans found in the index have no known version: they count as present.
 UNKNOWN_COMMITTED_VERSION = 0
@@ -72,9 +73,31 @@ class ProductState(SqliteTable):
                 )
         return found
 
-    def record_index_settings(self, *, embedding_model: str, text_template: str) -> None:
+    def record_index_settings(self, settings: IndexSettings) -> None:
         with self._transaction() as connection:
-            self._set_meta(connection, [("embedding_model", embedding_model), ("text_template", text_template)])
+            self._set_meta(
+                connection,
+                [("embedding_model", settings.embedding_model), ("text_template", settings.text_template)],
+            )
+            if settings.embedder is None:
+                connection.execute("DELETE FROM meta WHERE key = 'embedder'")
+            else:
+                self._set_meta(connection, [("embedder", settings.embedder.model_dump_json())])
+
+    def index_settings(self) -> IndexSettings | None:
+        recorded = dict(
+            self._connection.execute(
+                "SELECT key, value FROM meta WHERE key IN ('embedding_model', 'text_template', 'embedder')"
+            )
+        )
+        if "embedding_model" not in recorded:
+            return None
+        embedder = recorded.get("embedder")
+        return IndexSettings(
+            embedding_model=recorded["embedding_model"],
+            text_template=recorded.get("text_template", ""),
+            embedder=IndexEmbedder.model_validate_json(embedder) if embedder else None,
+        )
 
     def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None:
         """Write the desired state of every change, in one transaction; an older version never overwrites a newer."""
