@@ -123,9 +123,11 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # A dotted path to the array of records inside a JSON document ("products", "data.items"), for an API
-    # response that wraps its array; unset, a JSON file is the array itself.
-    records: str | None = Field(default=None, min_length=1)
+    # Where the records are, as a dotted path: of keys to the array inside a JSON object ("products",
+    # "data.items"), for an API response that wraps its array; of element names to the record elements of XML
+    # ("catalog.product"). Unset, a JSON file is the array itself and XML is an RSS 2.0 (rss.channel.item) or Atom
+    # (feed.entry) feed. JSON Lines and delimited files have one record per line and ignore it.
+    records: str | None = Field(default=None, min_length=1, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
     # Consecutive records sharing this field's value are one product (Shopify's one row per variant under a
     # Handle); unset, every record is a product.
     group_by: str | None = Field(default=None, min_length=1)
