@@ -102,7 +102,7 @@ def open_catalog(
         return CatalogStream(name=name, kind=kind, lines=lines, max_record_bytes=max_record_bytes)
     if kind.format is CatalogFormat.JSON:
         if records is None and first_significant_byte(stream) == b"{":
-            raise refuse_json_object(stream, name)
+            raise refuse_json_object(stream, name, max_record_bytes=max_record_bytes)
         parsed = iter_json_array(stream, name, records=records, max_record_bytes=max_record_bytes)
     elif kind.format is CatalogFormat.XML:
         parsed = iter_xml(stream, name, records=records, max_record_bytes=max_record_bytes)

@@ -206,17 +206,22 @@ class _ArraysSeen:
         return f" (arrays found: {self.named()})" if self.paths else " (it holds no array)"
 
 
-def refuse_json_object(stream: IO[bytes], name: str) -> CatalogFormatError:
+def refuse_json_object(
+    stream: IO[bytes], name: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> CatalogFormatError:
     """Why a .json catalog whose top level is an object, read with no [source] records, is refused: the arrays it
-    holds (one of which is likely the records), or that it is JSON Lines. Streams the document, building nothing."""
+    holds (one of which is likely the records), or that it is JSON Lines. Streams the document, building nothing
+    (one value larger than a record may be is refused as such)."""
     skip_bom(stream)
+    tracker = PositionTracker(stream, max_record_bytes, chunk=_JSON_CHUNK)
     arrays = _ArraysSeen()
     closed = False
     try:
-        for prefix, kind, _ in ijson.parse(stream, buf_size=_JSON_CHUNK):
+        for prefix, kind, _ in ijson.parse(tracker, buf_size=_JSON_CHUNK):
             if prefix == "" and kind == "end_map":
                 closed = True
             arrays.see(prefix, kind)
+            tracker.record_start = tracker.position
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         if closed:  # a second value after the first object: one object per line
             return CatalogFormatError(
@@ -224,7 +229,14 @@ def refuse_json_object(stream: IO[bytes], name: str) -> CatalogFormatError:
                 "byte 0",
                 "a .json catalog must be a JSON array of objects (it looks like JSON Lines: name it .jsonl)",
             )
-        return CatalogFormatError(name, None, f"invalid JSON: {_describe_json_error(exc)}")
+        where = f"between bytes {tracker.chunk_start:,} and {tracker.position:,}"
+        return CatalogFormatError(name, where, f"invalid JSON: {_describe_json_error(exc)}")
+    except RecordTooLarge:
+        return CatalogFormatError(
+            name,
+            f"from byte {tracker.record_start:,}",
+            f"a value is larger than {max_record_bytes:,} bytes, the limit for one record",
+        )
     if not arrays.paths:
         return CatalogFormatError(
             name,

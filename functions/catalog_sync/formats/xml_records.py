@@ -183,7 +183,7 @@ def iter_xml(
         ) from None
     if path is None:  # a root without children, neither RSS nor Atom
         raise _not_a_feed(name, root, None)
-    if not parent_seen:
+    if not parent_seen and len(path) > 1:
         where = f'[source] records = "{records}"' if records else "an XML feed"
         raise CatalogFormatError(
             name, None, f"{where}: the document has no {_tags(path[:-1])} element, so no <{path[-1]}> records"
