@@ -230,7 +230,7 @@ def test_a_channel_without_items_is_an_empty_catalog_but_a_feed_without_a_channe
         (rss("<title>caf\xe9</title>").replace(b"\xc3\xa9", b"\xe9"), r"malformed XML: not well-formed"),
         (
             b"<rss><channel><item><x:id>1</x:id></item></channel></rss>",
-            r"line 1, column 20: malformed XML: unbound prefix",
+            r"line 1, column 21: malformed XML: unbound prefix",
         ),
     ],
 )

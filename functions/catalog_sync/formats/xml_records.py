@@ -171,8 +171,8 @@ def iter_xml(
             opened.pop()
             names.pop()
     except ParseError as exc:
-        line, column = exc.position
-        raise CatalogFormatError(name, f"line {line:,}, column {column:,}", _describe_parse_error(exc)) from None
+        line, column = exc.position  # expat counts columns from 0
+        raise CatalogFormatError(name, f"line {line:,}, column {column + 1:,}", _describe_parse_error(exc)) from None
     except DefusedXmlException as exc:
         raise CatalogFormatError(name, None, _describe_refusal(exc)) from None
     except RecordTooLarge:
