@@ -84,8 +84,9 @@ def test_a_records_path_that_is_missing_or_not_an_array_is_refused_clearly():
     for value, kind in [(b'{"id": 1}', "an object"), (b"3", "a number"), (b'"x"', "a string"), (b"null", "null")]:
         with pytest.raises(CatalogFormatError, match=f'records = "data.items" names {kind}, not an array$'):
             read(b'{"data": {"items": ' + value + b"}}", "c.json", records="data.items")
-    with pytest.raises(CatalogFormatError, match=r"the file is a JSON array, but \[source\] records = \"products\""):
-        read(b'[{"id": 1}]', "c.json", records="products")
+    # A plain array is its records whatever the setting says (a push that only deletes is "[]").
+    assert read(b'[{"id": 1}]', "c.json", records="products") == [{"id": 1}]
+    assert read(b"[]", "c.json", records="data.items") == []
 
 
 def test_wrapped_records_have_the_array_readers_errors_and_limits():

@@ -101,9 +101,12 @@ def open_catalog(
         lines = iter(functools.partial(stream.readline, max_record_bytes + 1), b"")
         return CatalogStream(name=name, kind=kind, lines=lines, max_record_bytes=max_record_bytes)
     if kind.format is CatalogFormat.JSON:
-        if records is None and first_significant_byte(stream) == b"{":
+        first = first_significant_byte(stream)
+        if records is None and first == b"{":
             raise refuse_json_object(stream, name, max_record_bytes=max_record_bytes)
-        parsed = iter_json_array(stream, name, records=records, max_record_bytes=max_record_bytes)
+        # A plain array is its records whatever the setting says (a push that only deletes is "[]").
+        wrapped = records if first == b"{" else None
+        parsed = iter_json_array(stream, name, records=wrapped, max_record_bytes=max_record_bytes)
     elif kind.format is CatalogFormat.XML:
         parsed = iter_xml(stream, name, records=records, max_record_bytes=max_record_bytes)
     else:

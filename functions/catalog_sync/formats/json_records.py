@@ -160,13 +160,6 @@ def _up_to_the_array(events: Iterator[_Event], path: str, name: str, tracker: Po
     arrays = _ArraysSeen()
     for event in events:
         prefix, kind, _ = event
-        if prefix == "" and kind == "start_array":
-            raise CatalogFormatError(
-                name,
-                "byte 0",
-                f'the file is a JSON array, but [source] records = "{path}" says its records are '
-                "inside an object (remove the setting to read the array)",
-            )
         if prefix == path:
             if kind != "start_array":
                 value = _VALUE_KINDS.get(kind, kind)
