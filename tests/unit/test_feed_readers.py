@@ -193,10 +193,10 @@ def test_other_xml_is_read_at_the_records_path_with_the_record_elements_attribut
     doc = (
         b'<catalog><meta><n>2</n></meta><product sku="p1" status="x"><title>Cup</title><status>live</status></product>'
     )
-    doc += b'<product sku="p2"><title>Bowl</title></product></catalog>'
+    doc += b'<product sku="p2"><title>Bowl</title><related><product sku="p1"/></related></product></catalog>'
     assert read(doc, "c.xml", records="catalog.product") == [
         {"sku": "p1", "status": "live", "title": "Cup"},  # a child element wins over an attribute
-        {"sku": "p2", "title": "Bowl"},
+        {"sku": "p2", "title": "Bowl", "related": {"product": ""}},  # a product inside a record is its field
     ]
     with pytest.raises(CatalogFormatError) as raised:
         read(doc, "c.xml")

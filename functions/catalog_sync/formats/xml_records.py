@@ -18,6 +18,7 @@ How an element becomes a record (README, "Catalog configuration"):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import IO, Any
@@ -59,9 +60,10 @@ _XML_CHUNK = 8 * 1024
 _POSITION_SUFFIX = re.compile(r": line \d+, column \d+$")
 
 
+@functools.lru_cache(maxsize=4096)  # a feed repeats a few dozen tags; a hostile one cannot grow this
 def _split(tag: str) -> tuple[str | None, str]:
     """An ElementTree tag ("{namespace}local") as its namespace and local name."""
-    if tag.startswith("{"):
+    if tag[:1] == "{":
         namespace, _, local = tag[1:].partition("}")
         return namespace, local
     return None, tag
@@ -70,7 +72,8 @@ def _split(tag: str) -> tuple[str | None, str]:
 def _value(element: Element) -> Any:
     if len(element):
         return _fields(element)
-    text = (element.text or "").strip()
+    text = element.text
+    text = text.strip() if text else ""
     if not text and "href" in element.attrib:
         return element.attrib["href"].strip()
     return text
@@ -78,18 +81,26 @@ def _value(element: Element) -> Any:
 
 def _fields(element: Element) -> dict[str, Any]:
     """An element's children as fields: local names, g: first, repeated ones (and Google's repeatable) as lists."""
-    grouped: dict[str, list[Any]] = {}
-    from_google: set[str] = set()
+    fields: dict[str, Any] = {}
+    plain: set[str] = set()  # keys whose value came from an element outside the g: namespace
     for child in element:
         namespace, key = _split(child.tag)
-        if namespace == GOOGLE_NAMESPACE:
-            if key not in from_google:
-                from_google.add(key)
-                grouped[key] = []  # an RSS or Atom element of the same name gives way
-        elif key in from_google:
-            continue
-        grouped.setdefault(key, []).append(_value(child))
-    return {key: values if len(values) > 1 or key in REPEATED else values[0] for key, values in grouped.items()}
+        google = namespace == GOOGLE_NAMESPACE
+        value = _value(child)
+        if key not in fields or (google and key in plain):  # new, or a g: element over an RSS or Atom one
+            fields[key] = [value] if key in REPEATED else value
+            if google:
+                plain.discard(key)
+            else:
+                plain.add(key)
+        elif google or key in plain:  # the same key again, from the same kind of element
+            existing = fields[key]
+            if type(existing) is list:
+                existing.append(value)
+            else:
+                fields[key] = [existing, value]
+        # else: an RSS or Atom element where a g: one gave the key already
+    return fields
 
 
 def element_record(element: Element) -> dict[str, Any]:
@@ -134,42 +145,54 @@ def iter_xml(
     skip_bom(stream)  # expat reads a BOM itself, but the tracker's positions should match the other readers'
     tracker = PositionTracker(stream, max_record_bytes, chunk=_XML_CHUNK)
     path = tuple(records.split(".")) if records else None
-    opened: list[Element] = []  # the open elements, root first
-    names: list[str] = []  # their local names
+    record_depth = len(path) if path else 0
+    # Only the elements down to the records' depth are tracked: what is inside a record is its element's.
+    opened: list[Element] = []
+    depth = 0
+    matched = 0  # how many of the open elements, from the root, are the path's
     root = ""
     parent_seen = False  # the record elements' parent was there: no record in it is an empty catalog
     index = 0
     try:
         for event, element in iterparse(tracker, events=("start", "end"), forbid_dtd=True):
             if event == "start":
-                opened.append(element)
-                names.append(_split(element.tag)[1])
-                root = root or names[0]
-                if path is None:
-                    path = _default_path(name, names)
-                    if path is None:
+                depth += 1
+                if depth > record_depth:
+                    if path is None:  # the root, or its first child: what the path is
+                        root = root or _split(element.tag)[1]
+                        path = _default_path(name, root, None if depth == 1 else _split(element.tag)[1])
+                        if path is None:
+                            continue
+                        record_depth = len(path)
+                        if depth > record_depth:
+                            continue
+                    elif depth > record_depth + MAX_NESTING:
+                        raise CatalogFormatError(
+                            name, f"record {index + 1:,}", f"the record is nested more than {MAX_NESTING} levels deep"
+                        )
+                    else:
                         continue
-                elif len(names) == 1 and names[0] != path[0]:
+                opened.append(element)
+                if path is not None and matched == depth - 1 and _split(element.tag)[1] == path[depth - 1]:
+                    matched = depth
+                    if depth == record_depth - 1:
+                        parent_seen = True
+                elif depth == 1:
                     raise CatalogFormatError(
-                        name, None, f'[source] records = "{records}", but the XML root is <{names[0]}>'
+                        name, None, f'[source] records = "{records}", but the XML root is <{_split(element.tag)[1]}>'
                     )
-                if len(names) > len(path) + MAX_NESTING:
-                    raise CatalogFormatError(
-                        name, f"record {index + 1:,}", f"the record is nested more than {MAX_NESTING} levels deep"
-                    )
-                if len(names) == len(path) - 1 and tuple(names) == path[:-1]:
-                    parent_seen = True
                 continue
-            depth = len(names)
-            if path is not None and depth <= len(path):
-                if depth == len(path) and tuple(names) == path:
-                    index += 1
-                    yield index, element_record(element)
-                    tracker.record_start = tracker.position
-                if depth > 1:  # read: let it go (the root, a few elements at most, stays until the end)
-                    opened[-2].remove(element)
-            opened.pop()
-            names.pop()
+            if depth <= record_depth:
+                if matched == depth:
+                    if depth == record_depth:
+                        index += 1
+                        yield index, element_record(element)
+                        tracker.record_start = tracker.position
+                    matched -= 1
+                opened.pop()
+                if opened:  # read: let it go (the root, a few elements at most, stays until the end)
+                    opened[-1].remove(element)
+            depth -= 1
     except ParseError as exc:
         line, column = exc.position  # expat counts columns from 0
         raise CatalogFormatError(name, f"line {line:,}, column {column + 1:,}", _describe_parse_error(exc)) from None
@@ -190,15 +213,13 @@ def iter_xml(
         )
 
 
-def _default_path(name: str, names: list[str]) -> tuple[str, ...] | None:
+def _default_path(name: str, root: str, first_child: str | None) -> tuple[str, ...] | None:
     """The records' path when [source] records is unset: RSS 2.0's or Atom's, from the root; other XML is refused,
-    suggesting the path its first child gives."""
-    default = _DEFAULT_RECORDS.get(names[0])
-    if default is not None:
+    suggesting the path its first child gives (None: wait for that child)."""
+    default = _DEFAULT_RECORDS.get(root)
+    if default is not None or first_child is None:
         return default
-    if len(names) == 1:
-        return None  # wait for the root's first child, to suggest its path
-    raise _not_a_feed(name, names[0], names[1])
+    raise _not_a_feed(name, root, first_child)
 
 
 def _not_a_feed(name: str, root: str, first_child: str | None) -> CatalogFormatError:
