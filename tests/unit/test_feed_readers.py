@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -87,6 +88,15 @@ def test_a_records_path_that_is_missing_or_not_an_array_is_refused_clearly():
     # A plain array is its records whatever the setting says (a push that only deletes is "[]").
     assert read(b'[{"id": 1}]', "c.json", records="products") == [{"id": 1}]
     assert read(b"[]", "c.json", records="data.items") == []
+
+
+@pytest.mark.parametrize("records", ["data..items", ".products", "products.", " products", "data. items"])
+def test_a_records_setting_that_is_no_dotted_path_is_a_config_error(records: str):
+    from catalog_sync.models.config import SourceSettings
+
+    with pytest.raises(ValueError, match=re.escape('must be a dotted path of names, like "products" or "data.items"')):
+        SourceSettings(records=records)
+    assert SourceSettings(records="data.items").records == "data.items"
 
 
 def test_wrapped_records_have_the_array_readers_errors_and_limits():
