@@ -349,6 +349,14 @@ def test_no_dtd_entity_or_external_resource_is_ever_declared_expanded_or_fetched
     assert _Recorder.requests == []  # nothing was fetched
 
 
+def test_an_html_page_named_xml_is_named_so():
+    page = b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body></body></html>"
+    with pytest.raises(
+        CatalogFormatError, match=r"c\.xml: the file is an HTML page \(<!DOCTYPE html>\), not an XML feed"
+    ):
+        read(page, "c.xml")
+
+
 def test_an_entity_used_without_a_dtd_is_undefined_not_resolved(secret_file: Path):
     with pytest.raises(CatalogFormatError, match="undefined entity") as raised:
         read(rss("<g:id>1</g:id><title>&leak;</title>"), "c.xml")

@@ -4,7 +4,7 @@ Parsed by defusedxml on the standard library's expat: a DTD (<!DOCTYPE>) is refu
 declared, expanded or fetched (XXE, billion laughs), and elements are dropped as soon as they are read, so memory
 does not grow with the feed.
 
-How an element becomes a record (README, "Catalog configuration"):
+How an element becomes a record (README, "Feeds: XML, tab-separated text and wrapped JSON"):
 - The records are the elements at a path of local names from the root: `rss.channel.item` for RSS 2.0 and
   `feed.entry` for Atom 1.0 by default, `[source] records` for other XML ("catalog.product").
 - Each child element is a field named by its local name, the namespace prefix dropped (`<g:price>` is `price`). A
@@ -124,6 +124,8 @@ def _describe_parse_error(exc: ParseError) -> str:
 
 
 def _describe_refusal(exc: DefusedXmlException) -> str:
+    if isinstance(exc, DTDForbidden) and (exc.name or "").lower() == "html":
+        return "the file is an HTML page (<!DOCTYPE html>), not an XML feed: an error page saved in its place?"
     if isinstance(exc, DTDForbidden):
         return (
             "the file declares a DTD (<!DOCTYPE>); a DTD can define entities that read other files or expand "
