@@ -53,7 +53,9 @@ from tests.e2e.test_aws_pipeline import (
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad"
 MANIFEST = CORPUS / "cases.toml"
-CATALOGS = ("shop", "bulk")
+CATALOGS = ("shop", "bulk", "feed")
+# The feed catalog's records are where an API response wraps them.
+CATALOG_SETTINGS = {"feed": '[source]\nrecords = "data.items"\n'}
 SHARDS = 1  # the state's sharding plays no part here; one shard is one query per snapshot
 WEBHOOK_SECRET = "catalog-sync/webhook-bad-inputs"
 WEBHOOK_KEY = b"whsec-bad-inputs"
@@ -97,6 +99,7 @@ class Case(BaseModel):
     object: str | None = None
     catalog: str = "shop"
     env: dict[str, str] = Field(default_factory=dict)
+    never_shown: list[str] = Field(default_factory=list)
     error: str | None = None
     hint: str | None = None
     reasons: list[str] = Field(default_factory=list)
@@ -275,7 +278,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadWorld]:
         use_recorder(patch)  # forget the webhook's settings and clients made in other worlds
         config = CONFIG.replace("{openai}", openai.base_url)
         for catalog in CATALOGS:
-            s3.put_object(Bucket=BUCKET, Key=f"config/{catalog}.toml", Body=config.replace('"shop"', f'"{catalog}"'))
+            body = config.replace('"shop"', f'"{catalog}"') + CATALOG_SETTINGS.get(catalog, "")
+            s3.put_object(Bucket=BUCKET, Key=f"config/{catalog}.toml", Body=body)
         _shared.pipeline.cache_clear()
         world = BadWorld(s3, sqs, queues, pinecone, openai, tmp_path_factory.mktemp("bad-inputs"), dynamodb)
         real_utcnow = moto_s3.utcnow
@@ -285,9 +289,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadWorld]:
             result = run_pipeline(world, drop_event(world, catalog, "baseline.jsonl", body))
             assert result["diff"]["runs"][0]["counts"]["added"] == len(body.splitlines())
             assert result["consumer"]["batchItemFailures"] == []
-        # What every case compares is there to compare: 3 + 20 products, indexed and in the state.
-        assert [len(pinecone.vectors(catalog)) for catalog in CATALOGS] == [3, 20]
-        assert len(_state(world, respelled=False)) == 23
+        # What every case compares is there to compare: 3 + 20 + 3 products, indexed and in the state.
+        assert [len(pinecone.vectors(catalog)) for catalog in CATALOGS] == [3, 20, 3]
+        assert len(_state(world, respelled=False)) == 26
         yield world
         _shared.pipeline.cache_clear()
         use_recorder(patch)  # the webhook's clients belong to this world
@@ -401,10 +405,11 @@ def _sqs_record(message_id: str, body: str) -> dict[str, Any]:
     return {**copy.deepcopy(template), "messageId": message_id, "body": body}
 
 
-def feed_drop(world: BadWorld, case: Case, data: bytes) -> None:
+def feed_drop(world: BadWorld, case: Case, data: bytes) -> dict[str, Any]:
     result = run_pipeline(world, drop_event(world, case.catalog, case.object_name, data))
     assert result["consumer"]["batchItemFailures"] == []
     check_diff(world, case, result["diff"])
+    return result
 
 
 def feed_diff_event(world: BadWorld, case: Case, data: bytes, output: Callable[[], tuple[str, list[Any]]]) -> None:
@@ -454,6 +459,14 @@ def check_diff(world: BadWorld, case: Case, answer: dict[str, Any]) -> None:
         assert reason in row["reason"], row["reason"]
         assert row["run"] == run["run_id"]
     assert rows[0]["location"] == case.where
+
+
+def check_never_shown(case: Case, answer: dict[str, Any], printed: str, logged: list[Any]) -> None:
+    """What the input would have leaked, had it been read, is nowhere: not in the answer, the output or the logs."""
+    seen = orjson.dumps(answer, default=str).decode() + printed
+    seen += "".join(f"{record.getMessage()} {record.__dict__}" for record in logged)
+    for secret in case.never_shown:
+        assert secret not in seen, secret
 
 
 def check_rejected(case: Case, answer: dict[str, Any], function: str, output: str, logged: list[Any]) -> None:
@@ -597,7 +610,8 @@ def test_a_bad_input_gets_its_outcome_and_changes_nothing(
     before, writes = snapshot(world, respelled=respelled), index_writes(world)
     try:
         if case.entry == "s3-drop":
-            feed_drop(world, case, data)
+            answer = feed_drop(world, case, data)
+            check_never_shown(case, answer, *output())
         elif case.entry == "diff-event":
             feed_diff_event(world, case, data, output)
         elif case.entry in ("sqs-body", "sqs-event"):

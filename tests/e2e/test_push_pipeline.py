@@ -25,6 +25,7 @@ from tests.e2e.test_aws_pipeline import (  # the world fixture and its helpers
     World,
     drop,
     index_matches,
+    object_created,
     run_pipeline,
     sqs_event,
     world,
@@ -217,3 +218,26 @@ def test_a_push_of_deletes_only_deletes_just_those(world: World, webhook: Webhoo
     # An object of no records, which the guard would hold as an empty catalog: a push is not a catalog.
     assert (run["status"], run["counts"]["records"], run["counts"]["deleted"]) == ("dispatched", 0, 1)
     index_matches(world, [record for record in V1 if record["sku"] != "2"])
+
+
+def test_a_push_to_a_catalog_that_reads_a_wrapped_array_is_read_too(world: World, webhook: Webhook):
+    """[source] records names where a catalog's array is; a push's objects (JSON Lines, or "[]" when it only
+    deletes) are read as they are."""
+    from handlers import _shared
+
+    config = world.s3.get_object(Bucket=BUCKET, Key="config/shop.toml")["Body"].read()
+    world.s3.put_object(Bucket=BUCKET, Key="config/shop.toml", Body=config + b'[source]\nrecords = "data.items"\n')
+    _shared.pipeline.cache_clear()
+    key = "catalogs/shop/v1.json"
+    body = orjson.dumps({"data": {"items": V1}, "total": len(V1)})
+    version = world.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
+    [run] = run_pipeline(world, object_created(key, version, len(body)))["diff"]["runs"]
+    assert run["counts"]["added"] == len(V1)
+
+    assert webhook.push({"upserts": [product("3", price=99.0)], "deletes": ["2"]}, request_id="push-a")[0] == 202
+    assert webhook.push({"deletes": ["4"]}, request_id="push-b")[0] == 202
+    for payload in webhook.recorder.payloads:
+        [run] = run_pipeline(world, payload)["diff"]["runs"]
+        assert run["status"] == "dispatched", run
+    expected = [product("3", price=99.0) if r["sku"] == "3" else r for r in V1 if r["sku"] not in ("2", "4")]
+    index_matches(world, expected)

@@ -129,8 +129,8 @@ def test_empty_file_and_unknown_extension(tmp_path: Path):
     empty.write_bytes(b"")
     with pytest.raises(CatalogFormatError, match="empty"):
         read(empty)
-    other = tmp_path / "c.xml"
-    other.write_bytes(b"<x/>")
+    other = tmp_path / "c.yaml"
+    other.write_bytes(b"sku: A\n")
     with pytest.raises(CatalogFormatError, match="unknown catalog format"):
         read(other)
 

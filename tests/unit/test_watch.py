@@ -38,6 +38,19 @@ def test_newest_catalog_in_a_folder(tmp_path: Path):
     assert newest_catalog(old) == old
 
 
+@pytest.mark.parametrize("name", ["feed.xml", "feed.xml.gz", "feed.tsv", "feed.tsv.gz"])
+def test_feeds_in_a_folder_of_drops_are_catalogs_but_txt_files_are_not(tmp_path: Path, name: str):
+    import os
+
+    feed = tmp_path / name
+    feed.write_bytes(b"x")
+    os.utime(feed, ns=(1, 1))
+    assert newest_catalog(tmp_path) == feed
+    (tmp_path / "feed.txt").write_bytes(b"id\ttitle\n")  # newer, but .txt is notes' name too
+    assert newest_catalog(tmp_path) == feed
+    assert newest_catalog(tmp_path / "feed.txt") == tmp_path / "feed.txt"  # a file named itself is read
+
+
 def test_watcher_waits_for_the_interval_then_syncs_and_syncs_priority_at_once(tmp_path: Path):
     catalog = write_jsonl(tmp_path / "c.jsonl", [product(str(i)) for i in range(5)])
     workspace = LocalWorkspace(tmp_path / "state", make_config(), HashingEmbedder())

@@ -9,7 +9,9 @@ import typer
 
 from catalog_sync.models.config import EmbedderKind
 
-CatalogArgument = Annotated[Path, typer.Argument(help="Catalog file (.json, .jsonl, .csv, optionally .gz).")]
+CatalogArgument = Annotated[
+    Path, typer.Argument(help="Catalog file (.json, .jsonl, .csv, .tsv, .txt, .xml, optionally .gz).")
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(

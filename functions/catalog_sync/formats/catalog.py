@@ -8,10 +8,20 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from catalog_sync.formats.csv_records import iter_csv
-from catalog_sync.formats.detection import CatalogFormat, CatalogKind, confirm_content, open_catalog_stream, skip_bom
-from catalog_sync.formats.json_records import iter_json_array, parse_json_line
+from catalog_sync.formats.detection import (
+    CatalogFormat,
+    CatalogKind,
+    confirm_content,
+    first_significant_byte,
+    open_catalog_stream,
+    skip_bom,
+)
+from catalog_sync.formats.json_records import iter_json_array, parse_json_line, refuse_json_object
 from catalog_sync.formats.limits import DEFAULT_MAX_RECORD_BYTES, ReaderLimits
 from catalog_sync.formats.records import CatalogFormatError, RawRecord
+from catalog_sync.formats.xml_records import iter_xml
+
+_RECORD_NUMBERED = (CatalogFormat.JSON, CatalogFormat.XML)
 
 
 @dataclass
@@ -39,7 +49,7 @@ class CatalogStream:
         return parse_json_line(self.name, line_number, raw)
 
     def location(self, position: int) -> str:
-        return f"record {position}" if self.kind.format is CatalogFormat.JSON else f"line {position}"
+        return f"record {position}" if self.kind.format in _RECORD_NUMBERED else f"line {position}"
 
     def records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """Every record, parsed, with its position."""
@@ -67,12 +77,15 @@ def open_catalog(
     *,
     csv_delimiter: str = ",",
     id_field: str | None = None,
+    records: str | None = None,
     max_decompressed_bytes: int | None = None,
     max_record_bytes: int | None = None,
 ) -> CatalogStream:
     """Open a catalog stream: check its format against its name and start reading it lazily.
 
-    A limit left unset is ReaderLimits' (the environment's, else the default).
+    `records` ([source] records) is where the records are: a dotted path of keys to the array inside a JSON
+    object, or of element names to the record elements of XML; JSON Lines and delimited files ignore it. A limit
+    left unset is ReaderLimits' (the environment's, else the default).
     """
     if max_decompressed_bytes is None or max_record_bytes is None:
         limits = ReaderLimits()
@@ -88,16 +101,21 @@ def open_catalog(
         lines = iter(functools.partial(stream.readline, max_record_bytes + 1), b"")
         return CatalogStream(name=name, kind=kind, lines=lines, max_record_bytes=max_record_bytes)
     if kind.format is CatalogFormat.JSON:
-        records = iter_json_array(stream, name, max_record_bytes=max_record_bytes)
-        return CatalogStream(name=name, kind=kind, parsed_records=records, max_record_bytes=max_record_bytes)
-    return CatalogStream(
-        name=name,
-        kind=kind,
-        parsed_records=iter_csv(
-            stream, name, delimiter=csv_delimiter, required_column=id_field, max_record_bytes=max_record_bytes
-        ),
-        max_record_bytes=max_record_bytes,
-    )
+        first = first_significant_byte(stream)
+        if records is None and first == b"{":
+            raise refuse_json_object(stream, name, max_record_bytes=max_record_bytes)
+        # A plain array is its records whatever the setting says (a push that only deletes is "[]").
+        wrapped = records if first == b"{" else None
+        parsed = iter_json_array(stream, name, records=wrapped, max_record_bytes=max_record_bytes)
+    elif kind.format is CatalogFormat.XML:
+        parsed = iter_xml(stream, name, records=records, max_record_bytes=max_record_bytes)
+    else:
+        # A tab-separated file (.tsv, .txt) is tab-separated whatever csv.delimiter says.
+        delimiter = "\t" if kind.format is CatalogFormat.TSV else csv_delimiter
+        parsed = iter_csv(
+            stream, name, delimiter=delimiter, required_column=id_field, max_record_bytes=max_record_bytes
+        )
+    return CatalogStream(name=name, kind=kind, parsed_records=parsed, max_record_bytes=max_record_bytes)
 
 
 def iter_records(raw: IO[bytes], name: str, **options: Any) -> tuple[CatalogKind, Iterator[tuple[int, dict[str, Any]]]]:

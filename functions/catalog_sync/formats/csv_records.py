@@ -33,6 +33,8 @@ def iter_csv(
             for other in (";", "\t", "|", ","):
                 if other != delimiter and len(header) == 1 and other in header[0]:
                     hint = f"; the header looks {other!r}-delimited: set csv.delimiter"
+                    if other == "\t":
+                        hint = "; the header looks tab-separated: name the file .tsv (or set csv.delimiter)"
             raise CatalogFormatError(
                 name,
                 "line 1",

@@ -22,6 +22,9 @@ class CatalogFormat(StrEnum):
     JSON = "json"
     JSONL = "jsonl"
     CSV = "csv"
+    # Tab-separated: Google Merchant Center's text feed (.txt or .tsv), read by the CSV reader.
+    TSV = "tsv"
+    XML = "xml"
 
 
 _EXTENSIONS = {
@@ -29,7 +32,15 @@ _EXTENSIONS = {
     ".jsonl": CatalogFormat.JSONL,
     ".ndjson": CatalogFormat.JSONL,
     ".csv": CatalogFormat.CSV,
+    ".tsv": CatalogFormat.TSV,
+    ".txt": CatalogFormat.TSV,
+    ".xml": CatalogFormat.XML,
 }
+# The names a folder of drops is searched for: every catalog extension but .txt, which notes and exports share
+# (a Google text feed in a watched folder is named .tsv; a .txt catalog is read when named itself).
+CATALOG_SUFFIXES = tuple(
+    suffix for extension in _EXTENSIONS if extension != ".txt" for suffix in (extension, extension + ".gz")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +50,7 @@ class CatalogKind:
 
 
 def kind_from_name(name: str) -> CatalogKind:
-    """Format from the file name's extension (.json, .jsonl/.ndjson, .csv, each optionally .gz)."""
+    """Format from the file name's extension (.json, .jsonl/.ndjson, .csv, .tsv/.txt, .xml, each optionally .gz)."""
     lowered = name.lower()
     gzipped = lowered.endswith(".gz")
     if gzipped:
@@ -50,7 +61,8 @@ def kind_from_name(name: str) -> CatalogKind:
     raise CatalogFormatError(
         name,
         None,
-        "unknown catalog format: the name must end in .json, .jsonl, .ndjson or .csv (optionally .gz)",
+        "unknown catalog format: the name must end in .json, .jsonl, .ndjson, .csv, .tsv, .txt or .xml "
+        "(optionally .gz)",
     )
 
 
@@ -105,7 +117,7 @@ def open_catalog_stream(
     return buffered, kind
 
 
-def _first_significant_byte(stream: IO[bytes]) -> bytes:
+def first_significant_byte(stream: IO[bytes]) -> bytes:
     peek = getattr(stream, "peek", None)
     head = peek(4096) if peek else b""
     if head.startswith(UTF8_BOM):
@@ -115,17 +127,26 @@ def _first_significant_byte(stream: IO[bytes]) -> bytes:
 
 
 def confirm_content(stream: IO[bytes], kind: CatalogKind, name: str) -> None:
-    first = _first_significant_byte(stream)
+    first = first_significant_byte(stream)
     if not first:
         raise CatalogFormatError(name, None, "the file is empty")
-    if kind.format is CatalogFormat.JSON and first and first != b"[":
-        hint = " (it looks like JSON Lines: name it .jsonl)" if first == b"{" else ""
-        raise CatalogFormatError(name, "byte 0", f"a .json catalog must be a JSON array of objects{hint}")
-    if kind.format is CatalogFormat.JSONL and first and first != b"{":
+    if kind.format is CatalogFormat.JSON and first not in (b"[", b"{"):
+        hint = " (it looks like XML: name it .xml)" if first == b"<" else ""
+        raise CatalogFormatError(
+            name, "byte 0", f"a .json catalog must be a JSON array of objects, or an object holding one{hint}"
+        )
+    if kind.format is CatalogFormat.JSONL and first != b"{":
         hint = " (it looks like a JSON array: name it .json)" if first == b"[" else ""
         raise CatalogFormatError(name, "line 1", f"a JSON Lines catalog must hold one object per line{hint}")
-    if kind.format is CatalogFormat.CSV and first in (b"[", b"{"):
-        raise CatalogFormatError(name, "byte 0", "named .csv but holds JSON")
+    if kind.format in (CatalogFormat.CSV, CatalogFormat.TSV):
+        named = ".csv" if kind.format is CatalogFormat.CSV else "tab-separated"
+        if first in (b"[", b"{"):
+            raise CatalogFormatError(name, "byte 0", f"named {named} but holds JSON")
+        if first == b"<":
+            raise CatalogFormatError(name, "byte 0", f"named {named} but holds XML or HTML")
+    if kind.format is CatalogFormat.XML and first != b"<":
+        hint = " (it looks like JSON)" if first in (b"[", b"{") else ""
+        raise CatalogFormatError(name, "byte 0", f"named .xml but does not begin with an XML tag{hint}")
 
 
 def skip_bom(stream: IO[bytes]) -> bool:

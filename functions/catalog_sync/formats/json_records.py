@@ -10,7 +10,7 @@ import ijson
 import orjson
 
 from catalog_sync.formats.detection import UTF8_BOM, skip_bom
-from catalog_sync.formats.limits import DEFAULT_MAX_RECORD_BYTES
+from catalog_sync.formats.limits import DEFAULT_MAX_RECORD_BYTES, PositionTracker, RecordTooLarge
 from catalog_sync.formats.records import CatalogFormatError, RawRecord
 
 # orjson writes at most 254 levels: a record must fit, with room for the envelope it is written in (a quarantine
@@ -99,43 +99,30 @@ def _describe_line_error(exc: orjson.JSONDecodeError, line: bytes) -> str:
     return f"invalid JSON: {exc}{hint}"
 
 
-class _RecordTooLarge(Exception):
-    """Raised from inside the parser's read: the bytes since the last complete record passed the limit."""
-
-
-class _PositionTracker:
-    """Hands the JSON parser its chunks and remembers where the last one started, to locate an error.
-
-    It also bounds one record: the parser holds a record whole until it ends, so more than `limit` bytes read
-    since the last record was handed out is refused rather than held.
-    """
-
-    def __init__(self, inner: IO[bytes], limit: int) -> None:
-        self._inner = inner
-        self.position = 0
-        self.chunk_start = 0
-        self.record_start = 0
-        self._limit = limit
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        if data:
-            self.chunk_start = self.position
-            self.position += len(data)
-            if self.position - self.record_start > self._limit + _JSON_CHUNK:
-                raise _RecordTooLarge
-        return data
+# At most this many array paths are named when a document's records are not where the config says.
+_ARRAYS_NAMED = 10
 
 
 def iter_json_array(
-    stream: IO[bytes], name: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    stream: IO[bytes],
+    name: str,
+    *,
+    records: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Iterator[RawRecord]:
+    """The objects of a JSON array: the document itself, or with `records` the array at that dotted path of keys
+    inside a JSON object (an API response: {"products": [...], "total": 194})."""
     bom = len(UTF8_BOM) if skip_bom(stream) else 0
-    tracker = _PositionTracker(stream, max_record_bytes)
+    tracker = PositionTracker(stream, max_record_bytes, chunk=_JSON_CHUNK)
     index = 0
     try:
         # Small chunks keep the reported place of an error within a few kilobytes.
-        for index, item in enumerate(ijson.items(tracker, "item", use_float=True, buf_size=_JSON_CHUNK), start=1):
+        if records is None:
+            items = ijson.items(tracker, "item", use_float=True, buf_size=_JSON_CHUNK)
+        else:
+            events = ijson.parse(tracker, use_float=True, buf_size=_JSON_CHUNK)
+            items = ijson.items(_up_to_the_array(events, records, name, tracker), f"{records}.item")
+        for index, item in enumerate(items, start=1):
             if type(item) is not dict:
                 raise CatalogFormatError(
                     name, f"record {index:,}", f"expected a JSON object, got {type(item).__name__}"
@@ -147,9 +134,111 @@ def iter_json_array(
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         where = f"record {index + 1:,}, between bytes {tracker.chunk_start + bom:,} and {tracker.position + bom:,}"
         raise CatalogFormatError(name, where, f"invalid JSON: {_describe_json_error(exc)}") from None
-    except _RecordTooLarge:
+    except RecordTooLarge:
         raise CatalogFormatError(
             name,
             f"record {index + 1:,}, from byte {tracker.record_start + bom:,}",
             f"the record is larger than {max_record_bytes:,} bytes, the limit for one record",
         ) from None
+
+
+_Event = tuple[str, str, Any]
+_VALUE_KINDS = {
+    "start_map": "an object",
+    "null": "null",
+    "boolean": "a boolean",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a number",
+    "double": "a number",
+}
+
+
+def _up_to_the_array(events: Iterator[_Event], path: str, name: str, tracker: PositionTracker) -> Iterator[_Event]:
+    """The parser's events, checked until the array at `path` begins: a document without it, or with something
+    else there, is refused naming the arrays it does hold. Nothing is built on the way, so memory stays flat."""
+    arrays = _ArraysSeen()
+    for event in events:
+        prefix, kind, _ = event
+        if prefix == path:
+            if kind != "start_array":
+                value = _VALUE_KINDS.get(kind, kind)
+                raise CatalogFormatError(name, None, f'[source] records = "{path}" names {value}, not an array')
+            yield event
+            yield from events
+            return
+        arrays.see(prefix, kind)
+        tracker.record_start = tracker.position  # nothing is held while looking: no record to bound yet
+        yield event
+    raise CatalogFormatError(name, None, f'[source] records = "{path}": the document has no such key{arrays.hint()}')
+
+
+class _ArraysSeen:
+    """The paths of the arrays a JSON document holds outside any array: what [source] records could name."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.more = False
+        self._depth = 0  # arrays open around the current event
+
+    def see(self, prefix: str, kind: str) -> None:
+        if kind == "start_array":
+            if self._depth == 0 and prefix:
+                if len(self.paths) < _ARRAYS_NAMED:
+                    self.paths.append(prefix)
+                else:
+                    self.more = True
+            self._depth += 1
+        elif kind == "end_array":
+            self._depth -= 1
+
+    def named(self) -> str:
+        return ", ".join(self.paths) + (", ..." if self.more else "")
+
+    def hint(self) -> str:
+        return f" (arrays found: {self.named()})" if self.paths else " (it holds no array)"
+
+
+def refuse_json_object(
+    stream: IO[bytes], name: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> CatalogFormatError:
+    """Why a .json catalog whose top level is an object, read with no [source] records, is refused: the arrays it
+    holds (one of which is likely the records), or that it is JSON Lines. Streams the document, building nothing
+    (one value larger than a record may be is refused as such)."""
+    skip_bom(stream)
+    tracker = PositionTracker(stream, max_record_bytes, chunk=_JSON_CHUNK)
+    arrays = _ArraysSeen()
+    closed = False
+    try:
+        for prefix, kind, _ in ijson.parse(tracker, buf_size=_JSON_CHUNK):
+            if prefix == "" and kind == "end_map":
+                closed = True
+            arrays.see(prefix, kind)
+            tracker.record_start = tracker.position
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        if closed:  # a second value after the first object: one object per line
+            return CatalogFormatError(
+                name,
+                "byte 0",
+                "a .json catalog must be a JSON array of objects (it looks like JSON Lines: name it .jsonl)",
+            )
+        where = f"between bytes {tracker.chunk_start:,} and {tracker.position:,}"
+        return CatalogFormatError(name, where, f"invalid JSON: {_describe_json_error(exc)}")
+    except RecordTooLarge:
+        return CatalogFormatError(
+            name,
+            f"from byte {tracker.record_start:,}",
+            f"a value is larger than {max_record_bytes:,} bytes, the limit for one record",
+        )
+    if not arrays.paths:
+        return CatalogFormatError(
+            name,
+            "byte 0",
+            "the file holds one object with no array in it (it looks like JSON Lines: name it .jsonl); a .json "
+            "catalog is a JSON array of objects, or an object holding the array ([source] records names it)",
+        )
+    if len(arrays.paths) == 1:
+        fix = f'set [source] records = "{arrays.paths[0]}"'
+    else:
+        fix = "set [source] records to the path of the records' array"
+    return CatalogFormatError(name, "byte 0", f"the file holds an object, not an array; {fix}{arrays.hint()}")

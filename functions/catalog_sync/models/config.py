@@ -124,12 +124,21 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # A dotted path to the array of records inside a JSON document ("products", "data.items"), for an API
-    # response that wraps its array; unset, a JSON file is the array itself.
+    # Where the records are, as a dotted path: of keys to the array inside a JSON object ("products",
+    # "data.items"), for an API response that wraps its array; of element names to the record elements of XML
+    # ("catalog.product"). Unset, a JSON file is the array itself and XML is an RSS 2.0 (rss.channel.item) or Atom
+    # (feed.entry) feed. JSON Lines and delimited files have one record per line and ignore it.
     records: str | None = Field(default=None, min_length=1)
     # Consecutive records sharing this field's value are one product (Shopify's one row per variant under a
     # Handle); unset, every record is a product.
     group_by: str | None = Field(default=None, min_length=1)
+
+    @field_validator("records")
+    @classmethod
+    def _records_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None and any(not part or part != part.strip() for part in value.split(".")):
+            raise ValueError(f'records {value!r} must be a dotted path of names, like "products" or "data.items"')
+        return value
 
 
 class Aggregate(StrEnum):

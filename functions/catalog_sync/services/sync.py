@@ -134,7 +134,11 @@ class SyncService:
         try:
             with source.open() as raw:
                 stream = open_catalog(
-                    raw, source.name, csv_delimiter=self.config.csv.delimiter, id_field=self.config.id_field
+                    raw,
+                    source.name,
+                    csv_delimiter=self.config.csv.delimiter,
+                    id_field=self.config.id_field,
+                    records=self.config.source.records,
                 )
                 spools = DiffResult(
                     changes=Spool(Change, memory_limit=self.spool_limit),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog_sync.adapters.local.files import FileCatalogSource
+from catalog_sync.formats.detection import CATALOG_SUFFIXES
 from catalog_sync.ports import CatalogDrop
-
-CATALOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".csv.gz")
 
 
 def newest_catalog(path: Path) -> Path | None:

@@ -37,7 +37,13 @@ def validate(
     model_id = state.embedder_for(settings).model_id
     differ = CatalogDiff(settings, model_id=model_id)
     with catalog.open("rb") as raw, progress_bars(not json_output) as progress:
-        stream = open_catalog(raw, str(catalog), csv_delimiter=settings.csv.delimiter, id_field=settings.id_field)
+        stream = open_catalog(
+            raw,
+            str(catalog),
+            csv_delimiter=settings.csv.delimiter,
+            id_field=settings.id_field,
+            records=settings.source.records,
+        )
         result = differ.run(
             stream,
             EmptySnapshot(),
