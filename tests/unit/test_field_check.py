@@ -209,6 +209,26 @@ def test_distinct_names_are_capped_and_the_cap_is_said():
     assert not uncapped.names_capped and uncapped.distinct_names == 7
 
 
+def test_counts_are_exact_however_many_shapes_the_records_have():
+    # Records with one key list each are folded at the end; past 256 key lists, or with more than 256 keys, a
+    # record is counted at once: both ways must add up to the same counts.
+    config = make_config(text={"fields": ["title"]}, metadata={"price": "number", "stock": "integer"})
+    records: list[dict[str, Any]] = []
+    for i in range(2_000):
+        record: dict[str, Any] = {"sku": str(i), "title": "t", f"extra_{i % 400}": 1}
+        if i % 3:
+            record["price"] = 1.0
+        if i % 7 == 0:
+            record.update({f"wide_{n}": n for n in range(300)})
+        records.append(record)
+    report = check(config, records)
+    assert report.records_checked == 2_000
+    for name in ("sku", "title", "price", "stock"):
+        assert report.field_counts[name] == sum(name in record for record in records), name
+    assert [problem.field for problem in report.problems] == ["stock"]
+    assert report.distinct_names == 3 + 400 + 300
+
+
 def test_nothing_seen_reports_nothing():
     report = check(make_config(id_field="SKU"), [])
     assert report.problems == [] and not report.complete and report.records_checked == 0

@@ -8,7 +8,7 @@ config uses that no record has, with the closest names the records do have.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,6 +21,10 @@ from catalog_sync.models.config import CatalogConfig
 
 # Distinct record keys kept for suggestions: a catalog whose records have arbitrary keys cannot grow it further.
 MAX_DISTINCT_NAMES = 10_000
+# Records of one export mostly share their keys: each distinct key list (a shape) is counted once, and looked
+# into at the end. Beyond this many shapes, or for a record with more keys, a record is looked into at once.
+MAX_SHAPES = 256
+MAX_SHAPE_KEYS = 256
 # Names listed when an id_field has no close match: enough to see what the records call things.
 NAMES_LISTED = 12
 
@@ -146,27 +150,47 @@ class FieldCheck:
             watched |= lookup.alternatives
         self._watched = tuple(sorted(watched))
         self._counts = dict.fromkeys(self._watched, 0)
+        self._shapes: dict[tuple[str, ...], int] = {}
         self._names: set[str] = set()
         self._max_names = max_names
         self._capped = False
         self.records = 0
 
     def observe(self, record: Mapping[str, Any]) -> None:
-        """Note one record's top-level keys. Cheap: a few dict lookups, and one set update while under the cap."""
+        """Note one record's top-level keys. Cheap: one tuple of its keys, counted in a dict, for most records."""
         self.records += 1
+        shapes = self._shapes
+        if len(record) <= MAX_SHAPE_KEYS:
+            shape = tuple(record)
+            seen = shapes.get(shape)
+            if seen is not None:
+                shapes[shape] = seen + 1
+                return
+            if len(shapes) < MAX_SHAPES:
+                shapes[shape] = 1
+                return
+        self._note(record, 1)
+
+    def _note(self, keys: Collection[str], records: int) -> None:
         counts = self._counts
         for name in self._watched:
-            if name in record:
-                counts[name] += 1
+            if name in keys:
+                counts[name] += records
         names = self._names
         # Bounded: the cap plus one record's keys. Past it, only whether some name was left out is noted.
         if len(names) < self._max_names:
-            names.update(record)
-        elif not self._capped and not names.issuperset(record):
+            names.update(keys)
+        elif not self._capped and not names.issuperset(keys):
             self._capped = True
+
+    def _fold_shapes(self) -> None:
+        for shape, records in self._shapes.items():
+            self._note(frozenset(shape), records)
+        self._shapes.clear()
 
     def report(self, *, records_read: int | None = None) -> FieldCheckReport:
         """`records_read`: the records the catalog had, if more than were observed (the diff's fast path)."""
+        self._fold_shapes()
         not_parsed = max((records_read or 0) - self.records, 0)
         complete = self.records > 0 and not_parsed == 0
         known = self._names - {READER_ERROR_KEY}
