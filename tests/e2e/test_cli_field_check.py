@@ -166,3 +166,21 @@ def test_unchanged_json_lines_are_not_parsed_and_the_report_says_so(tmp_path: Pa
     # `validate` reads every record, whatever the state.
     code, checked = run_json(tmp_path, "validate", str(catalog))
     assert code == 0 and [w["field"] for w in checked["config_warnings"]] == ["colour"]
+
+
+def test_watch_prints_the_warning_after_its_sync(tmp_path: Path):
+    for json_output in (False, True):
+        workdir = tmp_path / ("json" if json_output else "text")  # each its own state: each syncs the catalog
+        workdir.mkdir()
+        write_config(workdir)
+        (workdir / "c.csv").write_text(CSV)
+        watch = ["watch", str(workdir / "c.csv"), "--max-syncs", "1", "--max-seconds", "60", "--settle", "0"]
+        code, stdout = run(workdir, *watch, "--poll", "0.05", "--threshold", "1", json_output=json_output)
+        assert code == 0, stdout
+        if not json_output:
+            assert f"warning: {MISSPELT_PRICE}\n" in stdout and "synced c.csv" in stdout
+            continue
+        assert "warning:" not in stdout  # JSON only
+        events = [orjson.loads(line) for line in stdout.splitlines()]
+        [sync_event] = [event for event in events if event["event"] == "sync"]
+        assert [w["message"] for w in sync_event["report"]["config_warnings"]] == [MISSPELT_PRICE]

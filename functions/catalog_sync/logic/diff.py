@@ -330,6 +330,7 @@ class _Walk:
         self, position: int, record: dict[str, Any], fingerprint: bytes | None, location: Callable[[int], str]
     ) -> None:
         differ, result = self.differ, self.result
+        # The record as the reader gave it: the check compares the config's names with the catalog's own.
         self.field_check.observe(record)
         try:
             product_id = normalize_id(record.get(differ.config.id_field))
