@@ -34,6 +34,7 @@ def write_config(
     text_fields: list[str] | None = None,
     metadata: dict[str, str] | None = None,
     required_fields: list[str] | None = None,
+    tables: str = "",
 ) -> Path:
     """The catalog's config; written here, as TOML quotes a key with a space ("Variant Price")."""
     metadata = {"Varient Price": "number", "Vendor": "string"} if metadata is None else metadata
@@ -43,7 +44,7 @@ def write_config(
     lines += ["[text]", f"fields = {json.dumps(text_fields or ['Title'])}", "[metadata]"]
     lines += [f"{json.dumps(name)} = {json.dumps(kind)}" for name, kind in metadata.items()]
     path = workdir / "shop.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + tables)
     return path
 
 
@@ -148,6 +149,20 @@ def test_a_required_field_no_record_has_is_an_error(tmp_path: Path):
         (
             "error",
             "required field 'title' never appears in the catalog (every record is quarantined); did you mean 'Title'?",
+        )
+    ]
+
+
+def test_an_error_fails_validate_even_when_every_record_is_valid(tmp_path: Path):
+    # Rows are grouped into products by a column no row has: each record may be valid, the products are wrong.
+    write_config(tmp_path, metadata={"Variant Price": "number"}, tables='[source]\ngroup_by = "handle"\n')
+    (tmp_path / "c.csv").write_text(CSV)
+    code, report = run_json(tmp_path, "validate", str(tmp_path / "c.csv"))
+    assert code == 3
+    assert [(w["severity"], w["message"]) for w in report["config_warnings"]] == [
+        (
+            "error",
+            "source.group_by field 'handle' never appears in the catalog (no rows are grouped into products)",
         )
     ]
 
