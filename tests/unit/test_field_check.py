@@ -168,6 +168,21 @@ def test_a_dotted_source_that_is_a_column_name_is_found():
     assert check(config, [product("1", **{"meta.barcode": "123"})]).problems == []
 
 
+def test_a_derived_field_read_from_another_is_checked_through_it():
+    config = make_config(fields={"body": {"from": "Body"}, "summary": {"from": "body"}})
+    assert messages(check(config, [product("1", Body="b")])) == []
+    assert messages(check(config, [product("1")])) == [
+        ("warning", "fields.body source 'Body' never appears in the catalog")
+    ]
+
+
+def test_a_name_listed_twice_in_one_setting_is_one_use():
+    report = check(make_config(required_fields=["titel", "titel"]), [product("1")])
+    assert [(problem.settings, problem.message.split(" never")[0]) for problem in report.problems] == [
+        (["required_fields"], "required field 'titel'")
+    ]
+
+
 def test_a_derived_id_field_read_from_nowhere_is_an_error():
     config = make_config(id_field="product_id", fields={"product_id": {"from": "Handel"}})
     report = check(config, [product("1", Handle="h")])

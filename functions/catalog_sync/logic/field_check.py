@@ -121,7 +121,7 @@ def _config_uses(config: CatalogConfig) -> dict[str, _Lookup]:
     lookups: dict[str, _Lookup] = {}
     # A derived field is as severe as its most severe use: a derived id_field read from nowhere is an error.
     derived_kinds = {name: _UseKind(f"fields.{name}", Severity.WARNING) for name in config.fields}
-    for setting, name in named:
+    for setting, name in dict.fromkeys(named):  # a name listed twice in one setting is one use
         kind = _KINDS[setting]
         if name in config.fields:
             if kind.severity is Severity.ERROR and derived_kinds[name].severity is not Severity.ERROR:
@@ -131,6 +131,8 @@ def _config_uses(config: CatalogConfig) -> dict[str, _Lookup]:
         lookups.setdefault(name, _Lookup(name)).uses.append((setting, kind))
     for derived, spec in config.fields.items():
         key = spec.source.split(".", 1)[0]
+        if key in config.fields:  # read from another derived field, whose own source is checked
+            continue
         lookup = lookups.setdefault(key, _Lookup(key))
         if spec.source != key:
             lookup.alternatives.add(spec.source)
