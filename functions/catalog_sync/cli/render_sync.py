@@ -10,6 +10,7 @@ from rich.table import Table
 
 from catalog_sync.cli.console import out
 from catalog_sync.cli.errors import ExitCode
+from catalog_sync.cli.render_checks import config_check_json, print_config_problems
 from catalog_sync.logic.diff import DiffResult
 from catalog_sync.models.changes import Change, ChangeKind
 from catalog_sync.models.index import IndexRejection
@@ -57,6 +58,7 @@ def report_json(report: SyncReport, *, include_changes: bool = True) -> dict[str
         "notes": report.notes,
         "timings": {name: round(value, 4) for name, value in report.timings.items()},
         "error": report.error,
+        **config_check_json(report.diff.field_check),
     }
     if include_changes:
         data["changes"] = [_change_json(c) for c in report.diff.changes if c.kind is not ChangeKind.UNCHANGED]
@@ -123,6 +125,7 @@ def print_embedder(embedder: Embedder) -> None:
 
 
 def print_report(report: SyncReport, limit: int) -> None:
+    print_config_problems(report.diff.field_check)
     for note in report.notes:
         out.print(f"[bold yellow]note:[/] {note}")
     _print_changes(report.diff, limit)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from catalog_sync.formats.limits import DEFAULT_MAX_RECORD_BYTES
+from catalog_sync.formats.names import close_names, did_you_mean
 from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError, RawRecord
 
 
@@ -29,7 +30,7 @@ def iter_csv(
             return
         header = [column.strip() for column in header]
         if required_column is not None and required_column not in header:
-            hint = ""
+            hint = did_you_mean(close_names(required_column, header))
             for other in (";", "\t", "|", ","):
                 if other != delimiter and len(header) == 1 and other in header[0]:
                     hint = f"; the header looks {other!r}-delimited: set csv.delimiter"

@@ -16,6 +16,7 @@ import xxhash
 from catalog_sync.formats.catalog import CatalogStream
 from catalog_sync.formats.records import READER_ERROR_KEY
 from catalog_sync.logic import canonical as hashing
+from catalog_sync.logic.field_check import FieldCheck, FieldCheckReport
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.snapshot import FingerprintUpdate, StateSnapshot, StoredProduct
 from catalog_sync.logic.spool import Spool
@@ -34,6 +35,8 @@ class DiffResult:
     counts: DiffCounts = field(default_factory=DiffCounts)
     reasons: list[str] = field(default_factory=list)
     resent: int = 0
+    # The config's field names no record had (logic/field_check.py).
+    field_check: FieldCheckReport | None = None
 
 
 # The settings that decide how a raw record is validated and hashed. A change to any of them must send every
@@ -95,6 +98,7 @@ class CatalogDiff:
             else:
                 walk.records(stream, on_record)
             walk.flush()
+            result.field_check = walk.field_check.report(records_read=walk.records_read)
             result.counts.records += walk.records_read
             result.counts.valid += walk.fast_unchanged
             result.counts.unchanged += walk.fast_unchanged
@@ -280,6 +284,7 @@ class _Walk:
         self.records_read = 0
         self.fast_unchanged = 0
         self._batch: list[_Candidate] = []
+        self.field_check = FieldCheck(differ.config)
 
     def lines(self, stream: CatalogStream, on_record: Callable[[int], None] | None) -> None:
         """JSON Lines: a line seen byte for byte before costs one hash; it is not even parsed."""
@@ -325,6 +330,8 @@ class _Walk:
         self, position: int, record: dict[str, Any], fingerprint: bytes | None, location: Callable[[int], str]
     ) -> None:
         differ, result = self.differ, self.result
+        # The record as the reader gave it: the check compares the config's names with the catalog's own.
+        self.field_check.observe(record)
         try:
             product_id = normalize_id(record.get(differ.config.id_field))
         except InvalidRecord as exc:

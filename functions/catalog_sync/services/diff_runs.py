@@ -60,6 +60,11 @@ class DiffOutcome:
             "reason": report.guard.reason,
             "counts": report.diff.counts.model_dump(),
             "quarantine": report.quarantine_location,
+            # The config's field names no record had (logic/field_check.py), errors first.
+            "config_warnings": [
+                problem.model_dump(mode="json", include={"severity", "field", "message"})
+                for problem in (report.diff.field_check.problems if report.diff.field_check else [])
+            ],
         }
 
 

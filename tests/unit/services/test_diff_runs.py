@@ -170,3 +170,12 @@ def test_a_resync_of_some_products_reads_the_newest_drop_a_run_has_read(pipeline
     report = pipeline.runs.run(SyncRequest(trigger=Trigger.DIRECT, catalog="shop", ids=("A",), force=True))
     assert report.source == f"s3://{pipeline.parts.drops_.bucket}/{drop_key('a')}"
     assert report.diff.counts.changed == 0
+
+
+def test_the_summary_names_the_config_fields_no_record_has(pipeline: Pipeline):
+    pipeline.parts.configs["shop"] = make_config(metadata={"price": "number", "colour": "string"})
+    outcome = pipeline.runs.attempt(pipeline.drop("a", ["A", "B"], second=T))
+    assert outcome.summary()["config_warnings"] == [
+        {"severity": "warning", "field": "colour", "message": "metadata field 'colour' never appears in the catalog"}
+    ]
+    assert outcome.summary()["counts"]["added"] == 2  # a warning: the run goes on

@@ -27,6 +27,7 @@ from catalog_sync.cli.options import (
     StateOption,
     WaitOption,
 )
+from catalog_sync.cli.render_checks import print_config_problems
 from catalog_sync.cli.render_sync import exit_for, print_embedder, print_report, report_json
 from catalog_sync.models.changes import RunStatus
 from catalog_sync.services.watch import CatalogWatcher, WatchPolicy
@@ -199,6 +200,8 @@ def watch(
                     f"synced {event.catalog.name} ({event.why}): {report.diff.counts.changed:,} changes, "
                     f"{report.applied.embedded:,} embedded{held}",
                 )
+                if not json_output:  # under --json, the sync event's report has them
+                    print_config_problems(report.diff.field_check)
         except KeyboardInterrupt:
             run = service.last_run
             if run is not None and run.status is RunStatus.INTERRUPTED:

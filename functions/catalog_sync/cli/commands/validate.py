@@ -15,6 +15,7 @@ from catalog_sync.cli.application import command
 from catalog_sync.cli.console import out, progress_bars, write_json
 from catalog_sync.cli.errors import ExitCode
 from catalog_sync.cli.options import CatalogArgument, ConfigOption, EmbedderOption, JsonOption
+from catalog_sync.cli.render_checks import config_check_json, print_config_problems
 from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.logic.diff import CatalogDiff
 from catalog_sync.logic.snapshot import EmptySnapshot
@@ -31,7 +32,10 @@ def validate(
     ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Invalid records listed.")] = 50,
 ) -> ExitCode:
-    """List the catalog's invalid records without syncing. Exit 3 if there are any."""
+    """List the catalog's invalid records, and the config's field names no record has, without syncing.
+
+    Exit 3 if some record is invalid or the config names an id_field, required field or group_by no record has.
+    """
     settings = state.load(config, embedder)
     state.check_catalog(catalog)
     model_id = state.embedder_for(settings).model_id
@@ -60,10 +64,12 @@ def validate(
             "valid": counts.valid,
             "invalid": counts.invalid,
             "problems": [q.model_dump(exclude={"record"}) for q in result.quarantined],
+            **config_check_json(result.field_check),
         }
         write_json(data)
     else:
         out.print(f"{catalog}: {counts.records:,} records, {counts.valid:,} valid, {counts.invalid:,} invalid")
+        print_config_problems(result.field_check)
         if result.quarantined:
             table = Table(title="Invalid records", title_justify="left")
             table.add_column("where")
@@ -74,4 +80,5 @@ def validate(
             out.print(table)
             if len(result.quarantined) > limit:
                 out.print(f"[dim]... and {len(result.quarantined) - limit:,} more (use --output or --json)[/]")
-    return ExitCode.BAD_INPUT if counts.invalid else ExitCode.OK
+    config_errors = result.field_check.errors if result.field_check is not None else []
+    return ExitCode.BAD_INPUT if counts.invalid or config_errors else ExitCode.OK
