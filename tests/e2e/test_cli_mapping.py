@@ -1,0 +1,108 @@
+"""The CLI on a Shopify product export (tests/data/shopify): rows grouped by Handle, derived fields, end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from catalog_sync import cli
+from catalog_sync.cli.errors import ExitCode
+
+SHOPIFY = Path(__file__).resolve().parents[1] / "data" / "shopify"
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copy(SHOPIFY / "catalog.toml", tmp_path / "catalog.toml")
+    shutil.copy(SHOPIFY / "products.csv", tmp_path / "products.csv")
+    return tmp_path
+
+
+def invoke(workdir: Path, *args: str, config: str = "catalog.toml") -> tuple[int, dict]:
+    state = [] if args[0] == "validate" else ["--state-dir", str(workdir / "state")]
+    result = runner.invoke(cli.app, [*args, "--config", str(workdir / config), *state, "--json"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    payload = orjson.loads(result.stdout.splitlines()[-1]) if result.stdout.strip() else {}
+    return result.exit_code, payload
+
+
+def exported(workdir: Path) -> dict[str, dict]:
+    result = runner.invoke(
+        cli.app, ["export", "--config", str(workdir / "catalog.toml"), "--state-dir", str(workdir / "state")]
+    )
+    assert result.exit_code == 0, result.output
+    return {row["id"]: row["metadata"] for row in map(orjson.loads, result.stdout.splitlines())}
+
+
+def test_validate_sync_then_a_variant_price_edit_is_a_metadata_only_change(workdir: Path):
+    catalog = workdir / "products.csv"
+    raw = catalog.read_bytes()
+    assert raw.count(b"\r\n") == 11 and b"<p>A soft, breathable tee" in raw  # CRLF rows, a newline inside a cell
+
+    code, checked = invoke(workdir, "validate", str(catalog))
+    assert code == ExitCode.OK, checked
+    assert (checked["records"], checked["valid"], checked["invalid"]) == (10, 3, 0)
+
+    code, first = invoke(workdir, "sync", str(catalog))
+    assert code == ExitCode.OK, first
+    assert first["counts"]["added"] == 3 and first["applied"]["embedded"] == 3
+    assert exported(workdir)["classic-tee"]["price_max"] == 60.0
+
+    # The tee's second variant (its second row, which has only the Handle and the variant's columns): 60 -> 65.
+    variant = b"TEE-M-SAGE,200,shopify,0,deny,manual,60.00,"
+    assert raw.count(variant) == 1
+    catalog.write_bytes(raw.replace(variant, b"TEE-M-SAGE,200,shopify,0,deny,manual,65.00,"))
+    code, second = invoke(workdir, "sync", str(catalog))
+    assert code == ExitCode.OK, second
+    assert second["changes"] == [
+        {
+            "id": "classic-tee",
+            "kind": "metadata_only",
+            "action": "update_metadata",
+            "priority": True,
+            "fields_changed": ["price_max", "prices"],
+        }
+    ]
+    assert second["applied"]["metadata_updated"] == 1 and second["applied"]["embedded"] == 0
+    tee = exported(workdir)["classic-tee"]
+    assert (tee["price_min"], tee["price_max"], tee["prices"]) == (60.0, 65.0, ["60.00", "65.00"])
+
+    # The same file again: nothing to do.
+    code, third = invoke(workdir, "sync", str(catalog))
+    assert code == ExitCode.OK and third["changes"] == [] and third["counts"]["unchanged"] == 3
+
+
+def test_an_unsorted_export_is_quarantined_product_by_product(workdir: Path):
+    catalog = workdir / "products.csv"
+    invoke(workdir, "sync", str(catalog))
+    header, *rows = catalog.read_bytes().split(b"\r\n")
+    tee_image = rows[3]
+    assert tee_image.startswith(b"classic-tee,") and b"tee-back.jpg" in tee_image
+    unsorted = [header, *rows[:3], *rows[4:-1], tee_image, b""]
+    catalog.write_bytes(b"\r\n".join(unsorted))
+    code, checked = invoke(workdir, "validate", str(catalog))
+    assert code == ExitCode.BAD_INPUT
+    assert [problem["reason"] for problem in checked["problems"]] == [
+        "rows of Handle 'classic-tee' are not contiguous (first seen at line 2, again at line 16): "
+        "sort the file by Handle"
+    ]
+    code, synced = invoke(workdir, "sync", str(catalog))
+    assert code == ExitCode.OK
+    assert synced["changes"] == [] and synced["counts"]["invalid"] == 1
+    assert "classic-tee" in exported(workdir)  # it keeps its last good version
+
+
+def test_a_metadata_name_no_index_can_store_is_refused_before_anything_runs(workdir: Path):
+    bad = (workdir / "catalog.toml").read_text().replace('image = "string"', '"Image Src" = "string"')
+    (workdir / "bad.toml").write_text(bad)
+    for command in ("validate", "sync", "monitor"):
+        code, payload = invoke(workdir, command, str(workdir / "products.csv"), config="bad.toml")
+        assert code == ExitCode.BAD_INPUT, (command, payload)
+        assert "metadata field name 'Image Src' is not a plain name" in payload["error"]
+        assert '[fields] image_src = { from = "Image Src" }' in payload["error"]
+    assert not (workdir / "state" / "shopify").exists()
