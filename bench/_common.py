@@ -11,7 +11,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
 from catalog_generator_helpers import catalog_pair
-from catalog_sync.models.config import CatalogConfig
+from catalog_sync.models.config import CatalogConfig, DerivedField, FieldType, TextSpec
 
 DATA = Path(__file__).resolve().parent / ".data"
 
@@ -32,6 +32,25 @@ def bench_config() -> CatalogConfig:
             "tags": "string_list",
             "image_url": "string",
         },
+    )
+
+
+def mapped_bench_config() -> CatalogConfig:
+    """The benchmark catalog read through a mapping like a preset's: five derived fields, one of them HTML to text
+    (every description is parsed as HTML), the others paths, a transform and an aggregate."""
+    base = bench_config()
+    return base.model_copy(
+        update={
+            "fields": {
+                "name": DerivedField.model_validate({"from": "title", "transform": "collapse_whitespace"}),
+                "summary": DerivedField.model_validate({"from": "description", "transform": "html_to_text"}),
+                "color": DerivedField.model_validate({"from": "attributes.color"}),
+                "material": DerivedField.model_validate({"from": "attributes.material"}),
+                "labels": DerivedField.model_validate({"from": "tags", "aggregate": "unique"}),
+            },
+            "text": TextSpec(fields=["name", "brand", "category", "summary", "color", "material"]),
+            "metadata": {**base.metadata, "color": FieldType.STRING, "labels": FieldType.STRING_LIST},
+        }
     )
 
 

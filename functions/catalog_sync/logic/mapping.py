@@ -143,14 +143,16 @@ def _unique_key(value: Any) -> tuple[int, Any, Any]:
 
 
 def _unique(values: Iterable[Any]) -> list[Any] | None:
-    distinct: dict[bytes, Any] = {}
+    # A string is its own key (trimmed, NFC); any other value its canonical JSON (1 and 1.0 are one value).
+    distinct: dict[str | bytes, Any] = {}
     for value in values:
-        kept = value
         if isinstance(value, str):
             kept = value.strip()
             if not kept.isascii():
                 kept = unicodedata.normalize("NFC", kept)
-        distinct.setdefault(canonical_bytes(kept), kept)
+            distinct.setdefault(kept, kept)
+        else:
+            distinct.setdefault(canonical_bytes(value), value)
     return sorted(distinct.values(), key=_unique_key) or None
 
 
