@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -106,3 +107,39 @@ def test_a_metadata_name_no_index_can_store_is_refused_before_anything_runs(work
         assert "metadata field name 'Image Src' is not a plain name" in payload["error"]
         assert '[fields] image_src = { from = "Image Src" }' in payload["error"]
     assert not (workdir / "state" / "shopify").exists()
+
+
+def test_the_readme_example_does_what_the_readme_says(tmp_path: Path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Rows and derived fields", 1)[1].split("\n## ", 1)[0]
+    blocks = dict(re.findall(r"```(csv|toml)\n(.*?)```", section, re.S))
+    (tmp_path / "catalog.toml").write_text(blocks["toml"] + '\n[embedder]\nkind = "hashing"\n')
+    catalog = tmp_path / "products.csv"
+    catalog.write_text(blocks["csv"])
+    code, first = invoke(tmp_path, "sync", str(catalog))
+    assert code == ExitCode.OK and [change["id"] for change in first["changes"]] == ["classic-tee"]
+    result = runner.invoke(
+        cli.app,
+        [
+            "query",
+            "organic tee",
+            "--config",
+            str(tmp_path / "catalog.toml"),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--json",
+        ],
+    )
+    (hit,) = orjson.loads(result.stdout)
+    assert hit["text"] == (
+        "Classic Organic Tee\nBy Fernway (T-Shirts)\nOptions: M, S\nA soft tee in organic cotton.\n\nRelaxed fit"
+    )
+    metadata = hit["metadata"]
+    assert (metadata["price_min"], metadata["price_max"], metadata["prices"]) == (60.0, 60.0, ["60.00"])
+    assert (metadata["inventory"], metadata["published"], len(metadata["images"])) == (12, True, 2)
+    catalog.write_text(blocks["csv"].replace("TEE-M,0,60.00", "TEE-M,0,65.00"))
+    code, second = invoke(tmp_path, "sync", str(catalog))
+    assert [(c["id"], c["kind"], c["fields_changed"]) for c in second["changes"]] == [
+        ("classic-tee", "metadata_only", ["price_max", "prices"])
+    ]
+    assert second["applied"]["embedded"] == 0
