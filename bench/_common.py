@@ -11,7 +11,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
 from catalog_generator_helpers import catalog_pair
-from catalog_sync.models.config import CatalogConfig, DerivedField, FieldType, TextSpec
+from catalog_sync.models.config import CatalogConfig, DerivedField, FieldType, SourceSettings, TextSpec
 
 DATA = Path(__file__).resolve().parent / ".data"
 
@@ -52,6 +52,40 @@ def mapped_bench_config() -> CatalogConfig:
             "metadata": {**base.metadata, "color": FieldType.STRING, "labels": FieldType.STRING_LIST},
         }
     )
+
+
+# Rows per product of the grouped catalog: the product's own row, then two variants.
+VARIANT_ROWS = 3
+
+
+def grouped_bench_config() -> CatalogConfig:
+    """The mapped benchmark catalog with each product's rows grouped by sku (three rows per product, each with a
+    variant price), and three aggregates over them."""
+    base = mapped_bench_config()
+    fields = dict(base.fields)
+    fields["price_min"] = DerivedField.model_validate({"from": "variant_price", "aggregate": "min"})
+    fields["price_max"] = DerivedField.model_validate({"from": "variant_price", "aggregate": "max"})
+    fields["variants"] = DerivedField.model_validate({"from": "variant", "aggregate": "unique"})
+    metadata = {**base.metadata, "price_min": FieldType.NUMBER, "price_max": FieldType.NUMBER}
+    metadata["variants"] = FieldType.STRING_LIST
+    return base.model_copy(update={"source": SourceSettings(group_by="sku"), "fields": fields, "metadata": metadata})
+
+
+def grouped(path: Path) -> Path:
+    """A JSON Lines catalog as a grouped one: each product's record, then two variant rows of its sku (their prices
+    follow the product's, so that a price change changes the group). Written once beside the catalog."""
+    target = path.with_name(path.stem + ".grouped.jsonl")
+    if target.exists():
+        return target
+    with path.open("rb") as source, target.open("wb") as out:
+        for line in source:
+            product = orjson.loads(line)
+            price = product["price"]
+            out.write(orjson.dumps({**product, "variant": "A", "variant_price": price}) + b"\n")
+            for variant, factor in (("B", 1.1), ("C", 1.25)):
+                row = {"sku": product["sku"], "variant": variant, "variant_price": round(price * factor, 2)}
+                out.write(orjson.dumps(row) + b"\n")
+    return target
 
 
 def dataset(n: int) -> tuple[Path, Path, dict[str, list[str]]]:

@@ -313,3 +313,8 @@ def test_an_unknown_aggregate_or_transform_is_refused(tmp_path: Path):
         load_config(config_file(tmp_path, '[fields]\np = { from = "price", aggregate = "median" }\n'))
     with pytest.raises(ConfigError, match=r"fields\.p\.transform"):
         load_config(config_file(tmp_path, '[fields]\np = { from = "price", transform = "strip_tags" }\n'))
+
+
+def test_a_value_join_cannot_render_is_a_reason_not_a_traceback():
+    with pytest.raises(InvalidRecord, match=r"fields\.x: NaN and Infinity are not allowed"):
+        derive({"from": "n", "aggregate": "list", "join": ", "}, [{"n": 1.5}, {"n": float("nan")}])

@@ -237,10 +237,13 @@ class _Derivation:
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> Any:
         value = self._aggregate(self._path, rows)
-        if self._transforms and value is not None:
-            value = self._transform(value)
-        if self._join is not None and isinstance(value, list):
-            value = self._join.join(text for item in value if (text := render_text_value(item).strip())) or None
+        try:
+            if self._transforms and value is not None:
+                value = self._transform(value)
+            if self._join is not None and isinstance(value, list):
+                value = self._join.join(text for item in value if (text := render_text_value(item).strip())) or None
+        except ValueError as exc:  # a value that has no text (NaN from a lenient reader): the record's fault
+            raise InvalidRecord(f"fields.{self.name}: {exc}") from None
         return value
 
     def _transform(self, value: Any) -> Any:
