@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
@@ -368,3 +370,67 @@ def test_a_group_with_too_many_rows_is_quarantined(monkeypatch: pytest.MonkeyPat
     assert reasons["classic-tee"] == (
         "Handle 'classic-tee' has 4 rows, more than the 3 one product may have (only the first are kept here)"
     )
+
+
+# The property: for any sequence of rows, the grouped diff is what grouping by hand says it is.
+
+KEYS = st.sampled_from(["a", "b", "c", "d", "e"])
+
+
+def runs_of(keys: list[str]) -> dict[str, list[int]]:
+    """Each key's runs of consecutive rows, by length, written out without the mapping."""
+    runs: dict[str, list[int]] = {}
+    previous = None
+    for key in keys:
+        if key == previous:
+            runs[key][-1] += 1
+        else:
+            runs.setdefault(key, []).append(1)
+        previous = key
+    return runs
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.dictionaries(KEYS, st.integers(1, 3), max_size=5),
+    keys=st.lists(KEYS, max_size=14),
+    memory_limit=st.integers(0, 3),
+    kind=st.sampled_from(["jsonl", "json"]),
+)
+def test_a_grouped_diff_matches_grouping_by_hand(before: dict[str, int], keys: list[str], memory_limit: int, kind: str):
+    config = make_config(
+        id_field="k",
+        source={"group_by": "k"},
+        fields={"rows": {"from": "k", "aggregate": "count"}},
+        text={"fields": ["k"]},
+        metadata={"rows": "integer"},
+        guard={"max_delete_share": 1.0},
+    )
+    catalog = Catalog(config, "json")
+    catalog.diff([{"k": key} for key, count in sorted(before.items()) for _ in range(count)])
+    catalog.kind = kind if keys else "json"  # an empty JSON Lines file is refused as a broken drop
+    spooled = DiffResult(
+        changes=Spool(Change, memory_limit=memory_limit), quarantined=Spool(QuarantinedRecord, memory_limit=1)
+    )
+    result = catalog.diff([{"k": key} for key in keys], result=spooled, commit=False)
+
+    runs = runs_of(keys)
+    whole = {key: lengths[0] for key, lengths in runs.items() if len(lengths) == 1}
+    split = {key for key, lengths in runs.items() if len(lengths) > 1}
+    expected = {key: "added" for key in whole if key not in before}
+    expected |= {key: "metadata_only" for key, rows in whole.items() if key in before and before[key] != rows}
+    expected |= {key: "deleted" for key in before if key not in runs}
+    assert {change.product_id: change.kind.value for change in result.changes} == expected
+    for change in result.changes:
+        if change.kind is not ChangeKind.DELETED:
+            assert change.metadata == {"rows": whole[change.product_id]}
+    assert sorted(q.product_id for q in result.quarantined) == sorted(key for key in split for _ in runs[key][1:])
+    counts = result.counts
+    assert counts.records == len(keys)
+    assert counts.valid == len(whole) and counts.invalid == sum(len(runs[key]) - 1 for key in split)
+    assert counts.unchanged == sum(1 for key, rows in whole.items() if before.get(key) == rows)
+    assert (counts.added, counts.metadata_only, counts.deleted) == tuple(
+        sum(1 for kind in expected.values() if kind == wanted) for wanted in ("added", "metadata_only", "deleted")
+    )
+    assert counts.priority == counts.deleted  # rows is not a priority field; a deletion always is
+    assert {update.product_id for update in result.fingerprint_updates} <= set(whole)
