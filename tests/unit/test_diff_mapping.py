@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog_sync.formats.catalog import open_catalog
+from catalog_sync.formats.records import CatalogFormatError
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.spool import Spool
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction, QuarantinedRecord
@@ -434,3 +435,10 @@ def test_a_grouped_diff_matches_grouping_by_hand(before: dict[str, int], keys: l
     )
     assert counts.priority == counts.deleted  # rows is not a priority field; a deletion always is
     assert {update.product_id for update in result.fingerprint_updates} <= set(whole)
+
+
+def test_a_csv_without_the_group_by_column_is_refused_whole():
+    config = make_config(source={"group_by": "Handle"}, metadata={})
+    body = b"sku,title,description\r\nA,Tee,Soft\r\nB,Hat,Warm\r\n"
+    with pytest.raises(CatalogFormatError, match=r"catalog\.csv, line 1: the CSV header has no 'Handle' column"):
+        Catalog(config).diff(body)

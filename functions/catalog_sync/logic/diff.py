@@ -16,7 +16,8 @@ import orjson
 import xxhash
 
 from catalog_sync.formats.catalog import CatalogStream
-from catalog_sync.formats.records import READER_ERROR_KEY
+from catalog_sync.formats.detection import CatalogFormat
+from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError
 from catalog_sync.logic import canonical as hashing
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.mapping import MAX_GROUP_ROWS, CatalogMapping, LooseRow, RowGroup
@@ -431,7 +432,18 @@ class _Walk:
                     on_record(self.records_read)
                 yield position, record, raw
         else:
+            header_checked = stream.kind.format is not CatalogFormat.CSV
             for position, record in stream.records():
+                if not header_checked and READER_ERROR_KEY not in record:
+                    # A CSV row has every column of the header: without this one, no row has a key.
+                    if self.differ.mapping.group_by not in record:
+                        raise CatalogFormatError(
+                            stream.name,
+                            "line 1",
+                            f"the CSV header has no {self.differ.mapping.group_by!r} column, the [source] group_by"
+                            f" field (columns: {list(record)[:20]})",
+                        )
+                    header_checked = True
                 self.records_read += 1
                 if on_record is not None and self.records_read % 10_000 == 0:
                     on_record(self.records_read)
