@@ -3,6 +3,9 @@
 Kinds are decided against the *desired* state (what the catalog said last time); the index action is
 decided against the *committed* state (what the index is known to hold). The two differ only for a product
 whose last change was never committed, and such a product is always re-sent, so the index converges.
+
+What is compared is the mapped product (logic/mapping): a record with its derived fields, or, with
+[source] group_by, the product a group of consecutive rows makes.
 """
 
 from __future__ import annotations
