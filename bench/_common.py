@@ -11,7 +11,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
 from catalog_generator_helpers import catalog_pair
-from catalog_sync.models.config import CatalogConfig
+from catalog_sync.models.config import CatalogConfig, DerivedField, FieldType, SourceSettings, TextSpec
 
 DATA = Path(__file__).resolve().parent / ".data"
 
@@ -33,6 +33,59 @@ def bench_config() -> CatalogConfig:
             "image_url": "string",
         },
     )
+
+
+def mapped_bench_config() -> CatalogConfig:
+    """The benchmark catalog read through a mapping like a preset's: five derived fields, one of them HTML to text
+    (every description is parsed as HTML), the others paths, a transform and an aggregate."""
+    base = bench_config()
+    return base.model_copy(
+        update={
+            "fields": {
+                "name": DerivedField.model_validate({"from": "title", "transform": "collapse_whitespace"}),
+                "summary": DerivedField.model_validate({"from": "description", "transform": "html_to_text"}),
+                "color": DerivedField.model_validate({"from": "attributes.color"}),
+                "material": DerivedField.model_validate({"from": "attributes.material"}),
+                "labels": DerivedField.model_validate({"from": "tags", "aggregate": "unique"}),
+            },
+            "text": TextSpec(fields=["name", "brand", "category", "summary", "color", "material"]),
+            "metadata": {**base.metadata, "color": FieldType.STRING, "labels": FieldType.STRING_LIST},
+        }
+    )
+
+
+# Rows per product of the grouped catalog: the product's own row, then two variants.
+VARIANT_ROWS = 3
+
+
+def grouped_bench_config() -> CatalogConfig:
+    """The mapped benchmark catalog with each product's rows grouped by sku (three rows per product, each with a
+    variant price), and three aggregates over them."""
+    base = mapped_bench_config()
+    fields = dict(base.fields)
+    fields["price_min"] = DerivedField.model_validate({"from": "variant_price", "aggregate": "min"})
+    fields["price_max"] = DerivedField.model_validate({"from": "variant_price", "aggregate": "max"})
+    fields["variants"] = DerivedField.model_validate({"from": "variant", "aggregate": "unique"})
+    metadata = {**base.metadata, "price_min": FieldType.NUMBER, "price_max": FieldType.NUMBER}
+    metadata["variants"] = FieldType.STRING_LIST
+    return base.model_copy(update={"source": SourceSettings(group_by="sku"), "fields": fields, "metadata": metadata})
+
+
+def grouped(path: Path) -> Path:
+    """A JSON Lines catalog as a grouped one: each product's record, then two variant rows of its sku (their prices
+    follow the product's, so that a price change changes the group). Written once beside the catalog."""
+    target = path.with_name(path.stem + ".grouped.jsonl")
+    if target.exists():
+        return target
+    with path.open("rb") as source, target.open("wb") as out:
+        for line in source:
+            product = orjson.loads(line)
+            price = product["price"]
+            out.write(orjson.dumps({**product, "variant": "A", "variant_price": price}) + b"\n")
+            for variant, factor in (("B", 1.1), ("C", 1.25)):
+                row = {"sku": product["sku"], "variant": variant, "variant_price": round(price * factor, 2)}
+                out.write(orjson.dumps(row) + b"\n")
+    return target
 
 
 def dataset(n: int) -> tuple[Path, Path, dict[str, list[str]]]:

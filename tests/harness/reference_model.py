@@ -20,10 +20,11 @@ The rules it follows (README: "Catalog configuration" and "How it decides what c
   of strings, or a string split at the list separator. A null, a missing field or a blank string is an absent
   field, which is not stored; any other value is a wrong type (invalid).
 - **Text** (`[text]`). Each field renders as text: a string as it is, a whole number without a decimal point, other
-  numbers as written, true and false as "yes" and "no", a list's items joined with ", ", an object's as
-  "key: value" joined with "; ", null and absent as nothing; each rendered value is trimmed. A metadata field that
-  is also a text field renders its stored value. Without a template the non-empty values are joined with
-  `separator`; with one, the template is filled in and the whole trimmed. The text is compared in NFC.
+  numbers as written, true and false as "yes" and "no", a list's items joined with ", " (a list holding objects
+  or lists: each item on its own line), an object's as "key: value" joined with "; ", null and absent as nothing;
+  each rendered value is trimmed. A metadata field that is also a text field renders its stored value. Without a
+  template the non-empty values are joined with `separator`; with one, the template is filled in and the whole
+  trimmed. The text is compared in NFC.
 - **Invalid** (quarantined; the product keeps the good version the index last received, or stays out of it): a
   required field missing or blank, a wrong type, no text in any text field, more than `max_chars` characters of
   text, more than `max_metadata_bytes` of metadata as compact JSON.
@@ -216,6 +217,8 @@ def render(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list | tuple):
+        if any(isinstance(item, dict | list | tuple) for item in value):
+            return "\n".join(text for item in value if (text := render(item).strip()))
         return ", ".join(render(item) for item in value if item is not None)
     if isinstance(value, dict):
         return "; ".join(f"{key}: {render(item)}" for key, item in value.items())

@@ -38,7 +38,9 @@ def shopify(**overrides: Any) -> CatalogConfig:
         "name": "shop",
         "id_field": "Variant SKU",
         "text": {"fields": ["Title"]},
-        "metadata": {"Varient Price": "number"},
+        # A column whose name has a space is read through a derived field.
+        "fields": {"price": {"from": "Varient Price"}},
+        "metadata": {"price": "number"},
     }
     data.update(overrides)
     return CatalogConfig(**data)
@@ -47,10 +49,10 @@ def shopify(**overrides: Any) -> CatalogConfig:
 def test_a_misspelt_metadata_name_is_a_warning_naming_the_real_column():
     report = check(shopify(), [SHOPIFY_ROW] * 3)
     assert messages(report) == [
-        ("warning", "metadata field 'Varient Price' never appears in the catalog; did you mean 'Variant Price'?")
+        ("warning", "fields.price source 'Varient Price' never appears in the catalog; did you mean 'Variant Price'?")
     ]
     [problem] = report.problems
-    assert problem.field == "Varient Price" and problem.settings == ["metadata"]
+    assert problem.field == "Varient Price" and problem.settings == ["fields.price"]
     assert problem.suggestions == ["Variant Price"]
     assert report.complete and report.records_checked == 3 and report.records_not_parsed == 0
     assert report.field_counts == {"Title": 3, "Variant SKU": 3, "Varient Price": 0}
@@ -183,14 +185,15 @@ def test_a_name_listed_twice_in_one_setting_is_one_use():
     ]
 
 
-def test_a_derived_id_field_read_from_nowhere_is_an_error():
-    config = make_config(id_field="product_id", fields={"product_id": {"from": "Handel"}})
-    report = check(config, [product("1", Handle="h")])
+def test_a_derived_required_field_read_from_nowhere_is_an_error():
+    # (A derived field cannot be the id_field: the config refuses it.)
+    config = make_config(required_fields=["barcode"], fields={"barcode": {"from": "Barcod"}})
+    report = check(config, [product("1", Barcode="b")])
     assert messages(report) == [
         (
             "error",
-            "fields.product_id source 'Handel' never appears in the catalog (it is the id_field: nothing can be "
-            "synced); did you mean 'Handle'?",
+            "fields.barcode source 'Barcod' never appears in the catalog (every record is quarantined); did you mean "
+            "'Barcode'?",
         )
     ]
 

@@ -92,3 +92,55 @@ def test_a_push_changes_one_to_a_thousand_products(config: CatalogConfig):
 def test_the_lines_are_exactly_the_records_sent(config: CatalogConfig):
     records = [product("1", attributes={"b": 1, "a": [1.5, None, "é"]})]
     assert prepare_push(config, records, []).body == orjson.dumps(records[0]) + b"\n"
+
+
+def test_a_push_maps_its_upserts_as_the_diff_does():
+    config = make_config(
+        fields={"barcode": {"from": "meta.barcode"}, "name": {"from": "product.name"}},
+        text={"fields": ["name"]},
+        metadata={"barcode": "string"},
+        required_fields=["name"],
+    )
+    good = {"sku": "1", "product": {"name": "Lamp"}, "meta": {"barcode": "123"}}
+    pushed = prepare_push(config, [good], [])
+    stream = open_catalog(io.BytesIO(pushed.body), f"push{pushed.suffix}", id_field=config.id_field)
+    (change,) = CatalogDiff(config, model_id="m").run(stream, EmptySnapshot(), only_ids=pushed.ids).changes
+    assert (change.text, change.metadata) == ("Lamp", {"barcode": "123"})
+    assert problems(config, [{"sku": "2", "meta": {"barcode": "1"}}], []) == {
+        ("body", "upserts", 0): "required field 'name' is missing or empty"
+    }
+
+
+def test_a_push_to_a_grouped_catalog_sends_a_products_rows_together():
+    config = make_config(
+        id_field="handle",
+        source={"group_by": "handle"},
+        fields={"price_max": {"from": "price", "aggregate": "max"}},
+        metadata={"price_max": "number"},
+    )
+    rows = [
+        {"handle": "tee", "title": "Tee", "price": "60.00"},
+        {"handle": "tee", "price": "65.00"},
+        {"handle": "hat", "title": "Hat", "price": "20"},
+    ]
+    pushed = prepare_push(config, rows, ["mug"])
+    assert pushed.upserted == ("tee", "hat") and pushed.deleted == ("mug",)
+    stream = open_catalog(io.BytesIO(pushed.body), f"push{pushed.suffix}", id_field=config.id_field)
+    result = CatalogDiff(config, model_id="m").run(stream, EmptySnapshot(), only_ids=pushed.ids)
+    assert {c.product_id: c.metadata for c in result.changes if c.metadata} == {
+        "tee": {"price_max": 65.0},
+        "hat": {"price_max": 20.0},
+    }
+    found = problems(
+        config,
+        [*rows, {"handle": "tee", "price": "1"}, {"handle": "", "price": "2"}, {"handle": "cap", "price": "x"}],
+        ["hat"],
+    )
+    assert found == {
+        ("body", "upserts", 3): (
+            "rows of handle 'tee' are not consecutive (first at upserts[0]): send a product's rows together"
+        ),
+        ("body", "upserts", 4): "the group_by field 'handle' is missing or empty: the row belongs to no product",
+        ("body", "upserts", 5): "fields.price_max: aggregate 'max' needs numbers, got 'x'",
+        ("body", "deletes", 0): "id is also upserted (upserts[2])",
+    }

@@ -36,3 +36,17 @@ def test_spilled_items_come_back_in_order_and_intact():
 
 def test_empty_spool_is_falsy():
     assert not Spool(Change)
+
+
+def test_retain_keeps_the_accepted_items_in_order_in_memory_and_on_disk():
+    spool = Spool(Change, memory_limit=4)
+    for i in range(30):
+        spool.append(change(i))
+    assert spool.spilled == 26
+    spool.retain(lambda item: int(item.product_id[1:]) % 3 != 0)
+    kept = [f"p{i}" for i in range(30) if i % 3 != 0]
+    assert [c.product_id for c in spool] == kept
+    assert len(spool) == len(kept) and spool.spilled == len(kept) - 4
+    spool.append(change(99))
+    assert [c.product_id for c in spool][-2:] == ["p29", "p99"]
+    spool.close()

@@ -3,21 +3,28 @@
 Kinds are decided against the *desired* state (what the catalog said last time); the index action is
 decided against the *committed* state (what the index is known to hold). The two differ only for a product
 whose last change was never committed, and such a product is always re-sent, so the index converges.
+
+What is compared is the mapped product (logic/mapping): a record with its derived fields, or, with
+[source] group_by, the product a group of consecutive rows makes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import xxhash
 
 from catalog_sync.formats.catalog import CatalogStream
-from catalog_sync.formats.records import READER_ERROR_KEY
+from catalog_sync.formats.detection import CatalogFormat
+from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError
 from catalog_sync.logic import canonical as hashing
 from catalog_sync.logic.field_check import FieldCheck, FieldCheckReport
 from catalog_sync.logic.gc import paused_gc
+from catalog_sync.logic.mapping import MAX_GROUP_ROWS, CatalogMapping, LooseRow, RowGroup
 from catalog_sync.logic.snapshot import FingerprintUpdate, StateSnapshot, StoredProduct
 from catalog_sync.logic.spool import Spool
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, ValidProduct, normalize_id
@@ -65,6 +72,7 @@ class CatalogDiff:
         self.model_id = model_id
         self.template_id = config.text.fingerprint()
         self.validator = RecordValidator(config)
+        self.mapping = CatalogMapping(config)
         self.seed = fingerprint_seed(config, model_id)
         self._tracked = config.tracked_fields
         self._text_fields = frozenset(config.text.fields)
@@ -93,12 +101,15 @@ class CatalogDiff:
         self._note_config_changes(snapshot, result)
         walk = _Walk(self, result, snapshot, full=full, wanted=set(only_ids) if only_ids is not None else None)
         with paused_gc():
-            if stream.lines is not None:
+            if self.mapping.group_by is not None:
+                walk.groups(stream, on_record)
+            elif stream.lines is not None:
                 walk.lines(stream, on_record)
             else:
                 walk.records(stream, on_record)
             walk.flush()
             result.field_check = walk.field_check.report(records_read=walk.records_read)
+            walk.drop_withdrawn()
             result.counts.records += walk.records_read
             result.counts.valid += walk.fast_unchanged
             result.counts.unchanged += walk.fast_unchanged
@@ -132,12 +143,13 @@ class CatalogDiff:
         candidate: _Candidate,
         stored: StoredProduct | None,
         full: bool,
-    ) -> None:
+    ) -> _Outcome:
         """Compare one validated product with its stored state and record the change, if any."""
         counts = result.counts
         product = candidate.product
         reason: str | None = None
         fields_changed: tuple[str, ...] = ()
+        resent = False
         if stored is None or stored.deleted:
             kind = ChangeKind.ADDED
             action: IndexAction | None = IndexAction.UPSERT
@@ -160,6 +172,7 @@ class CatalogDiff:
                 action = IndexAction.UPSERT
                 reason = reason or "previous change not yet committed"
                 result.resent += 1
+                resent = True
             elif full:
                 # A full re-sync rewrites every product whole; embeddings come from the cache.
                 action = IndexAction.UPSERT
@@ -183,7 +196,7 @@ class CatalogDiff:
                 result.fingerprint_updates.append(
                     FingerprintUpdate(product.product_id, candidate.fingerprint, stored.desired_version)
                 )
-            return
+            return _Outcome(kind, False, resent)
         priority = kind is not ChangeKind.ADDED and bool(self._priority_fields.intersection(fields_changed))
         if priority:
             counts.priority += 1
@@ -205,6 +218,7 @@ class CatalogDiff:
                 version=self._version,
             )
         )
+        return _Outcome(kind, priority, resent)
 
     def _deletions(
         self,
@@ -249,6 +263,20 @@ class CatalogDiff:
                     delete(product_id, "orphan: in the index but in neither the catalog nor the state")
 
 
+class _Outcome(NamedTuple):
+    """What the diff decided for a product and counted: what withdrawing the product must take back."""
+
+    kind: ChangeKind
+    priority: bool
+    resent: bool
+
+
+# A product that took the fast path was counted valid and unchanged, like any other unchanged product.
+_UNCHANGED = _Outcome(ChangeKind.UNCHANGED, False, False)
+# The few distinct outcomes, shared: while grouping, the walk keeps one per product.
+_INTERNED: dict[_Outcome, _Outcome] = {_UNCHANGED: _UNCHANGED}
+
+
 @dataclass(slots=True)
 class _Candidate:
     """A valid product that did not take the fast path, waiting for its stored state to be looked up."""
@@ -285,6 +313,15 @@ class _Walk:
         self.fast_unchanged = 0
         self._batch: list[_Candidate] = []
         self.field_check = FieldCheck(differ.config)
+        # While grouping: each product's outcome, so that a group found not contiguous can be taken back whole,
+        # and the products taken back (their changes and fingerprint updates are dropped at the end).
+        self._grouping = differ.mapping.group_by is not None
+        self._outcomes: dict[str, _Outcome] = {}
+        self._withdrawn: set[str] = set()
+        # While grouping on another field than the id: the product id each group key gave.
+        self._group_ids: dict[str, str] | None = (
+            {} if self._grouping and differ.mapping.group_by != differ.config.id_field else None
+        )
 
     def lines(self, stream: CatalogStream, on_record: Callable[[int], None] | None) -> None:
         """JSON Lines: a line seen byte for byte before costs one hash; it is not even parsed."""
@@ -353,12 +390,16 @@ class _Walk:
             differ._quarantine(result, str(reader_error), location(position), product_id, record)
             return
         try:
-            product = differ.validator.validate(product_id, record)
+            product = differ.validator.validate(product_id, differ.mapping.record_product(record))
         except InvalidRecord as exc:
             # The product keeps its last good version: its id was seen, so it is not deleted either.
             differ._quarantine(result, str(exc), location(position), product_id, record)
             return
-        result.counts.valid += 1
+        self._candidate(product, fingerprint)
+
+    def _candidate(self, product: ValidProduct, fingerprint: bytes | None) -> None:
+        differ = self.differ
+        self.result.counts.valid += 1
         field_hashes, metadata_hash = hashing.content_hashes(product.values, differ._metadata_fields)
         text_hash = hashing.text_hash(product.text, model_id=differ.model_id, template_id=differ.template_id)
         self._batch.append(_Candidate(product, text_hash, metadata_hash, field_hashes, fingerprint))
@@ -370,5 +411,177 @@ class _Walk:
             return
         stored = self.snapshot.get_many([candidate.product.product_id for candidate in self._batch])
         for candidate in self._batch:
-            self.differ._decide(self.result, candidate, stored.get(candidate.product.product_id), self.full)
+            product_id = candidate.product.product_id
+            outcome = self.differ._decide(self.result, candidate, stored.get(product_id), self.full)
+            if self._grouping:
+                self._outcomes[product_id] = _INTERNED.setdefault(outcome, outcome)
         self._batch.clear()
+
+    # Grouped catalogs ([source] group_by): consecutive rows sharing the key are one product.
+
+    def groups(self, stream: CatalogStream, on_record: Callable[[int], None] | None) -> None:
+        """Every row is parsed (the key is in it); an unchanged group costs one hash of its rows and no validation."""
+        mapping = self.differ.mapping
+        for item in mapping.group_rows(self._rows(stream, on_record)):
+            if isinstance(item, LooseRow):
+                self.differ._quarantine(self.result, item.reason, stream.location(item.position), None, item.record)
+            else:
+                self.group(item, stream.location)
+
+    def _rows(
+        self, stream: CatalogStream, on_record: Callable[[int], None] | None
+    ) -> Iterator[tuple[int, dict[str, Any], bytes | None]]:
+        if stream.lines is not None:
+            parse = stream.parse
+            for position, raw in enumerate(stream.lines, start=1):
+                record = parse(position, raw)
+                if record is None:  # a blank line
+                    continue
+                self.records_read += 1
+                if on_record is not None and self.records_read % 10_000 == 0:
+                    on_record(self.records_read)
+                self.field_check.observe(record)  # the row as read, before grouping
+                yield position, record, raw
+        else:
+            header_checked = stream.kind.format is not CatalogFormat.CSV
+            for position, record in stream.records():
+                if not header_checked and READER_ERROR_KEY not in record:
+                    # A CSV row has every column of the header: without this one, no row has a key.
+                    if self.differ.mapping.group_by not in record:
+                        raise CatalogFormatError(
+                            stream.name,
+                            "line 1",
+                            f"the CSV header has no {self.differ.mapping.group_by!r} column, the [source] group_by"
+                            f" field (columns: {list(record)[:20]})",
+                        )
+                    header_checked = True
+                self.records_read += 1
+                if on_record is not None and self.records_read % 10_000 == 0:
+                    on_record(self.records_read)
+                self.field_check.observe(record)
+                yield position, record, None
+
+    def group(self, group: RowGroup, location: Callable[[int], str]) -> None:
+        differ, result = self.differ, self.result
+        group_by = differ.mapping.group_by
+        first = group.positions[0]
+        where = location(first) if group.size == 1 else f"{location(first)} ({group.size:,} rows)"
+        rows = group.rows
+        raw: dict[str, Any] = {"rows": rows}
+        if group.earlier is not None:
+            self._not_contiguous(group, where, location)
+            return
+        try:
+            product_id = normalize_id(differ.mapping.first_value(rows, differ.config.id_field))
+        except InvalidRecord as exc:
+            differ._quarantine(result, str(exc), where, None, raw)
+            return
+        if self._group_ids is not None:
+            self._group_ids.setdefault(group.key, product_id)
+        if self.wanted is not None and product_id not in self.wanted:
+            return
+        seen_at = self.seen.get(product_id)
+        if seen_at is not None:
+            differ._quarantine(result, f"duplicate id (first seen at {location(seen_at)})", where, product_id, raw)
+            return
+        self.seen[product_id] = first
+        if group.dropped:
+            differ._quarantine(
+                result,
+                f"{group_by} {group.key!r} has {group.size:,} rows, more than the {MAX_GROUP_ROWS:,} one product may"
+                " have (only the first are kept here)",
+                where,
+                product_id,
+                raw,
+            )
+            return
+        fingerprint = self._group_fingerprint(group)
+        if not self.full and fingerprint is not None and self.snapshot.fingerprints.get(fingerprint) == product_id:
+            self.fast_unchanged += 1
+            self._outcomes[product_id] = _UNCHANGED
+            return
+        for position, row in zip(group.positions, rows, strict=True):
+            reader_error = row.get(READER_ERROR_KEY)
+            if reader_error is not None:
+                differ._quarantine(result, f"{location(position)}: {reader_error}", where, product_id, raw)
+                return
+        try:
+            product = differ.validator.validate(product_id, differ.mapping.group_product(rows))
+        except InvalidRecord as exc:
+            differ._quarantine(result, str(exc), where, product_id, raw)
+            return
+        self._candidate(product, fingerprint)
+
+    def _not_contiguous(self, group: RowGroup, where: str, location: Callable[[int], str]) -> None:
+        """A key seen again after another group: the product was read in parts, so neither part is it.
+
+        The earlier part's outcome is taken back and the product is quarantined: it keeps its last good version
+        (nor is it deleted), as for any invalid record, until the file is sorted by the key.
+        """
+        differ = self.differ
+        group_by = differ.mapping.group_by
+        earlier_id = group.key if self._group_ids is None else self._group_ids.get(group.key)
+        if self.wanted is not None and earlier_id not in self.wanted:
+            return
+        differ._quarantine(
+            self.result,
+            f"rows of {group_by} {group.key!r} are not contiguous (first seen at {location(group.earlier or 0)},"
+            f" again at {location(group.positions[0])}): sort the file by {group_by}",
+            where,
+            earlier_id,
+            {"rows": group.rows},
+        )
+        if earlier_id is not None:
+            self.seen.setdefault(earlier_id, group.positions[0])
+            self.withdraw(earlier_id)
+        if self._group_ids is not None:
+            # Grouped on another field: this part's own id, if it names another product, is not deleted either.
+            with contextlib.suppress(InvalidRecord):
+                self.seen.setdefault(
+                    normalize_id(differ.mapping.first_value(group.rows, differ.config.id_field)), group.positions[0]
+                )
+
+    def withdraw(self, product_id: str) -> None:
+        """Take back what was decided and counted for a product: it turned out invalid."""
+        self.flush()
+        outcome = self._outcomes.pop(product_id, None)
+        if outcome is None:  # quarantined already (or never valid): nothing to take back
+            return
+        counts = self.result.counts
+        counts.valid -= 1
+        if outcome.kind is ChangeKind.UNCHANGED:
+            counts.unchanged -= 1
+        else:
+            setattr(counts, outcome.kind.value, getattr(counts, outcome.kind.value) - 1)
+        if outcome.priority:
+            counts.priority -= 1
+        if outcome.resent:
+            self.result.resent -= 1
+        self._withdrawn.add(product_id)
+
+    def drop_withdrawn(self) -> None:
+        """Remove the changes and fingerprint updates of the products taken back."""
+        if not self._withdrawn:
+            return
+        withdrawn = self._withdrawn
+        changes = self.result.changes
+        if isinstance(changes, Spool):
+            changes.retain(lambda change: change.product_id not in withdrawn)
+        else:
+            changes[:] = [change for change in changes if change.product_id not in withdrawn]
+        updates = self.result.fingerprint_updates
+        updates[:] = [update for update in updates if update.product_id not in withdrawn]
+
+    def _group_fingerprint(self, group: RowGroup) -> bytes | None:
+        hasher = xxhash.xxh3_128(seed=self.differ.seed)
+        if group.lines is not None:
+            for line in group.lines:
+                hasher.update(line)
+            return hasher.digest()
+        for row in group.rows:
+            try:
+                hasher.update(orjson.dumps(row))
+            except (TypeError, orjson.JSONEncodeError):
+                return None
+            hasher.update(b"\n")
+        return hasher.digest()

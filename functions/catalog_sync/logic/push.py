@@ -3,9 +3,11 @@
 A push is checked here exactly as the diff will read it: each upsert is written as the JSON Lines line the diff
 will read, read back with the catalog reader, and validated with the catalog's RecordValidator (ids normalized
 the same way, the same reasons). A push with any invalid change is refused whole, with every problem located,
-so that what is accepted is applied in full. The accepted push becomes an object (the upserts as JSON Lines, or
-an empty JSON array when it only deletes) that the diff reads with `only_ids` = every id the push names: an id
-absent from the object is a deletion, and no other product is looked at.
+so that what is accepted is applied in full. Upserts are mapped as the diff maps them: with [fields], each record
+gets its derived fields; with [source] group_by, consecutive upserts sharing the key are one product's rows. The
+accepted push becomes an object (the upserts as JSON Lines, or an empty JSON array when it only deletes) that the
+diff reads with `only_ids` = every id the push names: an id absent from the object is a deletion, and no other
+product is looked at.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from catalog_sync.formats.json_records import MAX_NESTING, nested_too_deep, parse_json_line
 from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError
+from catalog_sync.logic.mapping import CatalogMapping, LooseRow
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, normalize_id
 from catalog_sync.models.config import CatalogConfig
 
@@ -103,13 +106,65 @@ def _as_line(record: Any) -> bytes:
     return line
 
 
+def _grouped_upserts(
+    config: CatalogConfig,
+    mapping: CatalogMapping,
+    validator: RecordValidator,
+    upserts: Sequence[Any],
+    problems: list[ChangeProblem],
+    lines: list[bytes],
+    upserted: dict[str, int],
+) -> None:
+    """Upserts of a grouped catalog: consecutive upserts sharing the group_by value are one product's rows, checked
+    as the diff will check them; a product's rows must be consecutive in the push too."""
+    parsed: list[tuple[int, dict[str, Any], bytes]] = []
+    for position, raw in enumerate(upserts):
+        try:
+            line = _as_line(raw)
+            record = parse_json_line("pushed changes", position + 1, line)
+            assert record is not None  # a serialized object is never a blank line
+        except (InvalidRecord, CatalogFormatError) as exc:
+            problems.append(ChangeProblem(("body", "upserts", position), str(exc)))
+            continue
+        parsed.append((position, record, line))
+    for group in mapping.group_rows(parsed):
+        if isinstance(group, LooseRow):
+            problems.append(ChangeProblem(("body", "upserts", group.position), group.reason))
+            continue
+        first = group.positions[0]
+        loc: Location = ("body", "upserts", first)
+        try:
+            if group.earlier is not None:
+                raise InvalidRecord(
+                    f"rows of {mapping.group_by} {group.key!r} are not consecutive (first at upserts[{group.earlier}]):"
+                    f" send a product's rows together"
+                )
+            product_id = normalize_id(mapping.first_value(group.rows, config.id_field))
+            if product_id in upserted:
+                raise InvalidRecord(f"duplicate id (first at upserts[{upserted[product_id]}])")
+            upserted[product_id] = first
+            for position, row in zip(group.positions, group.rows, strict=True):
+                reader_error = row.get(READER_ERROR_KEY)
+                if reader_error is not None:
+                    raise InvalidRecord(f"upserts[{position}]: {reader_error}")
+            validator.validate(product_id, mapping.group_product(group.rows))
+        except InvalidRecord as exc:
+            problems.append(ChangeProblem(loc, str(exc)))
+            continue
+        assert group.lines is not None
+        lines.extend(group.lines)
+
+
 def prepare_push(config: CatalogConfig, upserts: Sequence[Any], deletes: Sequence[Any]) -> PreparedPush:
     """Validate a push for a catalog; raises PushRejected listing every invalid change, else the object to write."""
     validator = RecordValidator(config)
+    mapping = CatalogMapping(config)
     problems: list[ChangeProblem] = []
     lines: list[bytes] = []
     upserted: dict[str, int] = {}
-    for position, raw in enumerate(upserts):
+    if mapping.group_by is not None:
+        _grouped_upserts(config, mapping, validator, upserts, problems, lines, upserted)
+    for position, raw in enumerate(upserts if mapping.group_by is None else ()):
         loc: Location = ("body", "upserts", position)
         try:
             line = _as_line(raw)
@@ -123,7 +178,7 @@ def prepare_push(config: CatalogConfig, upserts: Sequence[Any], deletes: Sequenc
             reader_error = record.get(READER_ERROR_KEY)
             if reader_error is not None:
                 raise InvalidRecord(str(reader_error))
-            validator.validate(product_id, record)
+            validator.validate(product_id, mapping.record_product(record))
         except (InvalidRecord, CatalogFormatError) as exc:
             problems.append(ChangeProblem(loc, str(exc)))
             continue

@@ -8,7 +8,7 @@ not in memory, while a small diff never touches the disk.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Generic, TypeVar
 
@@ -58,6 +58,24 @@ class Spool(Generic[M]):
         with open(self._file.name, "rb") as spilled:
             for line in spilled:
                 yield validate(line)
+
+    def retain(self, keep: Callable[[M], bool]) -> None:
+        """Keep only the items `keep` accepts, in order (one pass; memory stays bounded)."""
+        kept_memory, spilled_file = self._memory, self._file
+        self._memory, self._file, self._spilled = [], None, 0
+        for item in kept_memory:
+            if keep(item):
+                self.append(item)
+        if spilled_file is None:
+            return
+        spilled_file.flush()
+        validate = self._model.model_validate_json
+        with open(spilled_file.name, "rb") as spilled:
+            for line in spilled:
+                item = validate(line)
+                if keep(item):
+                    self.append(item)
+        spilled_file.close()
 
     def close(self) -> None:
         if self._file is not None:

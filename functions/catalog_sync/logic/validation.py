@@ -74,10 +74,16 @@ def _render_scalar(value: Any) -> str:
 
 
 def render_text_value(value: Any) -> str:
-    """Text of one field as it goes into the embedding input."""
+    """Text of one field as it goes into the embedding input.
+
+    A list of plain values is joined with ", "; a list holding objects or lists (reviews: [{author, body}]) puts
+    each item, rendered by these same rules, on its own line, so that one item's commas never run into the next.
+    """
     if value is None:
         return ""
     if isinstance(value, list | tuple):
+        if any(isinstance(item, dict | list | tuple) for item in value):
+            return "\n".join(text for item in value if (text := render_text_value(item).strip()))
         return ", ".join(_render_scalar(item) for item in value if item is not None)
     if isinstance(value, dict):
         return "; ".join(f"{key}: {render_text_value(item)}" for key, item in value.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from enum import StrEnum
@@ -19,6 +20,10 @@ DEFAULT_PRIORITY_FIELDS = ("price", "availability", "stock")
 # (the text hash) so that a valid record always fits.
 PINECONE_METADATA_LIMIT_BYTES = 40 * 1024
 CATALOG_METADATA_LIMIT_BYTES = PINECONE_METADATA_LIMIT_BYTES - 256
+# A metadata (or derived) field's name: a plain key every index stores as it is (LanceDB's typed column
+# meta_<name> refuses '.', Pinecone, Qdrant and pgvector filters want plain keys).
+FIELD_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+FIELD_NAME_RULE = "a letter, then letters, digits or '_', at most 64 characters"
 
 
 class ConfigError(ValueError):
@@ -224,14 +229,29 @@ class CatalogConfig(BaseSettings):
     @classmethod
     def _metadata_names(cls, value: dict[str, FieldType]) -> dict[str, FieldType]:
         for name in value:
-            if not name or name.startswith("_"):
-                raise ValueError(f"metadata field name {name!r} is empty or starts with '_'")
+            if not FIELD_NAME_PATTERN.fullmatch(name):
+                raise ValueError(
+                    f"metadata field name {name!r} is not a plain name ({FIELD_NAME_RULE}); "
+                    f"derive one from the record: {derived_field_hint(name)}, then name it in [metadata]"
+                )
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _derived_names(cls, value: dict[str, DerivedField]) -> dict[str, DerivedField]:
+        for name in value:
+            if not FIELD_NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"derived field name {name!r} is not a plain name ({FIELD_NAME_RULE})")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogConfig:
         if self.id_field in self.metadata:
             raise ValueError(f"id_field {self.id_field!r} must not also be a metadata field")
+        if self.id_field in self.fields:
+            raise ValueError(
+                f"fields.{self.id_field}: a derived field cannot be the id_field; the id is read from the record"
+            )
         return self
 
     @property
@@ -244,6 +264,19 @@ class CatalogConfig(BaseSettings):
         seen = dict.fromkeys(self.text.fields)
         seen.update(dict.fromkeys(self.metadata))
         return list(seen)
+
+
+def derived_field_hint(name: str) -> str:
+    """The [fields] line that reads a column or a path `name` under a plain name: what to write instead."""
+    last = name.rsplit(".", 1)[-1] if "." in name else name
+    plain = re.sub(r"[^A-Za-z0-9]+", "_", last).strip("_").lower() or "field"
+    if not plain[0].isalpha():
+        plain = f"field_{plain}"
+    return f"[fields] {plain[:64]} = {{ from = {_toml_string(name)} }}"
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

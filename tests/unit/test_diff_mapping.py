@@ -1,0 +1,444 @@
+"""The diff over mapped catalogs: grouped rows ([source] group_by) and derived fields ([fields]) are diffed as the
+products they make, on every reader (CSV, JSON Lines, JSON array)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from catalog_sync.formats.catalog import open_catalog
+from catalog_sync.formats.records import CatalogFormatError
+from catalog_sync.logic.diff import CatalogDiff, DiffResult
+from catalog_sync.logic.spool import Spool
+from catalog_sync.models.changes import Change, ChangeKind, IndexAction, QuarantinedRecord
+from catalog_sync.models.config import CatalogConfig, load_config
+from tests.conftest import make_config, product
+from tests.unit.test_diff import MODEL, MemorySnapshot
+
+SHOPIFY = Path(__file__).resolve().parents[1] / "data" / "shopify"
+
+
+def shopify_config() -> CatalogConfig:
+    return load_config(SHOPIFY / "catalog.toml")
+
+
+def shopify_rows() -> list[dict[str, str]]:
+    with (SHOPIFY / "products.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def encode(rows: list[dict[str, Any]], kind: str) -> bytes:
+    """The rows as a catalog file of one format."""
+    if kind == "jsonl":
+        return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+    if kind == "json":
+        return orjson.dumps(rows)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+class Catalog:
+    """One catalog's diff runs against an in-memory state, each committed like a sync that succeeded."""
+
+    def __init__(self, config: CatalogConfig, kind: str = "csv") -> None:
+        self.differ = CatalogDiff(config, model_id=MODEL)
+        self.snapshot = MemorySnapshot()
+        self.kind = kind
+        self.version = 0
+
+    def diff(self, data: bytes | list[dict[str, Any]], *, commit: bool = True, **options: Any) -> DiffResult:
+        body = data if isinstance(data, bytes) else encode(data, self.kind)
+        self.version += 1
+        stream = open_catalog(io.BytesIO(body), f"catalog.{self.kind}", id_field=self.differ.config.id_field)
+        result = self.differ.run(stream, self.snapshot, version=self.version, **options)
+        if commit:
+            self.snapshot.record(result, self.version)
+        return result
+
+
+def changes(result: DiffResult) -> dict[str, Change]:
+    return {change.product_id: change for change in result.changes}
+
+
+KINDS = ["csv", "jsonl", "json"]
+
+
+def test_the_shopify_fixture_is_three_products_of_ten_rows():
+    result = Catalog(shopify_config()).diff((SHOPIFY / "products.csv").read_bytes())
+    assert result.quarantined == []
+    assert (result.counts.records, result.counts.valid, result.counts.added) == (10, 3, 3)
+    tee = changes(result)["classic-tee"]
+    assert tee.metadata == {
+        "title": "Classic Organic Tee",
+        "vendor": "Fernway",
+        "tags": ["cotton", "summer", "basics"],
+        "price_min": 60.0,
+        "price_max": 60.0,
+        "prices": ["60.00"],
+        "inventory": 19,
+        "skus": ["TEE-L-SAND", "TEE-M-SAGE", "TEE-S-SAGE"],
+        "variants": 3,
+        "published": True,
+        "image": "https://cdn.shopify.example/files/tee-front.jpg",
+        "images": ["https://cdn.shopify.example/files/tee-front.jpg", "https://cdn.shopify.example/files/tee-back.jpg"],
+    }
+    assert tee.text == (
+        "Classic Organic Tee\nBy Fernway (T-Shirts)\nOptions: L, M, S\n"
+        'A soft, breathable tee in organic cotton.\n\nRelaxed fit\nPre-shrunk, "true to size"'
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_variant_price_edit_is_a_metadata_only_change_naming_the_derived_fields(kind: str):
+    catalog = Catalog(shopify_config(), kind)
+    rows = shopify_rows()
+    assert catalog.diff(rows).counts.added == 3
+    edited = [dict(row) for row in rows]
+    second_row = edited[1]
+    assert second_row["Handle"] == "classic-tee" and second_row["Variant Price"] == "60.00"
+    second_row["Variant Price"] = "65.00"
+    result = catalog.diff(edited)
+    assert result.quarantined == []
+    assert list(changes(result)) == ["classic-tee"]
+    change = changes(result)["classic-tee"]
+    assert change.kind is ChangeKind.METADATA_ONLY and change.action is IndexAction.UPDATE_METADATA
+    assert change.fields_changed == ("price_max", "prices")
+    assert change.priority  # price_max is a priority field
+    assert change.metadata is not None
+    assert (change.metadata["price_min"], change.metadata["price_max"]) == (60.0, 65.0)
+    assert result.counts.unchanged == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_variant_added_or_removed_changes_its_product(kind: str):
+    catalog = Catalog(shopify_config(), kind)
+    rows = shopify_rows()
+    catalog.diff(rows)
+    beanie_rows = [i for i, row in enumerate(rows) if row["Handle"] == "wool-beanie"]
+    added = dict.fromkeys(rows[0], "")
+    added.update({"Handle": "wool-beanie", "Option1 Value": "Moss", "Variant SKU": "BEANIE-MS"})
+    added.update({"Variant Price": "32.00", "Variant Inventory Qty": "4"})
+    with_moss = [*rows[: beanie_rows[2] + 1], added, *rows[beanie_rows[2] + 1 :]]
+    change = changes(catalog.diff(with_moss))["wool-beanie"]
+    # A new option value is in the text: re-embedded.
+    assert change.kind is ChangeKind.TEXT_CHANGED
+    assert change.fields_changed == ("options", "inventory", "skus", "variants")
+    without_rust = [row for row in with_moss if row["Variant SKU"] not in ("BEANIE-RU", "BEANIE-MS")]
+    change = changes(catalog.diff(without_rust))["wool-beanie"]
+    assert change.kind is ChangeKind.TEXT_CHANGED
+    assert change.fields_changed == ("options", "price_max", "prices", "inventory", "skus", "variants")
+    assert change.metadata is not None and change.metadata["price_max"] == 32.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_variants_reordered_are_not_a_change(kind: str):
+    catalog = Catalog(shopify_config(), kind)
+    rows = shopify_rows()
+    catalog.diff(rows)
+    tee = [i for i, row in enumerate(rows) if row["Handle"] == "classic-tee"]
+    assert tee == [0, 1, 2, 3]
+    # The product's columns stay on its first row; its variant rows and its image row swap places.
+    first = rows[0]
+    moved = [*rows[3:4], *rows[2:3], *rows[1:2]]
+    reordered = [first, *moved, *rows[4:]]
+    result = catalog.diff(reordered)
+    assert result.changes == [] and result.quarantined == []
+    assert result.counts.unchanged == 3
+    # Same content, other rows' order: the new spelling is remembered for the fast path.
+    assert [update.product_id for update in result.fingerprint_updates] == ["classic-tee"]
+
+
+def test_list_keeps_the_rows_order_so_reordering_images_is_a_change():
+    catalog = Catalog(shopify_config())
+    rows = shopify_rows()
+    catalog.diff(rows)
+    beanie = [i for i, row in enumerate(rows) if row["Handle"] == "wool-beanie"]
+    images = beanie[3:]
+    assert [rows[i]["Image Src"][-12:] for i in images] == ["beanie-2.jpg", "beanie-3.jpg"]
+    swapped = list(rows)
+    swapped[images[0]], swapped[images[1]] = rows[images[1]], rows[images[0]]
+    change = changes(catalog.diff(swapped))["wool-beanie"]
+    assert change.kind is ChangeKind.METADATA_ONLY and change.fields_changed == ("images",)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_an_unchanged_group_is_not_validated_again(kind: str):
+    catalog = Catalog(shopify_config(), kind)
+    rows = shopify_rows()
+    catalog.diff(rows)
+
+    def refuse(product_id: str, record: dict[str, Any]) -> Any:
+        raise AssertionError(f"{product_id} was validated again")
+
+    catalog.differ.validator.validate = refuse  # type: ignore[method-assign]
+    result = catalog.diff(rows)
+    assert result.changes == [] and result.fingerprint_updates == [] and result.counts.unchanged == 3
+
+
+def test_rows_of_a_product_that_are_not_contiguous_quarantine_it_and_it_keeps_its_last_version():
+    catalog = Catalog(shopify_config())
+    rows = shopify_rows()
+    catalog.diff(rows)
+    tee = [row for row in rows if row["Handle"] == "classic-tee"]
+    others = [row for row in rows if row["Handle"] != "classic-tee"]
+    # The tee's first rows, the other products, then the tee's last row, whose price changed: an unsorted file.
+    last = dict(tee[2], **{"Variant Price": "70.00"})
+    split = [*tee[:2], *others, last, tee[3]]
+    result = catalog.diff(split)
+    assert result.changes == []  # neither part updates the tee, and it is not deleted
+    (quarantined,) = result.quarantined
+    assert quarantined.product_id == "classic-tee"
+    assert quarantined.reason == (
+        "rows of Handle 'classic-tee' are not contiguous (first seen at line 2, again at line 15): "
+        "sort the file by Handle"
+    )
+    assert quarantined.location == "line 15 (2 rows)"  # the tee's first row spans lines 2 to 6
+    assert [row["Variant SKU"] for row in quarantined.record["rows"]] == ["TEE-L-SAND", ""]
+    counts = result.counts
+    assert (counts.records, counts.valid, counts.invalid, counts.unchanged, counts.changed) == (10, 2, 1, 2, 0)
+    assert "classic-tee" in catalog.snapshot.live_ids
+
+
+def test_a_change_of_the_first_part_of_an_unsorted_product_is_taken_back():
+    catalog = Catalog(shopify_config())
+    rows = shopify_rows()
+    catalog.diff(rows)
+    tee = [dict(row) for row in rows if row["Handle"] == "classic-tee"]
+    tee[0]["Variant Price"] = "55.00"  # the first part alone would be a price change
+    others = [row for row in rows if row["Handle"] != "classic-tee"]
+    others[0] = dict(others[0], Title="Canvas Market Tote XL")  # a real change elsewhere stays
+    spooled = DiffResult(changes=Spool(Change, memory_limit=0), quarantined=Spool(QuarantinedRecord, memory_limit=0))
+    result = catalog.diff([*tee[:3], *others, tee[3]], result=spooled)
+    assert [(change.product_id, change.kind) for change in result.changes] == [("canvas-tote", ChangeKind.TEXT_CHANGED)]
+    counts = result.counts
+    assert (counts.valid, counts.invalid, counts.metadata_only, counts.text_changed, counts.priority) == (2, 1, 0, 1, 0)
+    assert [q.product_id for q in result.quarantined] == ["classic-tee"]
+
+
+def test_an_unsorted_product_in_a_first_sync_is_not_added():
+    catalog = Catalog(shopify_config())
+    rows = shopify_rows()
+    result = catalog.diff([*rows[:2], *rows[4:], *rows[2:4]])
+    assert sorted(changes(result)) == ["canvas-tote", "wool-beanie"]
+    assert result.counts.added == 2 and result.counts.invalid == 1 and result.counts.valid == 2
+
+
+def test_a_third_part_is_quarantined_too_and_counted_once_as_valid_taken_back():
+    catalog = Catalog(make_config(source={"group_by": "sku"}, fields={"n": {"from": "x", "aggregate": "count"}}))
+    records = [product("A"), product("B"), product("A"), product("C"), product("A")]
+    result = catalog.diff(records, commit=False)
+    assert sorted(changes(result)) == ["B", "C"]
+    assert [q.product_id for q in result.quarantined] == ["A", "A"]
+    assert (result.counts.valid, result.counts.invalid, result.counts.added) == (2, 2, 2)
+
+
+def test_a_bad_value_in_one_variant_quarantines_the_product_with_the_reason():
+    catalog = Catalog(shopify_config())
+    rows = shopify_rows()
+    catalog.diff(rows)
+    bad = [dict(row) for row in rows]
+    bad[2]["Variant Price"] = "sixty"
+    result = catalog.diff(bad)
+    assert result.changes == []
+    (quarantined,) = result.quarantined
+    assert quarantined.product_id == "classic-tee" and quarantined.location == "line 2 (4 rows)"
+    assert quarantined.reason == "fields.price_min: aggregate 'min' needs numbers, got 'sixty'"
+
+
+def test_a_row_without_a_handle_is_quarantined_alone():
+    catalog = Catalog(shopify_config())
+    rows = [dict(row) for row in shopify_rows()]
+    rows[2]["Handle"] = ""
+    result = catalog.diff(rows)
+    assert sorted(changes(result)) == ["canvas-tote", "classic-tee", "wool-beanie"]
+    (quarantined,) = result.quarantined
+    assert quarantined.product_id is None and quarantined.location == "line 8"
+    assert "the group_by field 'Handle' is missing or empty" in quarantined.reason
+    assert changes(result)["classic-tee"].metadata["variants"] == 2  # type: ignore[index]
+
+
+def test_a_short_csv_row_quarantines_its_whole_product():
+    body = (SHOPIFY / "products.csv").read_bytes().split(b"\r\n")
+    assert body[2].startswith(b"classic-tee,,,,,,,,,M,")  # the first row's HTML holds its own newlines
+    body[2] = b"classic-tee,,,,,,,,,M"
+    result = Catalog(shopify_config()).diff(b"\r\n".join(body))
+    assert sorted(changes(result)) == ["canvas-tote", "wool-beanie"]
+    (quarantined,) = result.quarantined
+    assert quarantined.product_id == "classic-tee"
+    assert quarantined.reason == "line 7: row has 10 fields, the header has 31"
+
+
+def test_grouping_on_another_field_than_the_id():
+    config = make_config(source={"group_by": "parent"}, fields={"sizes": {"from": "size", "aggregate": "unique"}})
+    config.metadata.clear()
+    records = [
+        {"parent": "p1", "sku": "", "size": "S"},
+        {"parent": "p1", "sku": "TEE", "size": "M", "title": "Tee"},
+        {"parent": "p2", "sku": "TEE", "size": "L", "title": "Other"},
+        {"parent": "p3", "sku": "HAT", "title": "Hat"},
+    ]
+    result = Catalog(config, "jsonl").diff(records)
+    assert sorted(changes(result)) == ["HAT", "TEE"]
+    assert result.quarantined[0].reason == "duplicate id (first seen at line 1)"
+    assert result.quarantined[0].location == "line 3"
+
+
+def test_only_ids_limits_a_grouped_diff():
+    catalog = Catalog(shopify_config())
+    rows = shopify_rows()
+    catalog.diff(rows)
+    edited = [dict(row, **{"Variant Price": "1.00"}) if row["Variant Price"] else row for row in rows]
+    result = catalog.diff(edited, only_ids=["wool-beanie"])
+    assert list(changes(result)) == ["wool-beanie"]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json"])
+def test_derived_fields_without_grouping(kind: str):
+    config = make_config(
+        fields={
+            "barcode": {"from": "meta.barcode"},
+            "cover": {"from": "images.0.src"},
+            "summary": {"from": "body", "transform": "html_to_text"},
+            "reviews": {"from": "reviews"},
+        },
+        text={"fields": ["title", "summary", "reviews"]},
+        metadata={"barcode": "string", "cover": "string", "price": "number"},
+    )
+    record = {
+        "sku": "A",
+        "title": "Lamp",
+        "body": "<p>Warm <b>light</b></p>",
+        "meta": {"barcode": "123"},
+        "images": [{"src": "a.jpg"}],
+        "reviews": [{"author": "Ana", "body": "Bright, warm"}],
+        "price": 10,
+    }
+    catalog = Catalog(config, kind)
+    first = changes(catalog.diff([record]))["A"]
+    assert first.text == "Lamp\nWarm light\nauthor: Ana; body: Bright, warm"
+    assert first.metadata == {"barcode": "123", "cover": "a.jpg", "price": 10.0}
+    edited = dict(record, meta={"barcode": "456"}, images=[{"src": "b.jpg"}, {"src": "a.jpg"}])
+    change = changes(catalog.diff([edited]))["A"]
+    assert change.kind is ChangeKind.METADATA_ONLY and change.fields_changed == ("barcode", "cover")
+    reworded = dict(edited, body="<p>Warm <b>light</b>, dimmable</p>")
+    change = changes(catalog.diff([reworded]))["A"]
+    assert change.kind is ChangeKind.TEXT_CHANGED and change.fields_changed == ("summary",)
+
+
+def test_json_lines_with_derived_fields_keep_the_per_line_fast_path():
+    config = make_config(fields={"barcode": {"from": "meta.barcode"}}, metadata={"barcode": "string"})
+    catalog = Catalog(config, "jsonl")
+    records = [dict(product(str(n)), meta={"barcode": f"B{n}"}) for n in range(20)]
+    catalog.diff(records)
+    body = encode(records, "jsonl")
+    stream = open_catalog(io.BytesIO(body), "c.jsonl")
+    parsed: list[int] = []
+    original = stream.parse
+
+    def counting_parse(position: int, raw: bytes) -> Any:
+        parsed.append(position)
+        return original(position, raw)
+
+    stream.parse = counting_parse  # type: ignore[method-assign]
+    result = catalog.differ.run(stream, catalog.snapshot, version=9)
+    assert parsed == [] and result.counts.unchanged == 20
+
+
+def test_a_derived_field_wins_over_a_raw_field_of_its_name():
+    config = make_config(fields={"title": {"from": "name"}})
+    result = Catalog(config, "jsonl").diff([dict(product("A"), name="From name")])
+    assert changes(result)["A"].metadata["title"] == "From name"  # type: ignore[index]
+
+
+def test_a_group_with_too_many_rows_is_quarantined(monkeypatch: pytest.MonkeyPatch):
+    from catalog_sync.logic import mapping
+
+    monkeypatch.setattr(mapping, "MAX_GROUP_ROWS", 3)
+    monkeypatch.setattr("catalog_sync.logic.diff.MAX_GROUP_ROWS", 3)
+    result = Catalog(shopify_config()).diff(shopify_rows())
+    assert sorted(changes(result)) == ["canvas-tote"]
+    reasons = {q.product_id: q.reason for q in result.quarantined}
+    assert reasons["classic-tee"] == (
+        "Handle 'classic-tee' has 4 rows, more than the 3 one product may have (only the first are kept here)"
+    )
+
+
+# The property: for any sequence of rows, the grouped diff is what grouping by hand says it is.
+
+KEYS = st.sampled_from(["a", "b", "c", "d", "e"])
+
+
+def runs_of(keys: list[str]) -> dict[str, list[int]]:
+    """Each key's runs of consecutive rows, by length, written out without the mapping."""
+    runs: dict[str, list[int]] = {}
+    previous = None
+    for key in keys:
+        if key == previous:
+            runs[key][-1] += 1
+        else:
+            runs.setdefault(key, []).append(1)
+        previous = key
+    return runs
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.dictionaries(KEYS, st.integers(1, 3), max_size=5),
+    keys=st.lists(KEYS, max_size=14),
+    memory_limit=st.integers(0, 3),
+    kind=st.sampled_from(["jsonl", "json"]),
+)
+def test_a_grouped_diff_matches_grouping_by_hand(before: dict[str, int], keys: list[str], memory_limit: int, kind: str):
+    config = make_config(
+        id_field="k",
+        source={"group_by": "k"},
+        fields={"rows": {"from": "k", "aggregate": "count"}},
+        text={"fields": ["k"]},
+        metadata={"rows": "integer"},
+        guard={"max_delete_share": 1.0},
+    )
+    catalog = Catalog(config, "json")
+    catalog.diff([{"k": key} for key, count in sorted(before.items()) for _ in range(count)])
+    catalog.kind = kind if keys else "json"  # an empty JSON Lines file is refused as a broken drop
+    spooled = DiffResult(
+        changes=Spool(Change, memory_limit=memory_limit), quarantined=Spool(QuarantinedRecord, memory_limit=1)
+    )
+    result = catalog.diff([{"k": key} for key in keys], result=spooled, commit=False)
+
+    runs = runs_of(keys)
+    whole = {key: lengths[0] for key, lengths in runs.items() if len(lengths) == 1}
+    split = {key for key, lengths in runs.items() if len(lengths) > 1}
+    expected = {key: "added" for key in whole if key not in before}
+    expected |= {key: "metadata_only" for key, rows in whole.items() if key in before and before[key] != rows}
+    expected |= {key: "deleted" for key in before if key not in runs}
+    assert {change.product_id: change.kind.value for change in result.changes} == expected
+    for change in result.changes:
+        if change.kind is not ChangeKind.DELETED:
+            assert change.metadata == {"rows": whole[change.product_id]}
+    assert sorted(q.product_id for q in result.quarantined) == sorted(key for key in split for _ in runs[key][1:])
+    counts = result.counts
+    assert counts.records == len(keys)
+    assert counts.valid == len(whole) and counts.invalid == sum(len(runs[key]) - 1 for key in split)
+    assert counts.unchanged == sum(1 for key, rows in whole.items() if before.get(key) == rows)
+    assert (counts.added, counts.metadata_only, counts.deleted) == tuple(
+        sum(1 for kind in expected.values() if kind == wanted) for wanted in ("added", "metadata_only", "deleted")
+    )
+    assert counts.priority == counts.deleted  # rows is not a priority field; a deletion always is
+    assert {update.product_id for update in result.fingerprint_updates} <= set(whole)
+
+
+def test_a_csv_without_the_group_by_column_is_refused_whole():
+    config = make_config(source={"group_by": "Handle"}, metadata={})
+    body = b"sku,title,description\r\nA,Tee,Soft\r\nB,Hat,Warm\r\n"
+    with pytest.raises(CatalogFormatError, match=r"catalog\.csv, line 1: the CSV header has no 'Handle' column"):
+        Catalog(config).diff(body)
