@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from catalog_sync.adapters.aws import observability as names
 from catalog_sync.services.apply import ApplyStats
-from catalog_sync.services.sync import SyncReport
+from catalog_sync.services.sync_report import SyncReport
 
 
 def diff_counts(report: SyncReport) -> dict[str, int]:

@@ -19,7 +19,7 @@ from catalog_sync.cli.console import err, write_json
 from catalog_sync.cli.errors import CommandError, ExitCode, Interrupted
 from catalog_sync.formats.records import CatalogFormatError
 from catalog_sync.models.config import ConfigError
-from catalog_sync.services.sync import BadCatalog
+from catalog_sync.services.sync_report import BadCatalog
 
 app = typer.Typer(
     name="catalog-sync",

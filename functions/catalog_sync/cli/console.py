@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from catalog_sync.services.sync import ProgressCallback
+from catalog_sync.services.sync_report import ProgressCallback
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

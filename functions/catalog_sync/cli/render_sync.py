@@ -15,7 +15,7 @@ from catalog_sync.logic.diff import DiffResult
 from catalog_sync.models.changes import Change, ChangeKind
 from catalog_sync.models.index import IndexRejection
 from catalog_sync.ports import Embedder
-from catalog_sync.services.sync import SyncReport
+from catalog_sync.services.sync_report import SyncReport
 
 GROUPS = (
     ("ADDED", (ChangeKind.ADDED,), "green"),

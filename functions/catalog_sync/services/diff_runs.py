@@ -19,7 +19,8 @@ from catalog_sync.models.requests import Continuation, SyncMode, SyncRequest
 from catalog_sync.ports import PipelineParts, PipelineState, RunChangeSender
 from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
 from catalog_sync.services.drops import REPAIR_LOOKBACK_RUNS, SupersededDrop, claim_drop, is_superseded, repair_sources
-from catalog_sync.services.sync import SUPERSEDED_MESSAGE, BadCatalog, SyncReport, SyncService
+from catalog_sync.services.sync import SyncService
+from catalog_sync.services.sync_report import SUPERSEDED_MESSAGE, BadCatalog, SyncReport
 
 # The checkpoint's field holding the drop its run claimed, beside the dispatch's progress.
 _CHECKPOINT_CLAIM = "source_claim"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Sized
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from catalog_sync.formats.catalog import open_catalog
@@ -31,47 +30,12 @@ from catalog_sync.ports import (
     VectorIndex,
 )
 from catalog_sync.services.apply import ApplyStats, ChangeApplier, rejection_summary
-from catalog_sync.services.dispatch import Dispatcher, DispatchProgress
+from catalog_sync.services.dispatch import Dispatcher
+from catalog_sync.services.sync_report import SUPERSEDED_MESSAGE, BadCatalog, ProgressCallback, SyncReport
 
-ProgressCallback = Callable[[str, int, int | None], None]
 # Changes whose desired state is recorded per transaction, and changes queued before the queue is drained.
 DESIRED_CHUNK = 10_000
 DISPATCH_WINDOW = 20_000
-
-
-SUPERSEDED_MESSAGE = "a newer catalog began syncing: this run's other changes were left to it"
-
-
-class BadCatalog(ValueError):
-    """The catalog could not be read at all; nothing was changed."""
-
-
-@dataclass
-class SyncReport:
-    catalog: str
-    source: str
-    embedder: str
-    diff: DiffResult
-    guard: GuardDecision
-    run: RunRecord | None = None
-    applied: ApplyStats = field(default_factory=ApplyStats)
-    quarantine_location: str | None = None
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    pending_after: int = 0
-    error: str | None = None
-    dry_run: bool = False
-    dispatch: DispatchProgress | None = None
-    # The run completed within this call (on AWS: a dispatched run with nothing left for consumers to do).
-    run_completed: bool = False
-
-    @property
-    def held(self) -> bool:
-        return self.guard.held and not self.dry_run
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
 
 
 class SyncService:

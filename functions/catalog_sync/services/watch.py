@@ -12,7 +12,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 from catalog_sync.ports import CatalogDrop, WatchedLocation
-from catalog_sync.services.sync import BadCatalog, SyncReport, SyncService
+from catalog_sync.services.sync import SyncService
+from catalog_sync.services.sync_report import BadCatalog, SyncReport
 
 
 @dataclass(frozen=True)

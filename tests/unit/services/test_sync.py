@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from catalog_sync.models.changes import ChangeKind, RunStatus, StateCounts
-from catalog_sync.services.sync import BadCatalog
+from catalog_sync.services.sync_report import BadCatalog
 from tests.conftest import product
 from tests.doubles.memory import BytesSource
 from tests.unit.services.conftest import Local, catalog, products, text_of
