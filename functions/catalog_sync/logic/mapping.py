@@ -16,6 +16,7 @@ the quarantine keeps.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,9 +218,38 @@ def _collapse_whitespace(value: str) -> str:
     return " ".join(value.split())
 
 
-_TRANSFORMS: dict[Transform, Callable[[str], str]] = {
+# A number a text starts with: digits, commas only between groups of three (a thousands separator), a period
+# before the decimals. What follows must not continue it: "15,00 EUR" (a decimal comma) and "1.299,00" are not read
+# as 15 and 1.299, they are refused.
+_LEADING_NUMBER = re.compile(r"\s*([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?![\d]|[.,]\d)")
+
+
+def _split_number(value: str, transform: Transform) -> tuple[float, str]:
+    match = _LEADING_NUMBER.match(value)
+    number = float(match.group(1).replace(",", "")) if match else math.nan
+    if match is None or not math.isfinite(number):
+        shown = value if len(value) < 60 else value[:57] + "..."
+        raise ValueError(
+            f'the transform {transform.value!r} needs a text that starts with a number, like "15.00 USD" (a period '
+            f"before the decimals, commas only between thousands), got {shown!r}"
+        )
+    return number, value[match.end() :].strip()
+
+
+def _number(value: str) -> float:
+    return _split_number(value, Transform.NUMBER)[0]
+
+
+def _unit(value: str) -> str | None:
+    return _split_number(value, Transform.UNIT)[1] or None
+
+
+# Each takes a string; all but `number` and `unit` give one (the config puts `number` last).
+_TRANSFORMS: dict[Transform, Callable[[str], Any]] = {
     Transform.HTML_TO_TEXT: _html_to_text,
     Transform.COLLAPSE_WHITESPACE: _collapse_whitespace,
+    Transform.NUMBER: _number,
+    Transform.UNIT: _unit,
 }
 
 
@@ -249,6 +279,8 @@ class _Derivation:
     def _transform(self, value: Any) -> Any:
         if isinstance(value, str):
             for transform in self._transforms:
+                if not isinstance(value, str):  # a number, or no unit: nothing left to transform
+                    break
                 value = transform(value)
             return value
         if isinstance(value, list):
