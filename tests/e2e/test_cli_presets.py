@@ -190,3 +190,33 @@ def test_google_merchant_item_without_a_price_is_quarantined_as_missing_it(merch
     [quarantined] = [orjson.loads(line) for line in Path(report["quarantine"]).read_bytes().splitlines()]
     assert quarantined["product_id"] == "BAG-WKND-TAN"
     assert quarantined["reason"] == "required field 'price' is missing or empty"
+
+
+# The text twin has no google_product_category column.
+@pytest.mark.parametrize(
+    ("feed", "also_lacking"), [("merchant.xml", []), ("merchant.tsv", ["google_product_category"])]
+)
+def test_google_merchant_preset_syncs_a_feed_using_fewer_attributes_and_names_the_ones_it_lacks(
+    tmp_path: Path, feed: str, also_lacking: list[str]
+):
+    (tmp_path / "fernway.toml").write_text(MERCHANT_CONFIG)
+    catalog = tmp_path / feed
+    shutil.copy(FEEDS / feed, catalog)
+    code, checked = merchant_invoke(tmp_path, "validate", str(catalog))
+    assert code == ExitCode.OK, checked
+    assert (checked["valid"], checked["invalid"]) == (3, 0)
+    # A kitchen shop's feed: no variants, no apparel attributes, no custom labels. Warnings, one per attribute.
+    assert sorted(problem["field"] for problem in checked["config_warnings"]) == sorted(
+        ["color", "size", "material", "product_highlight", "item_group_id", "gender", "age_group"]
+        + [f"custom_label_{n}" for n in range(5)]
+        + also_lacking
+    )
+    code, report = merchant_invoke(tmp_path, "sync", str(catalog))
+    assert code == ExitCode.OK and report["counts"]["added"] == 3, report
+    mug = merchant_export(tmp_path)["HK-1002"]["metadata"]
+    assert (mug["title"], mug["price"], mug["sale_price"], mug["currency"]) == (
+        'Stoneware mug "Harbour" 350 ml',
+        12.0,
+        9.5,
+        "USD",
+    )
