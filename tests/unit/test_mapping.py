@@ -201,8 +201,9 @@ def test_a_text_number_cannot_read_is_a_reason_naming_the_field(text: str):
             derive({"from": "p", "transform": transform}, [{"p": text}], group_by=None)
 
 
-def test_number_leaves_a_number_as_it_is_and_an_absent_value_absent():
+def test_number_leaves_a_number_as_it_is_unit_finds_none_in_it_and_an_absent_value_stays_absent():
     assert derive({"from": "p", "transform": "number"}, [{"p": 12.5}], group_by=None) == 12.5
+    assert derive({"from": "p", "transform": "unit"}, [{"p": 12.5}], group_by=None) is None
     assert derive({"from": "p", "transform": "number"}, [{"p": ""}], group_by=None) is None
     assert (
         derive({"from": "p", "transform": ["collapse_whitespace", "number"]}, [{"p": " 3 \n USD"}], group_by=None)

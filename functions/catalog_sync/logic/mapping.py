@@ -256,13 +256,15 @@ _TRANSFORMS: dict[Transform, Callable[[str], Any]] = {
 class _Derivation:
     """One derived field: path, aggregate, transforms (on strings, or each string of a list), join."""
 
-    __slots__ = ("_aggregate", "_join", "_path", "_transforms", "name")
+    __slots__ = ("_aggregate", "_join", "_path", "_transforms", "_unit", "name")
 
     def __init__(self, name: str, spec: DerivedField) -> None:
         self.name = name
         self._path = FieldPath.parse(spec.source)
         self._aggregate = _aggregator(name, spec.aggregate)
         self._transforms = tuple(_TRANSFORMS[transform] for transform in spec.transform)
+        # A value that is already a number (a JSON feed's 15.0) has no unit: its `unit` is absent, not the number.
+        self._unit = Transform.UNIT in spec.transform
         self._join = spec.join
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -285,7 +287,7 @@ class _Derivation:
             return value
         if isinstance(value, list):
             return [self._transform(item) if isinstance(item, str) else item for item in value]
-        return value
+        return None if self._unit else value
 
 
 @dataclass(slots=True)
