@@ -170,6 +170,54 @@ def test_transforms_apply_in_order_and_to_each_string_of_a_list():
     assert derive({"from": "n", "aggregate": "sum", "transform": "collapse_whitespace"}, [{"n": "2"}]) == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "number", "unit"),
+    [
+        ("15.00 USD", 15.0, "USD"),
+        ("  9.5 EUR ", 9.5, "EUR"),
+        ("1,299.00 USD", 1299.0, "USD"),  # commas between thousands
+        ("1,000,000 JPY", 1_000_000.0, "JPY"),
+        ("42", 42.0, None),
+        ("26 cm", 26.0, "cm"),
+        ("15.00USD", 15.0, "USD"),
+        ("-3.5 USD", -3.5, "USD"),
+    ],
+)
+def test_number_reads_the_number_a_text_starts_with_and_unit_what_follows(text: str, number: float, unit: Any):
+    assert derive({"from": "price", "transform": "number"}, [{"price": text}], group_by=None) == number
+    assert derive({"from": "price", "transform": "unit"}, [{"price": text}], group_by=None) == unit
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["USD 15.00", "call for price", "15,00 EUR", "1.299,00 EUR", "1,2345 USD", ".5 USD", "9" * 400 + " USD"],
+)
+def test_a_text_number_cannot_read_is_a_reason_naming_the_field(text: str):
+    # The derived field here is `x`: the reason names it, then says what the value should look like.
+    for transform in ("number", "unit"):
+        with pytest.raises(
+            InvalidRecord, match=rf"^fields\.x: the transform '{transform}' needs a text that starts with"
+        ):
+            derive({"from": "p", "transform": transform}, [{"p": text}], group_by=None)
+
+
+def test_number_leaves_a_number_as_it_is_unit_finds_none_in_it_and_an_absent_value_stays_absent():
+    assert derive({"from": "p", "transform": "number"}, [{"p": 12.5}], group_by=None) == 12.5
+    assert derive({"from": "p", "transform": "unit"}, [{"p": 12.5}], group_by=None) is None
+    assert derive({"from": "p", "transform": "number"}, [{"p": ""}], group_by=None) is None
+    assert (
+        derive({"from": "p", "transform": ["collapse_whitespace", "number"]}, [{"p": " 3 \n USD"}], group_by=None)
+        == 3.0
+    )
+
+
+def test_number_must_be_the_last_transform(tmp_path: Path):
+    with pytest.raises(
+        ConfigError, match=r"fields\.p\.transform: .*'number' makes a number, not text: it must come last"
+    ):
+        load_config(config_file(tmp_path, '[fields]\np = { from = "price", transform = ["number", "html_to_text"] }\n'))
+
+
 def test_join_makes_one_string_of_a_list():
     rows = [{"size": "S"}, {"size": "M"}, {"size": "S"}]
     assert derive({"from": "size", "aggregate": "unique", "join": " / "}, rows) == "M / S"

@@ -16,6 +16,7 @@ the quarantine keeps.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,22 +218,53 @@ def _collapse_whitespace(value: str) -> str:
     return " ".join(value.split())
 
 
-_TRANSFORMS: dict[Transform, Callable[[str], str]] = {
+# A number a text starts with: digits, commas only between groups of three (a thousands separator), a period
+# before the decimals. What follows must not continue it: "15,00 EUR" (a decimal comma) and "1.299,00" are not read
+# as 15 and 1.299, they are refused.
+_LEADING_NUMBER = re.compile(r"\s*([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?![\d]|[.,]\d)")
+
+
+def _split_number(value: str, transform: Transform) -> tuple[float, str]:
+    match = _LEADING_NUMBER.match(value)
+    number = float(match.group(1).replace(",", "")) if match else math.nan
+    if match is None or not math.isfinite(number):
+        shown = value if len(value) < 60 else value[:57] + "..."
+        raise ValueError(
+            f'the transform {transform.value!r} needs a text that starts with a number, like "15.00 USD" (a period '
+            f"before the decimals, commas only between thousands), got {shown!r}"
+        )
+    return number, value[match.end() :].strip()
+
+
+def _number(value: str) -> float:
+    return _split_number(value, Transform.NUMBER)[0]
+
+
+def _unit(value: str) -> str | None:
+    return _split_number(value, Transform.UNIT)[1] or None
+
+
+# Each takes a string; all but `number` and `unit` give one (the config puts `number` last).
+_TRANSFORMS: dict[Transform, Callable[[str], Any]] = {
     Transform.HTML_TO_TEXT: _html_to_text,
     Transform.COLLAPSE_WHITESPACE: _collapse_whitespace,
+    Transform.NUMBER: _number,
+    Transform.UNIT: _unit,
 }
 
 
 class _Derivation:
     """One derived field: path, aggregate, transforms (on strings, or each string of a list), join."""
 
-    __slots__ = ("_aggregate", "_join", "_path", "_transforms", "name")
+    __slots__ = ("_aggregate", "_join", "_path", "_transforms", "_unit", "name")
 
     def __init__(self, name: str, spec: DerivedField) -> None:
         self.name = name
         self._path = FieldPath.parse(spec.source)
         self._aggregate = _aggregator(name, spec.aggregate)
         self._transforms = tuple(_TRANSFORMS[transform] for transform in spec.transform)
+        # A value that is already a number (a JSON feed's 15.0) has no unit: its `unit` is absent, not the number.
+        self._unit = Transform.UNIT in spec.transform
         self._join = spec.join
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -249,11 +281,13 @@ class _Derivation:
     def _transform(self, value: Any) -> Any:
         if isinstance(value, str):
             for transform in self._transforms:
+                if not isinstance(value, str):  # a number, or no unit: nothing left to transform
+                    break
                 value = transform(value)
             return value
         if isinstance(value, list):
             return [self._transform(item) if isinstance(item, str) else item for item in value]
-        return value
+        return None if self._unit else value
 
 
 @dataclass(slots=True)

@@ -166,6 +166,9 @@ class Transform(StrEnum):
 
     HTML_TO_TEXT = "html_to_text"
     COLLAPSE_WHITESPACE = "collapse_whitespace"
+    # The number a text starts with ("15.00 USD" is 15.0), and the text after it ("USD"): Google Merchant's prices.
+    NUMBER = "number"
+    UNIT = "unit"
 
 
 class DerivedField(BaseModel):
@@ -185,6 +188,14 @@ class DerivedField(BaseModel):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("transform")
+    @classmethod
+    def _a_number_is_last(cls, value: list[Transform]) -> list[Transform]:
+        # The other transforms read text: nothing can follow one that makes a number.
+        if Transform.NUMBER in value[:-1]:
+            raise ValueError("the transform 'number' makes a number, not text: it must come last")
+        return value
 
 
 class CatalogConfig(BaseSettings):
