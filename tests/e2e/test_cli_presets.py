@@ -86,6 +86,11 @@ def merchant_invoke(workdir: Path, *args: str, state: str = "state") -> tuple[in
     return result.exit_code, orjson.loads(result.stdout.splitlines()[-1]) if result.stdout.strip() else {}
 
 
+def merchant_invoke_text(workdir: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(cli.app, [*args, "--config", str(workdir / "fernway.toml")])
+    return result.exit_code, result.stdout
+
+
 def merchant_export(workdir: Path, state: str = "state") -> dict[str, dict[str, Any]]:
     result = runner.invoke(
         cli.app, ["export", "--config", str(workdir / "fernway.toml"), "--state-dir", str(workdir / state)]
@@ -205,12 +210,17 @@ def test_google_merchant_preset_syncs_a_feed_using_fewer_attributes_and_names_th
     code, checked = merchant_invoke(tmp_path, "validate", str(catalog))
     assert code == ExitCode.OK, checked
     assert (checked["valid"], checked["invalid"]) == (3, 0)
-    # A kitchen shop's feed: no variants, no apparel attributes, no custom labels. Warnings, one per attribute.
-    assert sorted(problem["field"] for problem in checked["config_warnings"]) == sorted(
+    # A kitchen shop's feed: no variants, no apparel attributes, no custom labels. They are the preset's optional
+    # attributes, said once (config_check.preset_fields_absent), not warned of one by one.
+    assert checked["config_warnings"] == []
+    assert checked["config_check"]["preset_fields_absent"] == sorted(
         ["color", "size", "material", "product_highlight", "item_group_id", "gender", "age_group"]
         + [f"custom_label_{n}" for n in range(5)]
         + also_lacking
     )
+    code, stdout = merchant_invoke_text(tmp_path, "validate", str(catalog))
+    assert code == ExitCode.OK and "warning" not in stdout
+    assert "preset google-merchant: no record has age_group, color, custom_label_0" in stdout
     code, report = merchant_invoke(tmp_path, "sync", str(catalog))
     assert code == ExitCode.OK and report["counts"]["added"] == 3, report
     mug = merchant_export(tmp_path)["HK-1002"]["metadata"]

@@ -304,3 +304,20 @@ def test_a_csv_header_without_the_id_column_suggests_the_column():
 
 def test_severity_values_are_stable():
     assert [severity.value for severity in Severity] == ["error", "warning"]
+
+
+def test_a_presets_own_optional_fields_are_said_once_and_the_files_own_are_warned_of(tmp_path):
+    from catalog_sync.models.config import load_config
+
+    path = tmp_path / "c.toml"
+    # The file re-reads one of the preset's fields from a misspelt column: that one is the user's, and warned of.
+    path.write_text('name = "shop"\npreset = "shopify-csv"\n[fields]\nvendor = { from = "Vendr" }\n')
+    config = load_config(path)
+    row = {"Handle": "h", "Title": "T", "Body (HTML)": "<p>b</p>", "Variant Price": "1", "Vendor": "V"}
+    report = check(config, [row])
+    assert messages(report) == [
+        ("warning", "fields.vendor source 'Vendr' never appears in the catalog; did you mean 'Vendor'?")
+    ]
+    # The preset's columns this export lacks: no warning each, one list.
+    assert "Variant SKU" in report.preset_fields_absent and "Tags" in report.preset_fields_absent
+    assert "Vendr" not in report.preset_fields_absent and report.preset == "shopify-csv"

@@ -21,6 +21,14 @@ def config_check_json(check: FieldCheckReport | None) -> dict[str, Any]:
 def print_config_problems(check: FieldCheckReport | None) -> None:
     if check is None:
         return
+    if check.preset_fields_absent:
+        names = ", ".join(check.preset_fields_absent)
+        out.print(
+            f"[dim]preset {escape(check.preset or '')}: no record has {escape(names)} (optional: those fields stay"
+            " empty)[/]",
+            soft_wrap=True,
+            highlight=False,
+        )
     for problem in check.problems:
         label = "[bold red]error:[/]" if problem.severity is Severity.ERROR else "[bold yellow]warning:[/]"
         # One line however long: the names in it are what the user copies into the config.

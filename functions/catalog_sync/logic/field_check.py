@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from catalog_sync.formats.names import close_names, did_you_mean
 from catalog_sync.formats.records import READER_ERROR_KEY
-from catalog_sync.models.config import CatalogConfig
+from catalog_sync.models.config import CatalogConfig, DerivedField, load_preset
 
 # Distinct record keys kept for suggestions: a catalog whose records have arbitrary keys cannot grow it further.
 MAX_DISTINCT_NAMES = 10_000
@@ -83,6 +83,10 @@ class FieldCheckReport(BaseModel):
     # Per record key the config uses: how many of the records checked had it.
     field_counts: dict[str, int]
     problems: list[FieldProblem]
+    # Record keys no record had that only the preset's own optional fields read (as the preset defines them): a
+    # feed need not use every attribute its format has, so these are said once, not warned of one by one.
+    preset_fields_absent: list[str] = []
+    preset: str | None = None
 
     @property
     def errors(self) -> list[FieldProblem]:
@@ -142,11 +146,44 @@ def _config_uses(config: CatalogConfig) -> dict[str, _Lookup]:
     return lookups
 
 
+def _preset_uses(config: CatalogConfig) -> set[tuple[str, str]]:
+    """The optional uses (setting, record key or derived name) that are the preset's own, as it defines them."""
+    if config.preset is None:
+        return set()
+    preset = load_preset(config.preset)
+    own: set[tuple[str, str]] = set()
+    for name, spec in preset.get("fields", {}).items():
+        if config.fields.get(name) == DerivedField.model_validate(spec):
+            own.add((f"fields.{name}", name))
+    for name, kind in preset.get("metadata", {}).items():
+        if config.metadata.get(name) == kind:
+            own.add(("metadata", name))
+    own.update(("text.fields", name) for name in preset.get("text", {}).get("fields", []) if name in config.text.fields)
+    own.update(
+        ("priority_fields", name) for name in preset.get("priority_fields", []) if name in config.priority_fields
+    )
+    return own
+
+
+def _only_the_presets(lookup: _Lookup, preset_uses: set[tuple[str, str]]) -> bool:
+    if not preset_uses:
+        return False
+    for setting, kind in lookup.uses:
+        if kind.severity is Severity.ERROR:
+            return False
+        name = setting.removeprefix("fields.") if setting.startswith("fields.") else lookup.key
+        if (setting, name) not in preset_uses:
+            return False
+    return True
+
+
 class FieldCheck:
     """Watches records stream past; `report()` says which of the config's names no record had."""
 
     def __init__(self, config: CatalogConfig, *, max_names: int = MAX_DISTINCT_NAMES) -> None:
         self._lookups = _config_uses(config)
+        self._preset = config.preset
+        self._preset_uses = _preset_uses(config)
         watched = set(self._lookups)
         for lookup in self._lookups.values():
             watched |= lookup.alternatives
@@ -197,11 +234,15 @@ class FieldCheck:
         complete = self.records > 0 and not_parsed == 0
         known = self._names - {READER_ERROR_KEY}
         problems = []
+        preset_absent = []
         if complete:
             for lookup in self._lookups.values():
                 if any(self._counts[name] for name in (lookup.key, *lookup.alternatives)):
                     continue
-                problems.append(self._problem(lookup, known))
+                if _only_the_presets(lookup, self._preset_uses):
+                    preset_absent.append(lookup.key)
+                else:
+                    problems.append(self._problem(lookup, known))
         problems.sort(key=lambda problem: (problem.severity is not Severity.ERROR,))
         return FieldCheckReport(
             records_checked=self.records,
@@ -211,6 +252,8 @@ class FieldCheck:
             names_capped=self._capped,
             field_counts=dict(self._counts),
             problems=problems,
+            preset_fields_absent=sorted(preset_absent),
+            preset=self._preset,
         )
 
     @staticmethod
