@@ -19,7 +19,7 @@ from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.spool import Spool
 from catalog_sync.logic.validation import InvalidRecord
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction, QuarantinedRecord
-from catalog_sync.models.config import CatalogConfig, load_config
+from catalog_sync.models.config import CatalogConfig, extend_preset, load_config, load_preset
 from tests.conftest import make_config, product
 from tests.unit.test_diff import MODEL, MemorySnapshot
 
@@ -587,3 +587,97 @@ def test_an_unsorted_grouped_diff_matches_counting_each_keys_rows_by_hand(
     counts = result.counts
     assert (counts.records, counts.valid, counts.invalid) == (len(keys), len(counted), 0)
     assert counts.unchanged == sum(1 for key, rows in counted.items() if before.get(key) == rows)
+
+
+# WooCommerce (the woocommerce-csv preset): variations joined to their parent by Parent (SKU or id:<ID>).
+
+WOOCOMMERCE = Path(__file__).resolve().parents[1] / "data" / "woocommerce"
+
+
+def woo_config() -> CatalogConfig:
+    return CatalogConfig(**extend_preset(load_preset("woocommerce-csv"), {"name": "store"}))
+
+
+def woo_rows() -> list[dict[str, str]]:
+    with (WOOCOMMERCE / "products.csv").open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_woocommerce_variations_are_joined_to_their_parent_by_sku_or_id():
+    result = Catalog(woo_config()).diff((WOOCOMMERCE / "products.csv").read_bytes())
+    assert result.quarantined == []
+    # Eleven rows: six products (simple, variable by SKU, simple, variable without SKU, external, grouped).
+    assert (result.counts.records, result.counts.valid) == (11, 6)
+    by_id = changes(result)
+    assert sorted(by_id) == ["10", "11", "14", "15", "18", "19"]
+    hoodie = by_id["11"].metadata
+    assert hoodie is not None
+    # Its variations 12 and 13 follow it; 20 comes after three other products.
+    assert (hoodie["name"], hoodie["price_min"], hoodie["price_max"], hoodie["stock"]) == ("Hoodie", 42, 48, 12)
+    assert hoodie["variations"] == 3 and hoodie["sale_price_min"] == 40
+    assert hoodie["skus"] == ["woo-hoodie", "woo-hoodie-blue-logo", "woo-hoodie-green", "woo-hoodie-red"]
+    assert hoodie["categories"] == ["Clothing > Hoodies", "Clothing"] and len(hoodie["images"]) == 3
+    assert by_id["11"].text.startswith("Hoodie\nA heavyweight hoodie, & a kangaroo pocket.\nBrushed fleece")
+    polo = by_id["15"].metadata
+    assert polo is not None and (polo["price_min"], polo["price_max"], polo["variations"]) == (20, 22, 2)
+
+
+def test_woocommerce_a_variation_whose_parent_is_not_in_the_file_is_quarantined_not_a_product():
+    catalog = Catalog(woo_config())
+    rows = woo_rows()
+    catalog.diff(rows)
+    without_polo = [row for row in rows if row["ID"] != "15"]
+    result = catalog.diff(without_polo)
+    [quarantined] = result.quarantined
+    assert quarantined.product_id is None
+    assert quarantined.reason == (
+        "the 2 row(s) of product_key 'id:15' are all variations (Type 'variation'): their parent 'id:15' is not in"
+        " the file"
+    )
+    assert [(c.product_id, c.kind) for c in result.changes] == [("15", ChangeKind.DELETED)]
+
+
+def test_woocommerce_two_products_under_one_sku_are_quarantined_and_keep_their_versions():
+    catalog = Catalog(woo_config())
+    rows = woo_rows()
+    catalog.diff(rows)
+    clash = [dict(row) for row in rows]
+    cap = next(row for row in clash if row["ID"] == "14")
+    cap["SKU"] = "woo-beanie"
+    result = catalog.diff(clash)
+    [quarantined] = result.quarantined
+    assert quarantined.reason.startswith("2 rows of product_key 'woo-beanie' are products, not variations")
+    # Neither the beanie nor the cap is deleted or changed: both keep their last good version.
+    assert quarantined.product_id == "10" and list(result.changes) == []
+    assert result.counts.unchanged == 4
+
+
+def test_woocommerce_a_variation_edited_added_moved_and_removed():
+    catalog = Catalog(woo_config())
+    rows = woo_rows()
+    catalog.diff(rows)
+    edited = [dict(row) for row in rows]
+    red = next(row for row in edited if row["ID"] == "20")
+    red["Regular price"] = "50"
+    result = catalog.diff(edited)
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "11": (ChangeKind.METADATA_ONLY, ("price_max",))
+    }
+    # Moved next to its siblings: no change.
+    moved = [row for row in edited if row["ID"] != "20"]
+    moved.insert(4, red)
+    result = catalog.diff(moved)
+    assert list(result.changes) == [] and result.counts.unchanged == 6
+    # A new variation of the polo at the end of the file.
+    large = dict(next(row for row in rows if row["ID"] == "17"))
+    large.update({"ID": "21", "Name": "Polo - L", "Regular price": "24", "Stock": "2", "Attribute 1 value(s)": "L"})
+    result = catalog.diff([*moved, large])
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "15": (ChangeKind.METADATA_ONLY, ("price_max", "stock", "variations"))
+    }
+    # Removed again.
+    result = catalog.diff(moved)
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "15": (ChangeKind.METADATA_ONLY, ("price_max", "stock", "variations"))
+    }
+    assert changes(result)["15"].metadata["price_max"] == 22  # type: ignore[index]
