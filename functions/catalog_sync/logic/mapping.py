@@ -5,6 +5,9 @@ Two parts of the catalog config drive it (README: "Rows and derived fields"):
 - `[source] group_by`: consecutive records sharing this field's value are one product (Shopify's product CSV has
   one row per variant or image under a Handle). `group_rows` forms the groups as the records stream past, holding
   one group's rows at a time, and reports a key seen again after another group (the file is not sorted by it).
+  The key may be a derived field computed from each row (alternatives: "Parent", else "SKU", else "id:{ID}");
+  with `[source] sorted = false` the diff first joins each key's rows (logic/row_join); with `[source]
+  variations`, `product_row_first` puts the product's own row before its variations, or says why there is none.
 - `[fields]`: derived fields, read from the record (or its group's rows) by a dotted path, combined by an
   aggregate, cleaned by transforms and joined, then used by name like any record field. A derived field wins over
   a raw field of the same name.
