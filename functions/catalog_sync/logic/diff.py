@@ -425,7 +425,7 @@ class _Walk:
         mapping = self.differ.mapping
         if not self.differ.config.source.sorted:
             # The rows of one key may be anywhere: joined first, then grouped as a sorted file would be.
-            with RowJoin(mapping.group_key) as join:
+            with RowJoin(mapping.group_key, parse=stream.parse if stream.lines is not None else None) as join:
                 join.extend(self._rows(stream, on_record))
                 self._grouped(mapping.group_rows(join.rows()), stream)
             return

@@ -5,9 +5,10 @@ file order and given back ordered by (where their key was first seen, their own 
 together, the groups in order of first appearance, each group's rows in file order. What `group_rows` then reads
 is a sorted file, with every row's original position kept for the messages.
 
-Up to `run_bytes` of rows are sorted in memory; beyond that, each sorted run is written to an anonymous temporary
-file (in the system's temp directory, removed when closed) and the runs are merged, one row of each held at a time.
-Only the first position of each key stays in memory, as `group_rows` keeps it too.
+Up to `run_bytes` of rows are sorted in memory, held as bytes (a JSON Lines row as its line, parsed again when given
+back; any other row pickled); beyond that, each sorted run is written to an anonymous temporary file (in the
+system's temp directory, removed when closed) and the runs are merged, one row of each held at a time. Only the
+first position of each key stays in memory, as `group_rows` keeps it too.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import IO, Any
 from catalog_sync.logic.validation import InvalidRecord
 
 Row = tuple[int, dict[str, Any], bytes | None]
-# (first position of the row's key, the row's position, the row)
-_Entry = tuple[int, int, Row]
+# (first position of the row's key, the row's position, the row's record and line, pickled)
+_Entry = tuple[int, int, bytes]
 
 DEFAULT_RUN_BYTES = 64 * 1024 * 1024
 
@@ -31,17 +32,20 @@ def _entry_key(entry: _Entry) -> tuple[int, int]:
     return entry[0], entry[1]
 
 
-def _size(record: dict[str, Any]) -> int:
-    """About what a parsed row (a CSV row's strings) holds, to bound a run."""
-    return sum(len(value) if isinstance(value, str) else 16 for value in record.values()) + 16 * len(record)
-
-
 class RowJoin:
     """Collects rows, then gives them back grouped by key in order of first appearance. Use as a context manager
     (or call close): its temporary files are removed on close."""
 
-    def __init__(self, key_of: Callable[[dict[str, Any]], str], *, run_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        key_of: Callable[[dict[str, Any]], str],
+        *,
+        parse: Callable[[int, bytes], dict[str, Any] | None] | None = None,
+        run_bytes: int | None = None,
+    ) -> None:
         self._key_of = key_of
+        # With a parser, a row read from a line is held as its line alone and parsed again when given back.
+        self._parse = parse
         self._run_bytes = run_bytes if run_bytes is not None else DEFAULT_RUN_BYTES
         self._first: dict[str, int] = {}
         self._run: list[_Entry] = []
@@ -63,9 +67,13 @@ class RowJoin:
             first = self._first.setdefault(self._key_of(record), position)
         except InvalidRecord:  # a row without a key stays where it is; group_rows reports it
             first = position
-        self._run.append((first, position, (position, record, line)))
-        # The size of a row's pickle is what the run costs on disk; its size in memory is a few times that.
-        self._run_size += len(line) if line is not None else _size(record)
+        # Held pickled: a run costs its bytes, not the several times more its parsed objects would.
+        if line is not None and self._parse is not None:
+            blob = b"L" + line
+        else:
+            blob = b"P" + pickle.dumps((record, line), protocol=pickle.HIGHEST_PROTOCOL)
+        self._run.append((first, position, blob))
+        self._run_size += len(blob) + 64
         if self._run_size >= self._run_bytes:
             self._spill()
 
@@ -102,8 +110,16 @@ class RowJoin:
             runs: list[Iterable[_Entry]] = [self._run]
         else:
             runs = [*(self._read(handle) for handle in self._files), self._run]
-        for _, _, row in heapq.merge(*runs, key=_entry_key):
-            yield row
+        for _, position, blob in heapq.merge(*runs, key=_entry_key):
+            if blob[:1] == b"P":
+                record, line = pickle.loads(blob[1:])  # our own bytes, pickled just now
+                yield position, record, line
+            else:
+                assert self._parse is not None
+                line = blob[1:]
+                parsed = self._parse(position, line)
+                assert parsed is not None  # it parsed to a record before
+                yield position, parsed, line
 
     def close(self) -> None:
         for handle in self._files:
