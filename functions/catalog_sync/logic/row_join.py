@@ -25,7 +25,7 @@ Row = tuple[int, dict[str, Any], bytes | None]
 # (first position of the row's key, the row's position, the row's record and line, pickled)
 _Entry = tuple[int, int, bytes]
 
-DEFAULT_RUN_BYTES = 64 * 1024 * 1024
+DEFAULT_RUN_BYTES = 16 * 1024 * 1024
 
 
 def _entry_key(entry: _Entry) -> tuple[int, int]:
