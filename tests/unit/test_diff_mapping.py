@@ -681,3 +681,56 @@ def test_woocommerce_a_variation_edited_added_moved_and_removed():
         "15": (ChangeKind.METADATA_ONLY, ("price_max", "stock", "variations"))
     }
     assert changes(result)["15"].metadata["price_max"] == 22  # type: ignore[index]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(KEYS, st.booleans()), max_size=16),
+    kind=st.sampled_from(["jsonl", "json", "csv"]),
+)
+def test_variations_anywhere_match_joining_them_to_their_parent_by_hand(rows: list[tuple[str, bool]], kind: str):
+    """Each row is (its product's key, whether it is a variation): a parent row has the key as its SKU, a
+    variation names it as Parent. Whatever the order, a key with one parent is one product of the parent's ID with
+    its variations counted; a key with none or with two parents is one quarantined group."""
+    config = make_config(
+        id_field="ID",
+        source={"group_by": "key", "sorted": False, "variations": {"field": "Type", "value": "variation"}},
+        fields={
+            "key": {"from": ["Parent", "SKU", {"template": "id:{ID}"}]},
+            "variations": {"from": "Parent", "aggregate": "count"},
+            "name": {"from": "Name"},
+        },
+        text={"fields": ["name"]},
+        metadata={"variations": "integer", "name": "string"},
+    )
+    records = [
+        {
+            "ID": str(100 + index),
+            "Type": "variation" if variation else "variable",
+            "SKU": "" if variation else key,
+            "Parent": key if variation else "",
+            "Name": f"{key} variation" if variation else f"{key} product",
+        }
+        for index, (key, variation) in enumerate(rows)
+    ]
+    catalog = Catalog(config, kind if records else "json")
+    result = catalog.diff(records, commit=False)
+
+    parents: dict[str, list[str]] = {}
+    variation_counts: dict[str, int] = {}
+    for record in records:
+        if record["Type"] == "variation":
+            variation_counts[record["Parent"]] = variation_counts.get(record["Parent"], 0) + 1
+        else:
+            parents.setdefault(record["SKU"], []).append(record["ID"])
+    keys = set(parents) | set(variation_counts)
+    whole = {key: ids[0] for key, ids in parents.items() if len(ids) == 1}
+    assert {c.product_id: c.metadata for c in result.changes} == {
+        product_id: {"variations": variation_counts.get(key, 0), "name": f"{key} product"}
+        for key, product_id in whole.items()
+    }
+    assert len(result.quarantined) == len(keys) - len(whole)
+    orphans = [q for q in result.quarantined if q.product_id is None]
+    assert len(orphans) == sum(1 for key in keys if key not in parents)
+    assert all("is not in the file" in q.reason for q in orphans)
+    assert (result.counts.records, result.counts.valid) == (len(records), len(whole))
