@@ -647,6 +647,8 @@ def test_woocommerce_two_products_under_one_sku_are_quarantined_and_keep_their_v
     result = catalog.diff(clash)
     [quarantined] = result.quarantined
     assert quarantined.reason.startswith("2 rows of product_key 'woo-beanie' are products, not variations")
+    # The two rows are apart: the location names both.
+    assert quarantined.location == "line 2 (2 rows): line 2, line 11"
     # Neither the beanie nor the cap is deleted or changed: both keep their last good version.
     assert quarantined.product_id == "10" and list(result.changes) == []
     assert result.counts.unchanged == 4

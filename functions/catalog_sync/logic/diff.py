@@ -476,6 +476,12 @@ class _Walk:
         group_by = differ.mapping.group_by
         first = group.positions[0]
         where = location(first) if group.size == 1 else f"{location(first)} ({group.size:,} rows)"
+        if group.size > 1 and not differ.config.source.sorted:
+            # Joined from apart ([source] sorted = false): say where each row was.
+            spread = sorted(group.positions)
+            if spread[-1] - spread[0] >= len(spread):
+                more = ", ..." if len(spread) > 5 else ""
+                where = f"{where}: {', '.join(location(position) for position in spread[:5])}{more}"
         rows = group.rows
         raw: dict[str, Any] = {"rows": rows}
         if group.earlier is not None:
