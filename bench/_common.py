@@ -88,6 +88,25 @@ def grouped(path: Path) -> Path:
     return target
 
 
+def unsorted_bench_config() -> CatalogConfig:
+    """The grouped benchmark catalog with [source] sorted = false: a product's rows are joined wherever they are."""
+    config = grouped_bench_config()
+    return config.model_copy(update={"source": config.source.model_copy(update={"sorted": False})})
+
+
+def scattered(path: Path) -> Path:
+    """A grouped catalog with its rows as far apart as they go: every product's first row, then every second row,
+    then every third (as an export ordered by row id lists variations added later). Written once beside it."""
+    target = path.with_name(path.stem + ".scattered.jsonl")
+    if target.exists():
+        return target
+    with target.open("wb") as out:
+        for turn in range(3):
+            with path.open("rb") as source:
+                out.writelines(line for index, line in enumerate(source) if index % 3 == turn)
+    return target
+
+
 def dataset(n: int) -> tuple[Path, Path, dict[str, list[str]]]:
     """v1, v2 and the recorded change set for n products; generated once and kept under bench/.data."""
     directory = DATA / f"n{n}"

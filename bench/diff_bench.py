@@ -5,6 +5,7 @@
     python bench/diff_bench.py --n 100000 --mapped            # through five derived fields, one HTML to text
     python bench/diff_bench.py --n 100000 --full-path --repeat 3
     python bench/diff_bench.py --n 100000 --grouped           # three rows per product, grouped by sku
+    python bench/diff_bench.py --n 100000 --unsorted          # the same rows scattered, [source] sorted = false
 
 1. seeds a SQLite state with catalog v1 (in chunks, as a sync would leave it);
 2. in a fresh child process (so that peak RSS is the diff's own), measures
@@ -16,7 +17,9 @@
 --mapped reads the catalog through a [fields] mapping (bench/_common.mapped_bench_config). --full-path diffs as
 `sync --full` does, so every record is validated (and mapped) instead of unchanged lines costing one hash: the
 mapping's whole cost. --grouped reads each product as three rows grouped by sku ([source] group_by) through the
-mapping and three aggregates (bench/_common.grouped_bench_config); the floor reads the same rows. --repeat N keeps
+mapping and three aggregates (bench/_common.grouped_bench_config); the floor reads the same rows. --unsorted reads
+those rows scattered (every product's first row, then every second, then every third) with [source] sorted = false,
+so every product is joined from three places. --repeat N keeps
 the fastest of N diffs (the machine's noise, not the code's).
 """
 
@@ -42,6 +45,8 @@ from _common import (
     grouped_bench_config,
     mapped_bench_config,
     peak_rss_mb,
+    scattered,
+    unsorted_bench_config,
 )
 from catalog_sync.adapters.local.sqlite_state import SqliteStateStore
 from catalog_sync.formats.catalog import CatalogStream, open_catalog
@@ -119,10 +124,15 @@ def main() -> None:
     parser.add_argument("--mapped", action="store_true", help="read the catalog through five derived fields")
     parser.add_argument("--full-path", action="store_true", help="validate every record, as sync --full does")
     parser.add_argument("--grouped", action="store_true", help="three rows per product, grouped by sku")
+    parser.add_argument("--unsorted", action="store_true", help="the grouped rows scattered, [source] sorted = false")
     parser.add_argument("--repeat", type=int, default=1, help="keep the fastest of this many diffs")
     parser.add_argument("--measure", nargs=2, metavar=("V2", "STATE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    config = grouped_bench_config() if args.grouped else mapped_bench_config() if args.mapped else bench_config()
+    args.grouped = args.grouped or args.unsorted
+    if args.unsorted:
+        config = unsorted_bench_config()
+    else:
+        config = grouped_bench_config() if args.grouped else mapped_bench_config() if args.mapped else bench_config()
     if args.measure:
         measured = measure(
             Path(args.measure[0]), Path(args.measure[1]), config, full=args.full_path, repeat=args.repeat
@@ -133,6 +143,8 @@ def main() -> None:
     v1, v2, expected = dataset(args.n)
     if args.grouped:
         v1, v2 = grouped(v1), grouped(v2)
+    if args.unsorted:
+        v2 = scattered(v2)
     with tempfile.TemporaryDirectory() as tmp:
         state_path = Path(tmp) / "state.sqlite"
         seed_s = seed_state(v1, state_path, config)
@@ -140,6 +152,7 @@ def main() -> None:
         options = [
             *(["--mapped"] if args.mapped else []),
             *(["--grouped"] if args.grouped else []),
+            *(["--unsorted"] if args.unsorted else []),
             *(["--full-path"] if args.full_path else []),
         ]
         child = subprocess.run(
@@ -153,7 +166,9 @@ def main() -> None:
     floor_rate = m["records"] / m["floor_s"]
     diff_rate = m["records"] / m["diff_s"]
     scenario = (
-        "grouped (3 rows per product, [fields]: 8 derived fields)"
+        "unsorted (3 rows per product scattered, sorted = false, [fields]: 8 derived fields)"
+        if args.unsorted
+        else "grouped (3 rows per product, [fields]: 8 derived fields)"
         if args.grouped
         else "mapped ([fields]: 5 derived fields)"
         if args.mapped

@@ -64,3 +64,45 @@ def test_template_placeholders_must_be_plain_names(tmp_path: Path, template: str
     path.write_text(TOML.replace("{title}: {description}", template))
     with pytest.raises(ConfigError, match="plain field name"):
         load_config(path)
+
+
+GROUPED = TOML + '\n[source]\ngroup_by = "key"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[fields]\nkey = { from = ["Parent", { template = "id" }] }\n', r"template 'id' names no field"),
+        ('[fields]\nkey = { from = ["Parent", { template = "id:{ID!r}" }] }\n', r"placeholder \{ID\} must be"),
+        ('[fields]\nkey = { from = ["Parent", ""] }\n', "an alternative of from is an empty path"),
+        ("[fields]\nkey = { from = [] }\n", r"fields\.key\.from"),
+        ('[fields]\nkey = { from = ["Parent", { path = "ID" }] }\n', r"fields\.key\.from"),
+        ('[fields]\nkey = { from = "SKU", aggregate = "first" }\n', "group_by field is computed from each row alone"),
+    ],
+)
+def test_a_derived_group_key_is_checked_when_the_config_loads(tmp_path: Path, extra: str, message: str):
+    path = tmp_path / "c.toml"
+    path.write_text(GROUPED + extra)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_alternatives_and_a_template_load(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text(GROUPED + '[fields]\nkey = { from = ["Parent", "SKU", { template = "id:{ID}" }] }\n')
+    assert load_config(path).fields["key"].paths == ["Parent", "SKU", "ID"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("sorted = false", "source.sorted = false needs source.group_by"),
+        ('variations = { field = "Type", value = "variation" }', "source.variations needs source.group_by"),
+        ('variations = { field = "Type" }', r"source\.variations\.value"),
+    ],
+)
+def test_sorted_and_variations_need_a_group_by(tmp_path: Path, source: str, message: str):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML + f"\n[source]\n{source}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

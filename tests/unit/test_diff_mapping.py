@@ -17,8 +17,9 @@ from catalog_sync.formats.catalog import open_catalog
 from catalog_sync.formats.records import CatalogFormatError
 from catalog_sync.logic.diff import CatalogDiff, DiffResult
 from catalog_sync.logic.spool import Spool
+from catalog_sync.logic.validation import InvalidRecord
 from catalog_sync.models.changes import Change, ChangeKind, IndexAction, QuarantinedRecord
-from catalog_sync.models.config import CatalogConfig, load_config
+from catalog_sync.models.config import CatalogConfig, extend_preset, load_config, load_preset
 from tests.conftest import make_config, product
 from tests.unit.test_diff import MODEL, MemorySnapshot
 
@@ -442,3 +443,296 @@ def test_a_csv_without_the_group_by_column_is_refused_whole():
     body = b"sku,title,description\r\nA,Tee,Soft\r\nB,Hat,Warm\r\n"
     with pytest.raises(CatalogFormatError, match=r"catalog\.csv, line 1: the CSV header has no 'Handle' column"):
         Catalog(config).diff(body)
+
+
+# Unsorted groups ([source] sorted = false): a key's rows are joined wherever they are in the file.
+
+
+def unsorted_shopify_config() -> CatalogConfig:
+    return shopify_config().model_copy(update={"source": shopify_config().source.model_copy(update={"sorted": False})})
+
+
+def scattered(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows with the tee's last variant moved to the end of the file, after the other products."""
+    last_tee = max(i for i, row in enumerate(rows) if row["Handle"] == "classic-tee" and row["Variant SKU"])
+    return [*rows[:last_tee], *rows[last_tee + 1 :], rows[last_tee]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unsorted_rows_of_a_product_are_joined_into_the_product_the_sorted_file_makes(kind: str):
+    rows = shopify_rows()
+    assert scattered(rows)[-1]["Handle"] == "classic-tee" and scattered(rows)[-2]["Handle"] != "classic-tee"
+    sorted_result = Catalog(shopify_config(), kind).diff(rows)
+    result = Catalog(unsorted_shopify_config(), kind).diff(scattered(rows))
+    assert result.quarantined == []
+    assert (result.counts.records, result.counts.valid, result.counts.added) == (10, 3, 3)
+    by_id = changes(result)
+    for product_id, change in changes(sorted_result).items():
+        assert (by_id[product_id].text, by_id[product_id].metadata) == (change.text, change.metadata)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unsorted_exact_change_sets_for_a_variant_edited_added_removed_or_moved(kind: str):
+    catalog = Catalog(unsorted_shopify_config(), kind)
+    rows = scattered(shopify_rows())
+    assert catalog.diff(rows).counts.added == 3
+
+    # Edited: the far variant's price.
+    edited = [dict(row) for row in rows]
+    edited[-1]["Variant Price"] = "65.00"
+    result = catalog.diff(edited)
+    assert result.quarantined == []
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "classic-tee": (ChangeKind.METADATA_ONLY, ("price_max", "prices"))
+    }
+    assert result.counts.unchanged == 2
+
+    # Moved: the same variant back to its place among the tee's rows is no change.
+    first_other = next(i for i, row in enumerate(edited) if row["Handle"] != "classic-tee")
+    moved = [*edited[:first_other], edited[-1], *edited[first_other:-1]]
+    result = catalog.diff(moved)
+    assert list(result.changes) == [] and result.quarantined == []
+    assert result.counts.unchanged == 3
+
+    # Added: a new tee variant at the very end, after everything else.
+    added = dict.fromkeys(rows[0], "")
+    added.update({"Handle": "classic-tee", "Option1 Value": "XL", "Variant SKU": "TEE-XL"})
+    added.update({"Variant Price": "70.00", "Variant Inventory Qty": "5"})
+    result = catalog.diff([*moved, added])
+    assert {pid: c.kind for pid, c in changes(result).items()} == {"classic-tee": ChangeKind.TEXT_CHANGED}
+    tee = changes(result)["classic-tee"]
+    assert tee.metadata is not None and tee.metadata["price_max"] == 70.0
+    assert "XL" in tee.text
+
+    # Removed again: the product is what it was before the addition.
+    result = catalog.diff(moved)
+    assert {pid: c.kind for pid, c in changes(result).items()} == {"classic-tee": ChangeKind.TEXT_CHANGED}
+    tee = changes(result)["classic-tee"]
+    assert tee.metadata is not None and tee.metadata["price_max"] == 65.0 and "XL" not in tee.text
+
+
+def test_the_sorted_default_still_quarantines_the_scattered_file():
+    result = Catalog(shopify_config()).diff(scattered(shopify_rows()))
+    assert [q.product_id for q in result.quarantined] == ["classic-tee"]
+    assert "are not contiguous" in result.quarantined[0].reason
+
+
+def test_row_join_spills_sorted_runs_and_merges_them_in_order_of_first_appearance():
+    from catalog_sync.logic.row_join import RowJoin
+
+    keys = ["b", "a", "b", "c", "a", "", "b", "c"]
+
+    def key_of(record: dict[str, Any]) -> str:
+        if not record["k"]:
+            raise InvalidRecord("no key")
+        return str(record["k"])
+
+    for run_bytes in (1, 10**9):
+        with RowJoin(key_of, run_bytes=run_bytes) as join:
+            join.extend((position, {"k": key}, None) for position, key in enumerate(keys, start=1))
+            order = [(position, record["k"]) for position, record, _ in join.rows()]
+            spilled = join.spilled_runs
+            files = list(join._files)
+        assert order == [(1, "b"), (3, "b"), (7, "b"), (2, "a"), (5, "a"), (4, "c"), (8, "c"), (6, "")]
+        assert (spilled > 0) is (run_bytes == 1)
+        assert all(handle.closed for handle in files)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.dictionaries(KEYS, st.integers(1, 3), max_size=5),
+    keys=st.lists(KEYS, max_size=14),
+    run_bytes=st.sampled_from([1, 40, 10**9]),
+    kind=st.sampled_from(["jsonl", "json", "csv"]),
+)
+def test_an_unsorted_grouped_diff_matches_counting_each_keys_rows_by_hand(
+    before: dict[str, int], keys: list[str], run_bytes: int, kind: str
+):
+    from catalog_sync.logic import row_join
+
+    config = make_config(
+        id_field="k",
+        source={"group_by": "k", "sorted": False},
+        fields={"rows": {"from": "n", "aggregate": "count"}, "ns": {"from": "n", "aggregate": "unique"}},
+        text={"fields": ["k"]},
+        metadata={"rows": "integer", "ns": "string_list"},
+        guard={"max_delete_share": 1.0},
+    )
+    catalog = Catalog(config, "json")
+    catalog.diff([{"k": key, "n": f"v{i}"} for key, count in sorted(before.items()) for i in range(count)])
+    catalog.kind = kind if keys else "json"
+    saved = row_join.DEFAULT_RUN_BYTES
+    row_join.DEFAULT_RUN_BYTES = run_bytes
+    try:
+        # Each key's i-th row carries "v<i>": a key's rows are the same wherever they sit in the file.
+        seen: dict[str, int] = {}
+        rows = []
+        for key in keys:
+            rows.append({"k": key, "n": f"v{seen.get(key, 0)}"})
+            seen[key] = seen.get(key, 0) + 1
+        result = catalog.diff(rows, commit=False)
+    finally:
+        row_join.DEFAULT_RUN_BYTES = saved
+
+    counted = {key: keys.count(key) for key in dict.fromkeys(keys)}
+    expected = {key: "added" for key in counted if key not in before}
+    expected |= {key: "metadata_only" for key, rows in counted.items() if key in before and before[key] != rows}
+    expected |= {key: "deleted" for key in before if key not in counted}
+    assert result.quarantined == []
+    assert {change.product_id: change.kind.value for change in result.changes} == expected
+    for change in result.changes:
+        if change.kind is not ChangeKind.DELETED:
+            n = counted[change.product_id]
+            assert change.metadata == {"rows": n, "ns": sorted(f"v{i}" for i in range(n))}
+    counts = result.counts
+    assert (counts.records, counts.valid, counts.invalid) == (len(keys), len(counted), 0)
+    assert counts.unchanged == sum(1 for key, rows in counted.items() if before.get(key) == rows)
+
+
+# WooCommerce (the woocommerce-csv preset): variations joined to their parent by Parent (SKU or id:<ID>).
+
+WOOCOMMERCE = Path(__file__).resolve().parents[1] / "data" / "woocommerce"
+
+
+def woo_config() -> CatalogConfig:
+    return CatalogConfig(**extend_preset(load_preset("woocommerce-csv"), {"name": "store"}))
+
+
+def woo_rows() -> list[dict[str, str]]:
+    with (WOOCOMMERCE / "products.csv").open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_woocommerce_variations_are_joined_to_their_parent_by_sku_or_id():
+    result = Catalog(woo_config()).diff((WOOCOMMERCE / "products.csv").read_bytes())
+    assert result.quarantined == []
+    # Eleven rows: six products (simple, variable by SKU, simple, variable without SKU, external, grouped).
+    assert (result.counts.records, result.counts.valid) == (11, 6)
+    by_id = changes(result)
+    assert sorted(by_id) == ["10", "11", "14", "15", "18", "19"]
+    hoodie = by_id["11"].metadata
+    assert hoodie is not None
+    # Its variations 12 and 13 follow it; 20 comes after three other products.
+    assert (hoodie["name"], hoodie["price_min"], hoodie["price_max"], hoodie["stock"]) == ("Hoodie", 42, 48, 12)
+    assert hoodie["variations"] == 3 and hoodie["sale_price_min"] == 40
+    assert hoodie["skus"] == ["woo-hoodie", "woo-hoodie-blue-logo", "woo-hoodie-green", "woo-hoodie-red"]
+    assert hoodie["categories"] == ["Clothing > Hoodies", "Clothing"] and len(hoodie["images"]) == 3
+    assert by_id["11"].text.startswith("Hoodie\nA heavyweight hoodie, & a kangaroo pocket.\nBrushed fleece")
+    polo = by_id["15"].metadata
+    assert polo is not None and (polo["price_min"], polo["price_max"], polo["variations"]) == (20, 22, 2)
+
+
+def test_woocommerce_a_variation_whose_parent_is_not_in_the_file_is_quarantined_not_a_product():
+    catalog = Catalog(woo_config())
+    rows = woo_rows()
+    catalog.diff(rows)
+    without_polo = [row for row in rows if row["ID"] != "15"]
+    result = catalog.diff(without_polo)
+    [quarantined] = result.quarantined
+    assert quarantined.product_id is None
+    assert quarantined.reason == (
+        "the 2 row(s) of product_key 'id:15' are all variations (Type 'variation'): their parent 'id:15' is not in"
+        " the file"
+    )
+    assert [(c.product_id, c.kind) for c in result.changes] == [("15", ChangeKind.DELETED)]
+
+
+def test_woocommerce_two_products_under_one_sku_are_quarantined_and_keep_their_versions():
+    catalog = Catalog(woo_config())
+    rows = woo_rows()
+    catalog.diff(rows)
+    clash = [dict(row) for row in rows]
+    cap = next(row for row in clash if row["ID"] == "14")
+    cap["SKU"] = "woo-beanie"
+    result = catalog.diff(clash)
+    [quarantined] = result.quarantined
+    assert quarantined.reason.startswith("2 rows of product_key 'woo-beanie' are products, not variations")
+    # The two rows are apart: the location names both.
+    assert quarantined.location == "line 2 (2 rows): line 2, line 11"
+    # Neither the beanie nor the cap is deleted or changed: both keep their last good version.
+    assert quarantined.product_id == "10" and list(result.changes) == []
+    assert result.counts.unchanged == 4
+
+
+def test_woocommerce_a_variation_edited_added_moved_and_removed():
+    catalog = Catalog(woo_config())
+    rows = woo_rows()
+    catalog.diff(rows)
+    edited = [dict(row) for row in rows]
+    red = next(row for row in edited if row["ID"] == "20")
+    red["Regular price"] = "50"
+    result = catalog.diff(edited)
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "11": (ChangeKind.METADATA_ONLY, ("price_max",))
+    }
+    # Moved next to its siblings: no change.
+    moved = [row for row in edited if row["ID"] != "20"]
+    moved.insert(4, red)
+    result = catalog.diff(moved)
+    assert list(result.changes) == [] and result.counts.unchanged == 6
+    # A new variation of the polo at the end of the file.
+    large = dict(next(row for row in rows if row["ID"] == "17"))
+    large.update({"ID": "21", "Name": "Polo - L", "Regular price": "24", "Stock": "2", "Attribute 1 value(s)": "L"})
+    result = catalog.diff([*moved, large])
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "15": (ChangeKind.METADATA_ONLY, ("price_max", "stock", "variations"))
+    }
+    # Removed again.
+    result = catalog.diff(moved)
+    assert {pid: (c.kind, c.fields_changed) for pid, c in changes(result).items()} == {
+        "15": (ChangeKind.METADATA_ONLY, ("price_max", "stock", "variations"))
+    }
+    assert changes(result)["15"].metadata["price_max"] == 22  # type: ignore[index]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(KEYS, st.booleans()), max_size=16),
+    kind=st.sampled_from(["jsonl", "json", "csv"]),
+)
+def test_variations_anywhere_match_joining_them_to_their_parent_by_hand(rows: list[tuple[str, bool]], kind: str):
+    """Each row is (its product's key, whether it is a variation): a parent row has the key as its SKU, a
+    variation names it as Parent. Whatever the order, a key with one parent is one product of the parent's ID with
+    its variations counted; a key with none or with two parents is one quarantined group."""
+    config = make_config(
+        id_field="ID",
+        source={"group_by": "key", "sorted": False, "variations": {"field": "Type", "value": "variation"}},
+        fields={
+            "key": {"from": ["Parent", "SKU", {"template": "id:{ID}"}]},
+            "variations": {"from": "Parent", "aggregate": "count"},
+            "name": {"from": "Name"},
+        },
+        text={"fields": ["name"]},
+        metadata={"variations": "integer", "name": "string"},
+    )
+    records = [
+        {
+            "ID": str(100 + index),
+            "Type": "variation" if variation else "variable",
+            "SKU": "" if variation else key,
+            "Parent": key if variation else "",
+            "Name": f"{key} variation" if variation else f"{key} product",
+        }
+        for index, (key, variation) in enumerate(rows)
+    ]
+    catalog = Catalog(config, kind if records else "json")
+    result = catalog.diff(records, commit=False)
+
+    parents: dict[str, list[str]] = {}
+    variation_counts: dict[str, int] = {}
+    for record in records:
+        if record["Type"] == "variation":
+            variation_counts[record["Parent"]] = variation_counts.get(record["Parent"], 0) + 1
+        else:
+            parents.setdefault(record["SKU"], []).append(record["ID"])
+    keys = set(parents) | set(variation_counts)
+    whole = {key: ids[0] for key, ids in parents.items() if len(ids) == 1}
+    assert {c.product_id: c.metadata for c in result.changes} == {
+        product_id: {"variations": variation_counts.get(key, 0), "name": f"{key} product"}
+        for key, product_id in whole.items()
+    }
+    assert len(result.quarantined) == len(keys) - len(whole)
+    orphans = [q for q in result.quarantined if q.product_id is None]
+    assert len(orphans) == sum(1 for key in keys if key not in parents)
+    assert all("is not in the file" in q.reason for q in orphans)
+    assert (result.counts.records, result.counts.valid) == (len(records), len(whole))

@@ -144,3 +144,37 @@ def test_a_push_to_a_grouped_catalog_sends_a_products_rows_together():
         ("body", "upserts", 5): "fields.price_max: aggregate 'max' needs numbers, got 'x'",
         ("body", "deletes", 0): "id is also upserted (upserts[2])",
     }
+
+
+def test_a_push_to_an_unsorted_catalog_with_variations_joins_them_to_their_parent():
+    config = make_config(
+        id_field="ID",
+        source={
+            "group_by": "key",
+            "sorted": False,
+            "variations": {"field": "Type", "value": "variation"},
+        },
+        fields={
+            "key": {"from": ["Parent", "SKU", {"template": "id:{ID}"}]},
+            "price_max": {"from": "price", "aggregate": "max"},
+        },
+        metadata={"price_max": "number"},
+    )
+    rows = [
+        {"ID": "12", "Type": "variation", "Parent": "hoodie", "price": "45"},
+        {"ID": "14", "Type": "simple", "SKU": "cap", "title": "Cap", "price": "16"},
+        {"ID": "11", "Type": "variable", "SKU": "hoodie", "title": "Hoodie"},
+        {"ID": "20", "Type": "variation", "Parent": "hoodie", "price": "48"},
+    ]
+    pushed = prepare_push(config, rows, [])
+    # The hoodie's id is its own row's, though a variation was sent first and another after the cap.
+    assert sorted(pushed.upserted) == ["11", "14"]
+    stream = open_catalog(io.BytesIO(pushed.body), f"push{pushed.suffix}", id_field=config.id_field)
+    result = CatalogDiff(config, model_id="m").run(stream, EmptySnapshot(), only_ids=pushed.ids)
+    assert {c.product_id: c.metadata for c in result.changes} == {"11": {"price_max": 48}, "14": {"price_max": 16}}
+    found = problems(config, [{"ID": "16", "Type": "variation", "Parent": "id:15", "price": "20"}], [])
+    assert found == {
+        ("body", "upserts", 0): (
+            "the 1 row(s) of key 'id:15' are all variations (Type 'variation'): their parent 'id:15' is not in the file"
+        )
+    }

@@ -25,6 +25,7 @@ from catalog_sync.logic import canonical as hashing
 from catalog_sync.logic.field_check import FieldCheck, FieldCheckReport
 from catalog_sync.logic.gc import paused_gc
 from catalog_sync.logic.mapping import MAX_GROUP_ROWS, CatalogMapping, LooseRow, RowGroup
+from catalog_sync.logic.row_join import RowJoin
 from catalog_sync.logic.snapshot import FingerprintUpdate, StateSnapshot, StoredProduct
 from catalog_sync.logic.spool import Spool
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, ValidProduct, normalize_id
@@ -422,7 +423,16 @@ class _Walk:
     def groups(self, stream: CatalogStream, on_record: Callable[[int], None] | None) -> None:
         """Every row is parsed (the key is in it); an unchanged group costs one hash of its rows and no validation."""
         mapping = self.differ.mapping
-        for item in mapping.group_rows(self._rows(stream, on_record)):
+        if not self.differ.config.source.sorted:
+            # The rows of one key may be anywhere: joined first, then grouped as a sorted file would be.
+            with RowJoin(mapping.group_key, parse=stream.parse if stream.lines is not None else None) as join:
+                join.extend(self._rows(stream, on_record))
+                self._grouped(mapping.group_rows(join.rows()), stream)
+            return
+        self._grouped(mapping.group_rows(self._rows(stream, on_record)), stream)
+
+    def _grouped(self, items: Iterator[RowGroup | LooseRow], stream: CatalogStream) -> None:
+        for item in items:
             if isinstance(item, LooseRow):
                 self.differ._quarantine(self.result, item.reason, stream.location(item.position), None, item.record)
             else:
@@ -447,12 +457,12 @@ class _Walk:
             for position, record in stream.records():
                 if not header_checked and READER_ERROR_KEY not in record:
                     # A CSV row has every column of the header: without this one, no row has a key.
-                    if self.differ.mapping.group_by not in record:
+                    if not any(column in record for column in self.differ.mapping.group_columns):
                         raise CatalogFormatError(
                             stream.name,
                             "line 1",
-                            f"the CSV header has no {self.differ.mapping.group_by!r} column, the [source] group_by"
-                            f" field (columns: {list(record)[:20]})",
+                            f"the CSV header has no {' or '.join(map(repr, self.differ.mapping.group_columns))}"
+                            f" column, the [source] group_by field (columns: {list(record)[:20]})",
                         )
                     header_checked = True
                 self.records_read += 1
@@ -466,10 +476,20 @@ class _Walk:
         group_by = differ.mapping.group_by
         first = group.positions[0]
         where = location(first) if group.size == 1 else f"{location(first)} ({group.size:,} rows)"
+        if group.size > 1 and not differ.config.source.sorted:
+            # Joined from apart ([source] sorted = false): say where each row was.
+            spread = sorted(group.positions)
+            if spread[-1] - spread[0] >= len(spread):
+                more = ", ..." if len(spread) > 5 else ""
+                where = f"{where}: {', '.join(location(position) for position in spread[:5])}{more}"
         rows = group.rows
         raw: dict[str, Any] = {"rows": rows}
         if group.earlier is not None:
             self._not_contiguous(group, where, location)
+            return
+        problem = differ.mapping.product_row_first(group)
+        if problem is not None:
+            self._no_product(group, problem, where)
             return
         try:
             product_id = normalize_id(differ.mapping.first_value(rows, differ.config.id_field))
@@ -540,6 +560,21 @@ class _Walk:
                 self.seen.setdefault(
                     normalize_id(differ.mapping.first_value(group.rows, differ.config.id_field)), group.positions[0]
                 )
+
+    def _no_product(self, group: RowGroup, reason: str, where: str) -> None:
+        """A group that is no one product ([source] variations): variations without their parent, or two products
+        under one key. It is quarantined; the products named by its own rows keep their last good version."""
+        differ = self.differ
+        ids: list[str] = []
+        for row in group.rows:
+            if not differ.mapping.is_variation(row):
+                with contextlib.suppress(InvalidRecord):
+                    ids.append(normalize_id(row.get(differ.config.id_field)))
+        if ids and self.wanted is not None and not any(product_id in self.wanted for product_id in ids):
+            return
+        differ._quarantine(self.result, reason, where, ids[0] if ids else None, {"rows": group.rows})
+        for product_id in ids:
+            self.seen.setdefault(product_id, group.positions[0])
 
     def withdraw(self, product_id: str) -> None:
         """Take back what was decided and counted for a product: it turned out invalid."""

@@ -134,15 +134,20 @@ def _config_uses(config: CatalogConfig) -> dict[str, _Lookup]:
             continue
         lookups.setdefault(name, _Lookup(name)).uses.append((setting, kind))
     for derived, spec in config.fields.items():
-        key = spec.source.split(".", 1)[0]
+        # With alternatives (a list in `from`), a record having any of them is enough: the first is looked for.
+        first, *others = spec.paths
+        key = first.split(".", 1)[0]
         if key in config.fields:  # read from another derived field, whose own source is checked
             continue
         lookup = lookups.setdefault(key, _Lookup(key))
-        if spec.source != key:
-            lookup.alternatives.add(spec.source)
+        for path in (first, *others):
+            if path != key:
+                lookup.alternatives.add(path)
+            lookup.alternatives.add(path.split(".", 1)[0])
+        lookup.alternatives.discard(key)
         kind = derived_kinds[derived]
         lookup.uses.append((kind.label, kind))
-        lookup.paths[kind.label] = spec.source
+        lookup.paths[kind.label] = first
     return lookups
 
 

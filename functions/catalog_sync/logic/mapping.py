@@ -5,6 +5,9 @@ Two parts of the catalog config drive it (README: "Rows and derived fields"):
 - `[source] group_by`: consecutive records sharing this field's value are one product (Shopify's product CSV has
   one row per variant or image under a Handle). `group_rows` forms the groups as the records stream past, holding
   one group's rows at a time, and reports a key seen again after another group (the file is not sorted by it).
+  The key may be a derived field computed from each row (alternatives: "Parent", else "SKU", else "id:{ID}");
+  with `[source] sorted = false` the diff first joins each key's rows (logic/row_join); with `[source]
+  variations`, `product_row_first` puts the product's own row before its variations, or says why there is none.
 - `[fields]`: derived fields, read from the record (or its group's rows) by a dotted path, combined by an
   aggregate, cleaned by transforms and joined, then used by name like any record field. A derived field wins over
   a raw field of the same name.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +30,7 @@ from typing import Any
 from catalog_sync.formats.records import READER_ERROR_KEY
 from catalog_sync.logic.canonical import canonical_bytes
 from catalog_sync.logic.validation import InvalidRecord, render_text_value
-from catalog_sync.models.config import Aggregate, CatalogConfig, DerivedField, Transform
+from catalog_sync.models.config import Aggregate, CatalogConfig, DerivedField, FromTemplate, Transform
 
 # The most rows one product's group may have: Shopify allows 2,048 variants and 250 images per product. A longer
 # run of one key is quarantined rather than held in memory.
@@ -82,7 +86,60 @@ class FieldPath:
         return current
 
 
-def _values(path: FieldPath, rows: Sequence[Mapping[str, Any]]) -> Iterator[Any]:
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Text made of a record's values ("id:{ID}"); absent when a value it names is empty."""
+
+    pieces: tuple[tuple[str, FieldPath | None], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        return cls(
+            tuple(
+                (literal, FieldPath.parse(name) if name is not None else None)
+                for literal, name, _, _ in string.Formatter().parse(text)
+            )
+        )
+
+    def read(self, record: Mapping[str, Any]) -> Any:
+        out: list[str] = []
+        for literal, path in self.pieces:
+            out.append(literal)
+            if path is not None:
+                value = path.read(record)
+                if is_empty(value) or isinstance(value, list | dict):
+                    return None
+                out.append(render_text_value(value).strip())
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstOf:
+    """Alternatives: a record's value is the first non-empty one ("Parent", else "SKU", else "id:{ID}")."""
+
+    alternatives: tuple[FieldPath | Template, ...]
+
+    def read(self, record: Mapping[str, Any]) -> Any:
+        for alternative in self.alternatives:
+            value = alternative.read(record)
+            if not is_empty(value):
+                return value
+        return None
+
+
+Reader = FieldPath | FirstOf
+
+
+def reader_of(source: str | list[str | FromTemplate]) -> Reader:
+    """How a derived field's `from` is read: one path, or alternatives."""
+    if isinstance(source, str):
+        return FieldPath.parse(source)
+    return FirstOf(
+        tuple(FieldPath.parse(item) if isinstance(item, str) else Template.parse(item.template) for item in source)
+    )
+
+
+def _values(path: Reader, rows: Sequence[Mapping[str, Any]]) -> Iterator[Any]:
     """The non-empty values of a path over rows, in row order; a list value counts as its items."""
     for row in rows:
         value = path.read(row)
@@ -157,10 +214,10 @@ def _unique(values: Iterable[Any]) -> list[Any] | None:
     return sorted(distinct.values(), key=_unique_key) or None
 
 
-def _aggregator(name: str, aggregate: Aggregate | None) -> Callable[[FieldPath, Sequence[Mapping[str, Any]]], Any]:
+def _aggregator(name: str, aggregate: Aggregate | None) -> Callable[[Reader, Sequence[Mapping[str, Any]]], Any]:
     if aggregate is None:
         # The first non-empty value, as it is (a list stays a list).
-        def first_value(path: FieldPath, rows: Sequence[Mapping[str, Any]]) -> Any:
+        def first_value(path: Reader, rows: Sequence[Mapping[str, Any]]) -> Any:
             for row in rows:
                 value = path.read(row)
                 if not is_empty(value):
@@ -172,7 +229,7 @@ def _aggregator(name: str, aggregate: Aggregate | None) -> Callable[[FieldPath, 
         return lambda path, rows: next(_values(path, rows), None)
     if aggregate is Aggregate.LAST:
 
-        def last(path: FieldPath, rows: Sequence[Mapping[str, Any]]) -> Any:
+        def last(path: Reader, rows: Sequence[Mapping[str, Any]]) -> Any:
             value = None
             for value in _values(path, rows):  # noqa: B007 - the loop keeps the last one
                 pass
@@ -193,14 +250,14 @@ def _aggregator(name: str, aggregate: Aggregate | None) -> Callable[[FieldPath, 
         }
         pick = picks[aggregate]
 
-        def numeric(path: FieldPath, rows: Sequence[Mapping[str, Any]]) -> Any:
+        def numeric(path: Reader, rows: Sequence[Mapping[str, Any]]) -> Any:
             numbers = [_decimal(value, name, aggregate) for value in _values(path, rows)]
             return _plain_number(pick(numbers)) if numbers else None
 
         return numeric
     combine = any if aggregate is Aggregate.ANY else all
 
-    def logical(path: FieldPath, rows: Sequence[Mapping[str, Any]]) -> Any:
+    def logical(path: Reader, rows: Sequence[Mapping[str, Any]]) -> Any:
         flags = [_boolean(value, name, aggregate) for value in _values(path, rows)]
         return combine(flags) if flags else None
 
@@ -260,7 +317,7 @@ class _Derivation:
 
     def __init__(self, name: str, spec: DerivedField) -> None:
         self.name = name
-        self._path = FieldPath.parse(spec.source)
+        self._path = reader_of(spec.source)
         self._aggregate = _aggregator(name, spec.aggregate)
         self._transforms = tuple(_TRANSFORMS[transform] for transform in spec.transform)
         # A value that is already a number (a JSON feed's 15.0) has no unit: its `unit` is absent, not the number.
@@ -325,6 +382,18 @@ class CatalogMapping:
         self.group_by = config.source.group_by
         self.id_field = config.id_field
         self._derivations = tuple(_Derivation(name, spec) for name, spec in config.fields.items())
+        # A group_by naming a derived field: the row's key is that field computed from the row alone.
+        self._derived_key = next((derive for derive in self._derivations if derive.name == self.group_by), None)
+        # The columns a row's key is read from: a CSV header without any of them gives no row a key.
+        self.group_columns: tuple[str, ...] = ()
+        if self.group_by is not None:
+            spec = config.fields.get(self.group_by)
+            paths = spec.paths if spec is not None else [self.group_by]
+            parts = [part for path in paths for part in (path, path.split(".", 1)[0])] if spec is not None else paths
+            self.group_columns = tuple(dict.fromkeys(parts))
+        variations = config.source.variations
+        self.variations = variations
+        self._variation_path = FieldPath.parse(variations.field) if variations is not None else None
         # A group's product holds the fields validation reads: the first non-empty value of each over the rows.
         read = [config.id_field, *config.tracked_fields, *config.required_fields]
         self._merged = tuple(name for name in dict.fromkeys(read) if name not in config.fields)
@@ -364,7 +433,7 @@ class CatalogMapping:
     def group_key(self, record: Mapping[str, Any]) -> str:
         """The group_by value of a row, as a key: trimmed, NFC; an integer is its digits."""
         assert self.group_by is not None
-        raw = record.get(self.group_by)
+        raw = self._derived_key((record,)) if self._derived_key is not None else record.get(self.group_by)
         if isinstance(raw, str):
             key = raw.strip()
             if key:
@@ -376,6 +445,40 @@ class CatalogMapping:
                 f"the group_by field {self.group_by!r} must be a string or an integer, got {type(raw).__name__}"
             )
         raise InvalidRecord(f"the group_by field {self.group_by!r} is missing or empty: the row belongs to no product")
+
+    def is_variation(self, record: Mapping[str, Any]) -> bool:
+        """Whether a row is one of its product's variations ([source] variations), not the product's own row."""
+        if self._variation_path is None or self.variations is None:
+            return False
+        value = self._variation_path.read(record)
+        return isinstance(value, str) and value.strip() == self.variations.value
+
+    def product_row_first(self, group: RowGroup) -> str | None:
+        """With [source] variations: put the product's own row first (its id and fields are read first), the
+        variations after it in file order. Returns why the group is no product: no row of its own (the
+        variations' parent is not in the file), or more than one."""
+        if self.variations is None:
+            return None
+        heads = [index for index, row in enumerate(group.rows) if not self.is_variation(row)]
+        if len(heads) == 1:
+            head = heads[0]
+            if head:
+                order = [head, *(index for index in range(len(group.rows)) if index != head)]
+                group.rows[:] = [group.rows[index] for index in order]
+                group.positions[:] = [group.positions[index] for index in order]
+                if group.lines is not None:
+                    group.lines[:] = [group.lines[index] for index in order]
+            return None
+        field, value = self.variations.field, self.variations.value
+        if not heads:
+            return (
+                f"the {len(group.rows):,} row(s) of {self.group_by} {group.key!r} are all variations ({field}"
+                f" {value!r}): their parent {group.key!r} is not in the file"
+            )
+        return (
+            f"{len(heads):,} rows of {self.group_by} {group.key!r} are products, not variations ({field} is not"
+            f" {value!r}): a key names one product"
+        )
 
     def group_rows(self, rows: Iterable[tuple[int, dict[str, Any], bytes | None]]) -> Iterator[RowGroup | LooseRow]:
         """Groups of consecutive rows sharing the group_by value, one at a time, and the rows that have none.

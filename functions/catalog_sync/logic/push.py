@@ -22,6 +22,7 @@ import orjson
 from catalog_sync.formats.json_records import MAX_NESTING, nested_too_deep, parse_json_line
 from catalog_sync.formats.records import READER_ERROR_KEY, CatalogFormatError
 from catalog_sync.logic.mapping import CatalogMapping, LooseRow
+from catalog_sync.logic.row_join import RowJoin
 from catalog_sync.logic.validation import InvalidRecord, RecordValidator, normalize_id
 from catalog_sync.models.config import CatalogConfig
 
@@ -127,6 +128,11 @@ def _grouped_upserts(
             problems.append(ChangeProblem(("body", "upserts", position), str(exc)))
             continue
         parsed.append((position, record, line))
+    if not config.source.sorted:
+        # [source] sorted = false: a product's rows may be sent apart, as they may sit apart in the file.
+        with RowJoin(mapping.group_key) as join:
+            join.extend(parsed)
+            parsed = [(position, record, line) for position, record, line in join.rows() if line is not None]
     for group in mapping.group_rows(parsed):
         if isinstance(group, LooseRow):
             problems.append(ChangeProblem(("body", "upserts", group.position), group.reason))
@@ -139,6 +145,9 @@ def _grouped_upserts(
                     f"rows of {mapping.group_by} {group.key!r} are not consecutive (first at upserts[{group.earlier}]):"
                     f" send a product's rows together"
                 )
+            problem = mapping.product_row_first(group)
+            if problem is not None:
+                raise InvalidRecord(problem)
             product_id = normalize_id(mapping.first_value(group.rows, config.id_field))
             if product_id in upserted:
                 raise InvalidRecord(f"duplicate id (first at upserts[{upserted[product_id]}])")

@@ -124,6 +124,15 @@ class CsvSettings(BaseModel):
     list_separator: str = Field(default="|", min_length=1)
 
 
+class RowMatch(BaseModel):
+    """Rows whose `field` is `value` (trimmed, exactly)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+
+
 class SourceSettings(BaseModel):
     """Where a catalog's records are in the file, and how its rows form products."""
 
@@ -135,8 +144,15 @@ class SourceSettings(BaseModel):
     # (feed.entry) feed. JSON Lines and delimited files have one record per line and ignore it.
     records: str | None = Field(default=None, min_length=1)
     # Consecutive records sharing this field's value are one product (Shopify's one row per variant under a
-    # Handle); unset, every record is a product.
+    # Handle); unset, every record is a product. It may name a derived field, computed from each row alone.
     group_by: str | None = Field(default=None, min_length=1)
+    # False: the rows of one key may be anywhere in the file (WooCommerce orders its export by ID, so a variation
+    # added later sits far from its parent); they are joined through temporary files, in bounded memory.
+    sorted: bool = True
+    # Rows matching this are variations of their group's product: each group has one other row, the product's own,
+    # read first (its id, its fields); a group with none (a variation whose parent is not in the file) is
+    # quarantined.
+    variations: RowMatch | None = None
 
     @field_validator("records")
     @classmethod
@@ -171,13 +187,43 @@ class Transform(StrEnum):
     UNIT = "unit"
 
 
+class FromTemplate(BaseModel):
+    """An alternative of a derived field's `from`: text made of the row's values, "id:{ID}"; empty when a value
+    it names is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(min_length=1)
+
+    @field_validator("template")
+    @classmethod
+    def _plain_placeholders(cls, value: str) -> str:
+        try:
+            parsed = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"template {value!r} is not a valid template: {exc}") from exc
+        names = [name for _, name, _, _ in parsed if name is not None]
+        if not names:
+            raise ValueError(f"template {value!r} names no field: write one as {{ID}}")
+        for _, name, spec, conversion in parsed:
+            if name is not None and (spec or conversion or not name or "[" in name):
+                raise ValueError(
+                    f"template {value!r}: placeholder {{{name}}} must be a field name or path, like {{ID}}"
+                )
+        return value
+
+    def placeholders(self) -> list[str]:
+        return [name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None]
+
+
 class DerivedField(BaseModel):
     """A field computed from the record (or its group's rows), used like any record field."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    # A dotted path into the record: "meta.barcode", "images.0.src"; a plain column name works too.
-    source: str = Field(alias="from", min_length=1)
+    # A dotted path into the record: "meta.barcode", "images.0.src"; a plain column name works too. A list is
+    # alternatives, per row: the first non-empty one is the row's value (["Parent", "SKU", {template="id:{ID}"}]).
+    source: str | list[str | FromTemplate] = Field(alias="from", min_length=1)
     # Over a group's rows (with [source] group_by); unset, the first row's non-empty value.
     aggregate: Aggregate | None = None
     transform: list[Transform] = Field(default_factory=list)
@@ -196,6 +242,23 @@ class DerivedField(BaseModel):
         if Transform.NUMBER in value[:-1]:
             raise ValueError("the transform 'number' makes a number, not text: it must come last")
         return value
+
+    @field_validator("source")
+    @classmethod
+    def _no_empty_path(cls, value: str | list[str | FromTemplate]) -> str | list[str | FromTemplate]:
+        if isinstance(value, list) and any(isinstance(item, str) and not item for item in value):
+            raise ValueError("an alternative of from is an empty path")
+        return value
+
+    @property
+    def paths(self) -> list[str]:
+        """Every record path it reads: its path, or its alternatives' paths and their templates' placeholders."""
+        if isinstance(self.source, str):
+            return [self.source]
+        paths: list[str] = []
+        for item in self.source:
+            paths += [item] if isinstance(item, str) else item.placeholders()
+        return list(dict.fromkeys(paths))
 
 
 class CatalogConfig(BaseSettings):
@@ -263,6 +326,15 @@ class CatalogConfig(BaseSettings):
             raise ValueError(
                 f"fields.{self.id_field}: a derived field cannot be the id_field; the id is read from the record"
             )
+        group_by = self.source.group_by
+        if group_by is not None and group_by in self.fields and self.fields[group_by].aggregate is not None:
+            raise ValueError(
+                f"fields.{group_by}: the group_by field is computed from each row alone; remove its aggregate"
+            )
+        if self.source.variations is not None and group_by is None:
+            raise ValueError("source.variations needs source.group_by: variations are rows of their product's group")
+        if not self.source.sorted and group_by is None:
+            raise ValueError("source.sorted = false needs source.group_by: it joins the rows of one key")
         return self
 
     @property
