@@ -365,7 +365,7 @@ def test_a_group_with_too_many_rows_is_quarantined(monkeypatch: pytest.MonkeyPat
     from catalog_sync.logic import mapping
 
     monkeypatch.setattr(mapping, "MAX_GROUP_ROWS", 3)
-    monkeypatch.setattr("catalog_sync.logic.diff.MAX_GROUP_ROWS", 3)
+    monkeypatch.setattr("catalog_sync.logic.diff_walk.MAX_GROUP_ROWS", 3)
     result = Catalog(shopify_config()).diff(shopify_rows())
     assert sorted(changes(result)) == ["canvas-tote"]
     reasons = {q.product_id: q.reason for q in result.quarantined}
