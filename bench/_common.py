@@ -11,7 +11,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "functions"))
 
 from catalog_generator_helpers import catalog_pair
-from catalog_sync.models.config import CatalogConfig, DerivedField, FieldType, SourceSettings, TextSpec
+from catalog_sync.models.config import CatalogConfig, FieldType, TextSpec
+from catalog_sync.models.mapping import DerivedField, SourceSettings
 
 DATA = Path(__file__).resolve().parent / ".data"
 

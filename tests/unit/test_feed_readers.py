@@ -92,7 +92,7 @@ def test_a_records_path_that_is_missing_or_not_an_array_is_refused_clearly():
 
 @pytest.mark.parametrize("records", ["data..items", ".products", "products.", " products", "data. items"])
 def test_a_records_setting_that_is_no_dotted_path_is_a_config_error(records: str):
-    from catalog_sync.models.config import SourceSettings
+    from catalog_sync.models.mapping import SourceSettings
 
     with pytest.raises(ValueError, match=re.escape('must be a dotted path of names, like "products" or "data.items"')):
         SourceSettings(records=records)

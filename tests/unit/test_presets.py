@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from catalog_sync import cli
-from catalog_sync.models.config import Aggregate, ConfigError, FieldType, load_config, preset_names
+from catalog_sync.models.config import ConfigError, FieldType, load_config, preset_names
+from catalog_sync.models.mapping import Aggregate
 
 runner = CliRunner()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from catalog_sync.logic.canonical import canonical_bytes
 from catalog_sync.logic.validation import InvalidRecord, render_text_value
-from catalog_sync.models.config import Aggregate, DerivedField, FromTemplate, Transform
+from catalog_sync.models.mapping import Aggregate, DerivedField, FromTemplate, Transform
 
 _MISSING = object()
 _TRUE = frozenset({"true", "yes", "1"})

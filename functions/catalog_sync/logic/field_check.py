@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from catalog_sync.formats.names import close_names, did_you_mean
 from catalog_sync.formats.records import READER_ERROR_KEY
-from catalog_sync.models.config import CatalogConfig, DerivedField, load_preset
+from catalog_sync.models.config import CatalogConfig, load_preset
+from catalog_sync.models.mapping import DerivedField
 
 # Distinct record keys kept for suggestions: a catalog whose records have arbitrary keys cannot grow it further.
 MAX_DISTINCT_NAMES = 10_000
