@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from catalog_sync import cli
 from catalog_sync.cli.errors import ExitCode
+from tests.doubles.cli import export_rows, invoke_json
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 runner = CliRunner()
@@ -80,10 +81,7 @@ def merchant_dir(tmp_path: Path) -> Path:
 
 
 def merchant_invoke(workdir: Path, *args: str, state: str = "state") -> tuple[int, Any]:
-    where = [] if args[0] == "validate" else ["--state-dir", str(workdir / state)]
-    result = runner.invoke(cli.app, [*args, "--config", str(workdir / "fernway.toml"), *where, "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, orjson.loads(result.stdout.splitlines()[-1]) if result.stdout.strip() else {}
+    return invoke_json(workdir / "fernway.toml", *args, state_dir=None if args[0] == "validate" else workdir / state)
 
 
 def merchant_invoke_text(workdir: Path, *args: str) -> tuple[int, str]:
@@ -92,11 +90,7 @@ def merchant_invoke_text(workdir: Path, *args: str) -> tuple[int, str]:
 
 
 def merchant_export(workdir: Path, state: str = "state") -> dict[str, dict[str, Any]]:
-    result = runner.invoke(
-        cli.app, ["export", "--config", str(workdir / "fernway.toml"), "--state-dir", str(workdir / state)]
-    )
-    assert result.exit_code == 0, result.output
-    return {row["id"]: row for row in map(orjson.loads, result.stdout.splitlines())}
+    return export_rows(workdir / "fernway.toml", workdir / state)
 
 
 def merchant_text(workdir: Path, size: str) -> str:

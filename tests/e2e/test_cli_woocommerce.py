@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-import orjson
 import pytest
 from typer.testing import CliRunner
 
-from catalog_sync import cli
 from catalog_sync.cli.errors import ExitCode
+from tests.doubles.cli import export_rows, invoke_json
 
 WOOCOMMERCE = Path(__file__).resolve().parents[1] / "data" / "woocommerce"
 runner = CliRunner()
@@ -31,19 +31,12 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def invoke(workdir: Path, *args: str) -> tuple[int, dict]:
-    state = [] if args[0] == "validate" else ["--state-dir", str(workdir / "state")]
-    result = runner.invoke(cli.app, [*args, "--config", str(workdir / "store.toml"), *state, "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, orjson.loads(result.stdout.splitlines()[-1])
+def invoke(workdir: Path, *args: str) -> tuple[int, Any]:
+    return invoke_json(workdir / "store.toml", *args, state_dir=None if args[0] == "validate" else workdir / "state")
 
 
-def exported(workdir: Path) -> dict[str, dict]:
-    result = runner.invoke(
-        cli.app, ["export", "--config", str(workdir / "store.toml"), "--state-dir", str(workdir / "state")]
-    )
-    assert result.exit_code == 0, result.output
-    return {row["id"]: row for row in map(orjson.loads, result.stdout.splitlines())}
+def exported(workdir: Path) -> dict[str, dict[str, Any]]:
+    return export_rows(workdir / "store.toml", workdir / "state")
 
 
 def sync(workdir: Path, catalog: Path) -> dict:
