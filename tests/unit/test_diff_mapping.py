@@ -438,11 +438,44 @@ def test_a_grouped_diff_matches_grouping_by_hand(before: dict[str, int], keys: l
     assert {update.product_id for update in result.fingerprint_updates} <= set(whole)
 
 
-def test_a_csv_without_the_group_by_column_is_refused_whole():
+@pytest.mark.parametrize("kind", ["csv", "tsv"])
+def test_a_csv_or_tsv_without_the_group_by_column_is_refused_whole(kind: str):
+    # Not one product without a key: with the ids read from another column, every product would seem gone.
     config = make_config(source={"group_by": "Handle"}, metadata={})
-    body = b"sku,title,description\r\nA,Tee,Soft\r\nB,Hat,Warm\r\n"
-    with pytest.raises(CatalogFormatError, match=r"catalog\.csv, line 1: the CSV header has no 'Handle' column"):
-        Catalog(config).diff(body)
+    separator = "," if kind == "csv" else "\t"
+    body = "\r\n".join(separator.join(row) for row in [["sku", "title"], ["A", "Tee"], ["B", "Hat"]]).encode()
+    catalog = Catalog(config, kind)
+    with pytest.raises(
+        CatalogFormatError, match=rf"catalog\.{kind}, line 1: the {kind.upper()} header has no 'Handle' column"
+    ):
+        catalog.diff(body)
+    assert catalog.snapshot.live_ids == set()
+
+
+def test_a_row_with_its_id_but_no_group_key_keeps_its_product():
+    config = make_config(source={"group_by": "parent"}, metadata={})
+    catalog = Catalog(config, "jsonl")
+    catalog.diff([{"parent": "p1", "sku": "TEE", "title": "Tee"}, {"parent": "p2", "sku": "HAT", "title": "Hat"}])
+    result = catalog.diff(
+        [{"parent": "", "sku": "TEE", "title": "Tee"}, {"parent": "p2", "sku": "HAT", "title": "Hat"}]
+    )
+    # The row is quarantined under its id, and its product is not deleted: it keeps its last good version.
+    assert [(q.product_id, q.location) for q in result.quarantined] == [("TEE", "line 1")]
+    assert result.counts.deleted == 0 and changes(result) == {}
+
+
+def test_taking_back_a_part_never_withdraws_another_groups_product_of_the_same_id():
+    config = make_config(source={"group_by": "parent"}, metadata={})
+    records = [
+        {"parent": "p1", "sku": "TEE", "title": "Tee"},  # the product TEE
+        {"parent": "p2", "sku": "TEE", "title": "Other"},  # a duplicate id: quarantined
+        {"parent": "p3", "sku": "HAT", "title": "Hat"},
+        {"parent": "p2", "sku": "TEE", "title": "Other"},  # p2 again, apart: p2 is taken back, not p1's TEE
+    ]
+    result = Catalog(config, "jsonl").diff(records)
+    assert sorted(changes(result)) == ["HAT", "TEE"]
+    assert changes(result)["TEE"].text == "Tee"
+    assert [q.location for q in result.quarantined] == ["line 2", "line 4"]
 
 
 # Unsorted groups ([source] sorted = false): a key's rows are joined wherever they are in the file.

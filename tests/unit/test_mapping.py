@@ -162,6 +162,15 @@ def test_html_to_text_reads_the_html_as_a_browser_shows_it():
     assert derive({"from": "body", "transform": "html_to_text"}, [{"body": "<script>x()</script>Plain"}]) == "Plain"
 
 
+def test_html_to_text_loses_nothing_of_a_long_or_deeply_nested_description():
+    # libxml2's defaults silently drop a text node over 10 MB and what is nested deeper than 255 elements.
+    deep = "<div>" * 300 + "deep inside" + "</div>" * 300
+    assert derive({"from": "body", "transform": "html_to_text"}, [{"body": deep}]) == "deep inside"
+    long = "<p>" + "word " * 2_200_000 + "end</p>"  # 11 MB of text in one node
+    text = derive({"from": "body", "transform": "html_to_text"}, [{"body": long}])
+    assert text.endswith("word end") and text.count("word") == 2_200_000
+
+
 def test_transforms_apply_in_order_and_to_each_string_of_a_list():
     rows = [{"body": "<p>One</p>\n<p>two</p>"}, {"body": "<b>Three</b>   four"}]
     both = {"from": "body", "aggregate": "list", "transform": ["html_to_text", "collapse_whitespace"]}

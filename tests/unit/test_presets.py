@@ -115,3 +115,11 @@ def test_config_presets_lists_them():
     result = runner.invoke(cli.app, ["config", "presets", "--json"])
     assert result.exit_code == 0
     assert orjson.loads(result.stdout) == {"presets": preset_names()}
+
+
+def test_the_environment_names_the_preset_as_the_file_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CATALOG_SYNC_PRESET", "shopify-csv")
+    config = load_config(write(tmp_path / "c.toml", 'name = "shop"\n[text]\nfields = ["title"]\n'))
+    # Merged, not only named: the preset's grouping and fields are there, the file's own [text] over them.
+    assert config.preset == "shopify-csv" and config.source.group_by == "Handle"
+    assert "price_max" in config.fields and config.text.fields == ["title"]

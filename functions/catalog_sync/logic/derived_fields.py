@@ -248,8 +248,17 @@ def _aggregator(name: str, aggregate: Aggregate | None) -> Callable[[Reader, Seq
 def _html_to_text(value: str) -> str:
     # Imported when a catalog uses it: lxml is not a cost every cold start pays.
     import html_text
+    import lxml.etree
+    import lxml.html
 
-    return html_text.extract_text(value)
+    # As html_text.parse_html, with huge_tree: libxml2's defaults silently drop a text node over 10 MB and whatever is
+    # nested deeper than 255 elements. A record's size is bounded by the reader's limits already.
+    parser = lxml.html.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
+    body = value.strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    root = lxml.etree.fromstring(body, parser=parser)
+    if root is None:
+        return ""
+    return html_text.extract_text(root)
 
 
 def _collapse_whitespace(value: str) -> str:

@@ -4,7 +4,7 @@ records, or rows grouped into products; valid products are compared with their s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -197,9 +197,25 @@ class Walk:
     def _grouped(self, items: Iterator[RowGroup | LooseRow], stream: CatalogStream) -> None:
         for item in items:
             if isinstance(item, LooseRow):
-                self.differ._quarantine(self.result, item.reason, stream.location(item.position), None, item.record)
+                # A row without its group key but with an id (group_by on another field): that product keeps its
+                # last good version, as for any invalid record; it is not deleted.
+                product_id = self._own_id(item.record)
+                if product_id is not None:
+                    self.seen.setdefault(product_id, item.position)
+                self.differ._quarantine(
+                    self.result, item.reason, stream.location(item.position), product_id, item.record
+                )
             else:
                 self.group(item, stream.location)
+
+    def _own_id(self, record: Mapping[str, Any]) -> str | None:
+        """The id a row names itself, when rows are grouped on another field than the id."""
+        if self._group_ids is None:
+            return None
+        try:
+            return normalize_id(record.get(self.differ.config.id_field))
+        except InvalidRecord:
+            return None
 
     def _rows(
         self, stream: CatalogStream, on_record: Callable[[int], None] | None
@@ -216,15 +232,17 @@ class Walk:
                 self.field_check.observe(record)  # the row as read, before grouping
                 yield position, record, raw
         else:
-            header_checked = stream.kind.format is not CatalogFormat.CSV
+            header_checked = stream.kind.format not in (CatalogFormat.CSV, CatalogFormat.TSV)
             for position, record in stream.records():
                 if not header_checked and READER_ERROR_KEY not in record:
-                    # A CSV row has every column of the header: without this one, no row has a key.
+                    # A CSV or TSV row has every column of the header: without this one, no row has a key (and every
+                    # product would seem gone from the file).
                     if not any(column in record for column in self.differ.mapping.group_columns):
                         raise CatalogFormatError(
                             stream.name,
                             "line 1",
-                            f"the CSV header has no {' or '.join(map(repr, self.differ.mapping.group_columns))}"
+                            f"the {stream.kind.format.value.upper()} header has no"
+                            f" {' or '.join(map(repr, self.differ.mapping.group_columns))}"
                             f" column, the [source] group_by field (columns: {list(record)[:20]})",
                         )
                     header_checked = True
@@ -259,14 +277,16 @@ class Walk:
         except InvalidRecord as exc:
             differ._quarantine(result, str(exc), where, None, raw)
             return
-        if self._group_ids is not None:
-            self._group_ids.setdefault(group.key, product_id)
         if self.wanted is not None and product_id not in self.wanted:
             return
         seen_at = self.seen.get(product_id)
         if seen_at is not None:
             differ._quarantine(result, f"duplicate id (first seen at {location(seen_at)})", where, product_id, raw)
             return
+        if self._group_ids is not None:
+            # Only a group that became its product names it: taking a later part back must not withdraw another
+            # group's product of the same id.
+            self._group_ids.setdefault(group.key, product_id)
         self.seen[product_id] = first
         if group.dropped:
             differ._quarantine(

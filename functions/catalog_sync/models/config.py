@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import tomllib
@@ -298,6 +299,10 @@ def load_config(path: Path, **overrides: Any) -> CatalogConfig:
     """Load a catalog config file (and the preset it names); CATALOG_SYNC_* environment variables override its
     values."""
     data = _read_config_file(path)
+    # The environment overrides the file, its preset too: the preset it names is the one merged in.
+    preset_from_env = os.environ.get(f"{ENV_PREFIX}PRESET")
+    if preset_from_env:
+        data = {**data, "preset": preset_from_env}
     try:
         data = expand_preset(data)
     except ConfigError as exc:
