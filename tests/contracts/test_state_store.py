@@ -112,6 +112,12 @@ def test_the_index_settings_are_recorded_whole_and_survive_reopening(make_store)
     bare = IndexSettings(embedding_model="model", text_template="template-3")
     store.record_index_settings(bare)
     assert make_store().index_settings() == bare
+    # An index part way re-embedded with another embedder is recorded as not settled, and read back so.
+    unsettled = openai.model_copy(update={"settled": False})
+    store.record_index_settings(unsettled)
+    assert make_store().index_settings() == unsettled
+    store.record_index_settings(openai)
+    assert make_store().index_settings().settled is True
 
 
 def test_an_older_run_cannot_overwrite_a_newer_desired_state(make_store):

@@ -344,6 +344,7 @@ def test_read_only_commands_need_no_embedder_after_a_sync_with_another(workdir: 
         "kind": "hashing",
         "settings": {"hashing_dimensions": 384},
         "dimension": 384,
+        "settled": True,
     }
     code, runs = read(workdir, "runs")
     assert code == 0 and [run["status"] for run in runs] == ["succeeded"]
@@ -364,6 +365,31 @@ def test_read_only_commands_need_no_embedder_after_a_sync_with_another(workdir: 
     assert recorded.embedder == IndexEmbedder(
         kind=EmbedderKind.HASHING, settings={"hashing_dimensions": 384}, dimension=384
     )
+
+
+def test_a_partial_re_embed_leaves_an_index_no_one_embedder_can_query_until_a_sync_completes(
+    workdir: Path, built: BuiltEmbedders
+):
+    catalog = write_jsonl(workdir / "c.jsonl", SHOES)
+    assert invoke(workdir, "sync", str(catalog), "--embedder", "hashing")[0] == 0
+    wider = (workdir / "shop.toml").read_text() + '\n[embedder]\nkind = "hashing"\nhashing_dimensions = 512\n'
+    (workdir / "wider.toml").write_text(wider)
+    # Only product 1 is re-embedded with the other embedder: the index now holds vectors of both.
+    code, partial = read(workdir, "sync", str(catalog), "--ids", "1", config="wider.toml")
+    assert code == 0 and partial["applied"]["embedded"] == 1
+    code, status = read(workdir, "status")
+    assert code == 0 and status["embedder"]["settled"] is False
+    assert status["embedder"]["built_with"] == "hashing (384 dimensions)"
+    for config in ("shop.toml", "wider.toml"):
+        code, refused = read(workdir, "query", "running shoe", config=config)
+        assert code == 1 and "holds vectors of two embedders" in refused["error"], refused
+        assert "until a sync completes" in refused["error"]
+    # A sync that completes settles it, with the embedder it completed with.
+    assert read(workdir, "sync", str(catalog), config="wider.toml")[0] == 0
+    code, status = read(workdir, "status")
+    assert status["embedder"]["settled"] is True and status["embedder"]["dimension"] == 512
+    code, matches = read(workdir, "query", "running shoe", "-k", "1")
+    assert code == 0 and [m["id"] for m in matches] == ["1"]
 
 
 def test_another_embedder_on_a_read_only_command_is_refused_without_re_embedding(workdir: Path, built: BuiltEmbedders):

@@ -49,7 +49,8 @@ def _index_embedder_json(item: CatalogState) -> dict[str, Any] | None:
     if item.index is None:
         return None
     recorded = item.index.embedder.model_dump(mode="json") if item.index.embedder is not None else {}
-    return {"built_with": built_with(item.index), "model_id": item.index.embedding_model, **recorded}
+    index = item.index
+    return {"built_with": built_with(index), "model_id": index.embedding_model, "settled": index.settled, **recorded}
 
 
 LEVEL_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -193,7 +194,8 @@ def print_status(status: CatalogStatus, item: CatalogState, runs_shown: int) -> 
         counts += f"  cached embeddings {item.cache_entries:,}"
     out.print(counts, highlight=False)
     if item.index is not None:
-        out.print(f"index built with {escape(built_with(item.index))}", highlight=False)
+        unsettled = "" if item.index.settled else " [yellow](part way re-embedded with another since)[/]"
+        out.print(f"index built with {escape(built_with(item.index))}{unsettled}", highlight=False)
     if item.writer is not None:
         out.print(f"[cyan]writer at work:[/] {escape(item.writer.describe())}", highlight=False)
     for alert in health.alerts:

@@ -155,6 +155,13 @@ def query_embedder(config: CatalogConfig, flag: EmbedderKind | None, index: Inde
             "index is not recorded; pass --embedder to query what is there",
             ExitCode.FAILED,
         )
+    if not index.settled:
+        raise CommandError(
+            f"the index of catalog {config.name!r} holds vectors of two embedders: it was built with "
+            f"{built_with(index)} and a sync that did not complete began re-embedding it; no "
+            "one embedder can query it until a sync completes",
+            ExitCode.FAILED,
+        )
     check_embedder_flag(config.name, index, flag, config.embedder)
     recorded = recorded_embedder(index, config.embedder)
     if flag is None and "kind" in config.embedder.model_fields_set:

@@ -134,3 +134,6 @@ class IndexSettings(BaseModel):
     embedding_model: str
     text_template: str
     embedder: IndexEmbedder | None = None
+    # False once a run began writing another embedder's vectors and none has completed since: the index holds
+    # vectors of two embedders, so no one embedder can query it.
+    settled: bool = True

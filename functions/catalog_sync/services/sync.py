@@ -280,6 +280,7 @@ class SyncService:
         # Every change is pending now; those committed by an interrupted run are the difference (its own counts
         # miss a batch cut short between its commit and its return).
         self._pending_before_apply = self.state.pending_count()
+        self._unsettle_if_another_embedder(result)
         errors = self.dispatch_and_apply(result.changes, report.applied, progress=progress)
         timings["apply_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
@@ -309,6 +310,12 @@ class SyncService:
         counts["pending_after"] = report.pending_after
         self._finish(run, counts, timings)
         return report
+
+    def _unsettle_if_another_embedder(self, result: DiffResult) -> None:
+        """This run writes another embedder's vectors: until a run completes the index holds two embedders'."""
+        recorded = self.state.index_settings()
+        if recorded and recorded.settled and recorded.embedding_model != self.embedder.model_id and result.changes:
+            self.state.record_index_settings(recorded.model_copy(update={"settled": False}))
 
     def dispatch(self, changes: Iterable[Change]) -> int:
         """Queue the changes, priority lane first, a window at a time; returns the messages sent."""

@@ -36,7 +36,8 @@ def show(
         str | None, typer.Option("--preset", help="Show this preset's settings alone, without a catalog's file.")
     ] = None,
 ) -> ExitCode:
-    """The settings a catalog runs with: its file over its preset, the environment's CATALOG_SYNC_* over both."""
+    """The settings a catalog sets: its file over its preset, the environment's CATALOG_SYNC_* over both (the
+    defaults of what none of them sets are not shown)."""
     if preset is not None:
         try:
             settings = load_preset(preset)
@@ -46,13 +47,12 @@ def show(
         return ExitCode.OK
     loaded = state.load(config, None)
     origin = f"its file over preset {loaded.preset!r}" if loaded.preset else "its file"
-    settings = loaded.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for derived in settings["fields"].values():
-        if not derived["transform"]:
-            del derived["transform"]  # no transform: said by its absence, as in a file
+    # Only what the file, its preset and the environment set: a default written out would load back as a setting
+    # someone chose (a config naming its embedder's kind is held to it; written priority fields are checked).
+    settings = loaded.model_dump(mode="json", by_alias=True, exclude_unset=True)
     _print(
         settings,
-        f"catalog {loaded.name}: {origin}, with defaults filled in and CATALOG_SYNC_* applied",
+        f"catalog {loaded.name}: {origin}, CATALOG_SYNC_* applied (defaults not shown)",
         json_output,
     )
     return ExitCode.OK

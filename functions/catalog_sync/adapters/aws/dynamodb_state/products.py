@@ -224,7 +224,11 @@ class ProductState(StateTable):
         return sum(self._parallel(forget, items))
 
     def record_index_settings(self, settings: IndexSettings) -> None:
-        values = {"embedding_model": settings.embedding_model, "text_template": settings.text_template}
+        values: dict[str, object] = {
+            "embedding_model": settings.embedding_model,
+            "text_template": settings.text_template,
+            "settled": settings.settled,
+        }
         if settings.embedder is not None:
             values["embedder"] = settings.embedder.model_dump_json()
         # The whole item is replaced: nothing of an earlier record outlives this one.
@@ -242,4 +246,5 @@ class ProductState(StateTable):
             embedding_model=meta["embedding_model"],
             text_template=meta.get("text_template", ""),
             embedder=IndexEmbedder.model_validate_json(embedder) if embedder else None,
+            settled=bool(meta.get("settled", True)),
         )

@@ -77,7 +77,11 @@ class ProductState(SqliteTable):
         with self._transaction() as connection:
             self._set_meta(
                 connection,
-                [("embedding_model", settings.embedding_model), ("text_template", settings.text_template)],
+                [
+                    ("embedding_model", settings.embedding_model),
+                    ("text_template", settings.text_template),
+                    ("index_settled", "1" if settings.settled else "0"),
+                ],
             )
             if settings.embedder is None:
                 connection.execute("DELETE FROM meta WHERE key = 'embedder'")
@@ -85,11 +89,8 @@ class ProductState(SqliteTable):
                 self._set_meta(connection, [("embedder", settings.embedder.model_dump_json())])
 
     def index_settings(self) -> IndexSettings | None:
-        recorded = dict(
-            self._connection.execute(
-                "SELECT key, value FROM meta WHERE key IN ('embedding_model', 'text_template', 'embedder')"
-            )
-        )
+        keys = ("embedding_model", "text_template", "embedder", "index_settled")
+        recorded = dict(self._connection.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?)", keys))
         if "embedding_model" not in recorded:
             return None
         embedder = recorded.get("embedder")
@@ -97,6 +98,7 @@ class ProductState(SqliteTable):
             embedding_model=recorded["embedding_model"],
             text_template=recorded.get("text_template", ""),
             embedder=IndexEmbedder.model_validate_json(embedder) if embedder else None,
+            settled=recorded.get("index_settled", "1") == "1",
         )
 
     def record_desired(self, changes: Sequence[Change], fingerprint_updates: Sequence[FingerprintUpdate]) -> None:
