@@ -769,3 +769,14 @@ def test_variations_anywhere_match_joining_them_to_their_parent_by_hand(rows: li
     assert len(orphans) == sum(1 for key in keys if key not in parents)
     assert all("is not in the file" in q.reason for q in orphans)
     assert (result.counts.records, result.counts.valid) == (len(records), len(whole))
+
+
+def test_woocommerce_variations_of_a_product_that_keeps_the_stock_are_no_count_of_their_own():
+    # WooCommerce writes "parent" in the Stock of a variation whose product manages the stock.
+    rows = woo_rows()
+    hoodie = {"11", "12", "13", "20"}
+    kept = [dict(row, Stock="30" if row["ID"] == "11" else "parent") if row["ID"] in hoodie else row for row in rows]
+    result = Catalog(woo_config()).diff(kept)
+    assert result.quarantined == []
+    metadata = changes(result)["11"].metadata
+    assert metadata is not None and metadata["stock"] == 30

@@ -108,7 +108,24 @@ class FirstOf:
         return None
 
 
-Reader = FieldPath | FirstOf
+@dataclass(frozen=True, slots=True)
+class Without:
+    """A reader whose listed words read as absent: WooCommerce writes "parent" in a variation's Stock when its
+    product keeps the stock, a word no number aggregate can take."""
+
+    reader: FieldPath | FirstOf | Without
+    absent: frozenset[str]
+
+    def read(self, record: Mapping[str, Any]) -> Any:
+        value = self.reader.read(record)
+        if isinstance(value, str):
+            return None if value.strip() in self.absent else value
+        if isinstance(value, list):
+            return [item for item in value if not (isinstance(item, str) and item.strip() in self.absent)]
+        return value
+
+
+Reader = FieldPath | FirstOf | Without
 
 
 def reader_of(source: str | list[str | FromTemplate]) -> Reader:
@@ -307,7 +324,8 @@ class Derivation:
 
     def __init__(self, name: str, spec: DerivedField) -> None:
         self.name = name
-        self._path = reader_of(spec.source)
+        path = reader_of(spec.source)
+        self._path: Reader = Without(path, frozenset(spec.absent)) if spec.absent else path
         self._aggregate = _aggregator(name, spec.aggregate)
         self._transforms = tuple(_TRANSFORMS[transform] for transform in spec.transform)
         # A value that is already a number (a JSON feed's 15.0) has no unit: its `unit` is absent, not the number.

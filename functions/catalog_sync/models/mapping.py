@@ -115,6 +115,8 @@ class DerivedField(BaseModel):
     transform: list[Transform] = Field(default_factory=list)
     # A list value is joined into one string with this separator.
     join: str | None = None
+    # Words that stand for no value here (compared trimmed): WooCommerce's "parent" in a variation's Stock.
+    absent: list[str] = Field(default_factory=list)
 
     @field_validator("transform", mode="before")
     @classmethod
