@@ -121,7 +121,10 @@ def iter_json_array(
             items = ijson.items(tracker, "item", use_float=True, buf_size=_JSON_CHUNK)
         else:
             events = ijson.parse(tracker, use_float=True, buf_size=_JSON_CHUNK)
-            items = ijson.items(_up_to_the_array(events, records, name, tracker), f"{records}.item")
+            # Records may nest MAX_NESTING deep below the array: one a little deeper is refused as that record (once
+            # built); the document, far deeper, at once.
+            limited = _depth_limited(events, 2 * MAX_NESTING + records.count(".") + 2, name, tracker)
+            items = ijson.items(_up_to_the_array(limited, records, name, tracker), f"{records}.item")
         for index, item in enumerate(items, start=1):
             if type(item) is not dict:
                 raise CatalogFormatError(
@@ -152,6 +155,25 @@ _VALUE_KINDS = {
     "integer": "a number",
     "double": "a number",
 }
+
+
+def _depth_limited(events: Iterator[_Event], limit: int, name: str, tracker: PositionTracker) -> Iterator[_Event]:
+    """The parser's events, refused once the document nests deeper than `limit`: each event of a deeply nested
+    document costs the parser its whole path, so a hostile one would otherwise take quadratic time."""
+    depth = 0
+    for event in events:
+        kind = event[1]
+        if kind in {"start_map", "start_array"}:
+            depth += 1
+            if depth > limit:
+                raise CatalogFormatError(
+                    name,
+                    f"from byte {tracker.record_start:,}",
+                    f"the document is nested more than {limit} levels deep",
+                )
+        elif kind in {"end_map", "end_array"}:
+            depth -= 1
+        yield event
 
 
 def _up_to_the_array(events: Iterator[_Event], path: str, name: str, tracker: PositionTracker) -> Iterator[_Event]:
@@ -210,7 +232,8 @@ def refuse_json_object(
     arrays = _ArraysSeen()
     closed = False
     try:
-        for prefix, kind, _ in ijson.parse(tracker, buf_size=_JSON_CHUNK):
+        events = ijson.parse(tracker, buf_size=_JSON_CHUNK)
+        for prefix, kind, _ in _depth_limited(events, MAX_NESTING, name, tracker):
             if prefix == "" and kind == "end_map":
                 closed = True
             arrays.see(prefix, kind)
@@ -224,6 +247,8 @@ def refuse_json_object(
             )
         where = f"between bytes {tracker.chunk_start:,} and {tracker.position:,}"
         return CatalogFormatError(name, where, f"invalid JSON: {_describe_json_error(exc)}")
+    except CatalogFormatError as exc:  # nested too deep to look into
+        return exc
     except RecordTooLarge:
         return CatalogFormatError(
             name,
