@@ -9,8 +9,21 @@ import orjson
 from typer.testing import CliRunner
 
 from catalog_sync import cli
+from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 
 runner = CliRunner()
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """The hashing test embedder, remembering every text it embedded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts):  # type: ignore[no-untyped-def]
+        self.texts.extend(texts)
+        return super().embed(texts)
 
 
 def invoke_json(config: Path, *args: str, state_dir: Path | None = None) -> tuple[int, Any]:

@@ -20,23 +20,12 @@ from catalog_sync.models.index import IndexEmbedder, IndexSettings
 from catalog_sync.ports import Embedder
 from tests.conftest import product, write_jsonl
 from tests.doubles.catalog_config import SHOP_METADATA, catalog_toml
+from tests.doubles.cli import RecordingEmbedder
 
 runner = CliRunner()
 CONFIG = catalog_toml(
     text_fields=["title", "brand", "category", "description"], metadata={"brand": "string", **SHOP_METADATA}
 )
-
-
-class RecordingEmbedder(HashingEmbedder):
-    """The hashing test embedder, remembering every text it embedded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def embed(self, texts):  # type: ignore[no-untyped-def]
-        self.texts.extend(texts)
-        return super().embed(texts)
 
 
 @pytest.fixture

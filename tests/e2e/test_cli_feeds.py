@@ -8,13 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from typer.testing import CliRunner
 
 from catalog_sync import cli
-from catalog_sync.adapters.embedders.hashing import HashingEmbedder
 from tests.doubles.catalog_config import catalog_toml
+from tests.doubles.cli import RecordingEmbedder, export_rows, invoke_json
 
 FEEDS = Path(__file__).resolve().parent.parent / "data" / "feeds"
 runner = CliRunner()
@@ -50,37 +49,22 @@ SKILLET = {
 }
 
 
-class CountingEmbedder(HashingEmbedder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def embed(self, texts):  # type: ignore[no-untyped-def]
-        self.texts.extend(texts)
-        return super().embed(texts)
-
-
 @pytest.fixture
-def embedder(monkeypatch: pytest.MonkeyPatch) -> CountingEmbedder:
-    shared = CountingEmbedder()
+def embedder(monkeypatch: pytest.MonkeyPatch) -> RecordingEmbedder:
+    shared = RecordingEmbedder()
     monkeypatch.setattr(cli, "build_embedder", lambda settings: shared)
     return shared
 
 
 def invoke(config: Path, *args: str, state: Path | None = None) -> tuple[int, dict[str, Any]]:
-    where = [] if args[0] == "validate" else ["--state-dir", str(state)]
-    result = runner.invoke(cli.app, [*args, "--config", str(config), *where, "--json"])
-    payload = orjson.loads(result.stdout.splitlines()[-1]) if result.stdout.strip() else {}
-    return result.exit_code, payload
+    return invoke_json(config, *args, state_dir=None if args[0] == "validate" else state)
 
 
 def export(config: Path, state: Path) -> dict[str, dict[str, Any]]:
-    result = runner.invoke(cli.app, ["export", "--config", str(config), "--state-dir", str(state)])
-    assert result.exit_code == 0, result.output
-    return {row["id"]: row for row in map(orjson.loads, result.stdout.splitlines())}
+    return export_rows(config, state)
 
 
-def sync_edit_sync(tmp_path: Path, feed: str, embedder: CountingEmbedder) -> dict[str, dict[str, Any]]:
+def sync_edit_sync(tmp_path: Path, feed: str, embedder: RecordingEmbedder) -> dict[str, dict[str, Any]]:
     """Validate and sync the feed, raise one price, sync again: the index as first synced."""
     tmp_path.mkdir(exist_ok=True)
     config = tmp_path / "feed.toml"
@@ -116,7 +100,7 @@ def sync_edit_sync(tmp_path: Path, feed: str, embedder: CountingEmbedder) -> dic
 
 
 def test_a_google_merchant_xml_feed_validates_syncs_and_a_price_edit_is_metadata_only(
-    tmp_path: Path, embedder: CountingEmbedder
+    tmp_path: Path, embedder: RecordingEmbedder
 ):
     index = sync_edit_sync(tmp_path, "merchant.xml", embedder)
     assert index["HK-1001"]["metadata"] == SKILLET
@@ -130,7 +114,7 @@ def test_a_google_merchant_xml_feed_validates_syncs_and_a_price_edit_is_metadata
     assert any("<p>Pre-seasoned <b>cast iron</b> skillet &amp; lid.</p>" in text for text in texts), texts
 
 
-def test_the_same_feed_tab_separated_gives_the_same_index(tmp_path: Path, embedder: CountingEmbedder):
+def test_the_same_feed_tab_separated_gives_the_same_index(tmp_path: Path, embedder: RecordingEmbedder):
     from_tsv = sync_edit_sync(tmp_path / "tsv", "merchant.tsv", embedder)
     texts_from_tsv = list(embedder.texts)
     embedder.texts.clear()
@@ -171,7 +155,7 @@ API_RESPONSE: dict[str, Any] = {
 }
 
 
-def test_an_api_response_wrapping_its_array_syncs_with_source_records(tmp_path: Path, embedder: CountingEmbedder):
+def test_an_api_response_wrapping_its_array_syncs_with_source_records(tmp_path: Path, embedder: RecordingEmbedder):
     metadata = {"price": "number", "stock": "integer", "tags": "string_list", "availability": "string"}
     config = tmp_path / "api.toml"
     catalog = tmp_path / "products.json"

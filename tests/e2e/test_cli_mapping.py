@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from catalog_sync import cli
 from catalog_sync.cli.errors import ExitCode
+from tests.doubles.cli import export_rows, invoke_json
 
 SHOPIFY = Path(__file__).resolve().parents[1] / "data" / "shopify"
 runner = CliRunner()
@@ -25,19 +26,14 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def invoke(workdir: Path, *args: str, config: str = "catalog.toml") -> tuple[int, dict]:
-    state = [] if args[0] == "validate" else ["--state-dir", str(workdir / "state")]
-    result = runner.invoke(cli.app, [*args, "--config", str(workdir / config), *state, "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    payload = orjson.loads(result.stdout.splitlines()[-1]) if result.stdout.strip() else {}
-    return result.exit_code, payload
+    return invoke_json(workdir / config, *args, state_dir=None if args[0] == "validate" else workdir / "state")
 
 
 def exported(workdir: Path) -> dict[str, dict]:
-    result = runner.invoke(
-        cli.app, ["export", "--config", str(workdir / "catalog.toml"), "--state-dir", str(workdir / "state")]
-    )
-    assert result.exit_code == 0, result.output
-    return {row["id"]: row["metadata"] for row in map(orjson.loads, result.stdout.splitlines())}
+    return {
+        product_id: row["metadata"]
+        for product_id, row in export_rows(workdir / "catalog.toml", workdir / "state").items()
+    }
 
 
 def test_validate_sync_then_a_variant_price_edit_is_a_metadata_only_change(workdir: Path):
